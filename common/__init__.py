@@ -1,0 +1,1 @@
+"""Shared library: data, models, bilevel methods and the training loop."""

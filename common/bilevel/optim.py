@@ -1,0 +1,48 @@
+"""Optimiser updates with the exact semantics of the original code.
+
+The originals use TF1's ``tf.train.AdamOptimizer``. Keras 3's Adam computes the same update,
+but a bilevel method needs two things Keras does not give it: a learning rate that is a
+variable the method itself owns and decays (the penalty schedule multiplies it on every passed
+convergence test), and moment slots it can address by name (per-example importance state swaps
+them in and out per mini-batch). ``tests/common/test_bilevel_optim.py`` pins this class to
+``keras.optimizers.Adam`` step for step.
+"""
+
+import tensorflow as tf
+
+
+class Adam(tf.Module):
+  """Adam as in TF1: ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``, epsilon outside the root.
+
+  The defaults are TF1's (epsilon 1e-8; Keras' default is 1e-7).
+  """
+
+  def __init__(self, variables, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+               name=None):
+    super().__init__(name=name)
+    if not variables:
+      raise ValueError("Adam needs at least one variable to optimise.")
+    dtype = variables[0].dtype
+    self.learning_rate = tf.Variable(learning_rate, dtype=dtype, trainable=False,
+                                     name="learning_rate")
+    self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+    self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+    self.m = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="m")
+              for v in variables]
+    self.v = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="v")
+              for v in variables]
+
+  def apply(self, grads, variables):
+    """One Adam step of every variable along its gradient (same order as at construction)."""
+    if len(grads) != len(self.m):
+      raise ValueError(f"Adam was built for {len(self.m)} variables, got {len(grads)} gradients.")
+    t = tf.cast(self.iterations + 1, self.learning_rate.dtype)
+    b1 = tf.cast(self.beta_1, t.dtype)
+    b2 = tf.cast(self.beta_2, t.dtype)
+    lr_t = self.learning_rate * tf.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    for g, var, m, v in zip(grads, variables, self.m, self.v):
+      g = tf.convert_to_tensor(g, dtype=var.dtype)
+      m.assign(self.beta_1 * m + (1.0 - self.beta_1) * g)
+      v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(g))
+      var.assign_sub(tf.cast(lr_t, var.dtype) * m / (tf.sqrt(v) + self.epsilon))
+    self.iterations.assign_add(1)

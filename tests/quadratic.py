@@ -1,0 +1,49 @@
+"""A quadratic bilevel problem with closed-form optimum and hypergradient (float64).
+
+    g(u, v) = 1/2 v'Av - v'Bu            v*(u) = A^-1 B u
+    f(u, v) = 1/2 |v - c|^2 + 1/2 u'Du   F(u) = f(u, v*(u))
+    dF/du   = Du + B' A^-1 (v*(u) - c)
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from common.bilevel import BilevelProblem
+
+
+class Quadratic(BilevelProblem):
+
+  def __init__(self, n=4, m=3, seed=0, dtype=tf.float64):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n, n))
+    self.A = q @ q.T / n + np.eye(n)
+    self.B = rng.normal(size=(n, m))
+    self.c = rng.normal(size=n)
+    self.D = 0.1 * np.eye(m)
+    self.u = tf.Variable(rng.normal(size=m), dtype=dtype, name="u")
+    self.v = tf.Variable(rng.normal(size=n), dtype=dtype, name="v")
+    self.outer_variables = [self.u]
+    self.inner_variables = [self.v]
+    self._A, self._B, self._c, self._D = (tf.constant(x, dtype) for x in
+                                          (self.A, self.B, self.c, self.D))
+
+  def inner_cost(self, u, v, batch):
+    (u,), (v,) = u, v
+    return 0.5 * tf.tensordot(v, tf.linalg.matvec(self._A, v), 1) - tf.tensordot(
+        v, tf.linalg.matvec(self._B, u), 1)
+
+  def outer_cost(self, u, v, batch):
+    (u,), (v,) = u, v
+    return 0.5 * tf.reduce_sum(tf.square(v - self._c)) + 0.5 * tf.tensordot(
+        u, tf.linalg.matvec(self._D, u), 1)
+
+  # closed forms (numpy)
+  def v_star(self, u):
+    return np.linalg.solve(self.A, self.B @ u)
+
+  def hypergradient(self, u):
+    return self.D @ u + self.B.T @ np.linalg.solve(self.A, self.v_star(u) - self.c)
+
+  def u_star(self):
+    M = np.linalg.solve(self.A, self.B)
+    return np.linalg.solve(M.T @ M + self.D, M.T @ self.c)
