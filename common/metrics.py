@@ -1,0 +1,49 @@
+"""Evaluation metrics: accuracy of a classifier, and how well weights find corrupted points."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from sklearn import metrics as skm
+
+
+def predict(model, x, batch_size=1000):
+  """Predicted classes of ``model`` (inference mode) on numpy ``x``."""
+  call = tf.function(lambda xb: tf.argmax(model(xb, training=False), axis=-1))
+  preds = [call(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+  return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
+
+
+def accuracy(model, x, y, batch_size=1000, legacy_divisor_batch=None):
+  """Fraction of ``x`` classified as ``y``.
+
+  ``legacy_divisor_batch=B`` reproduces the original ``eval_simple``, which divides the number
+  of correct predictions by ceil(N / B) * B (too low when N is not a multiple of B).
+  """
+  correct = int(np.sum(predict(model, x, batch_size) == np.asarray(y)))
+  divisor = len(y)
+  if legacy_divisor_batch:
+    divisor = math.ceil(len(y) / legacy_divisor_batch) * legacy_divisor_batch
+  return correct / max(divisor, 1)
+
+
+def detection(weights, corrupted, threshold=0.5):
+  """How well low weights single out corrupted points.
+
+  A point is *flagged* as corrupted when its weight is at most ``threshold``. Returns precision
+  and recall of the flags, the ROC AUC of ``-weight`` as a corruption score, and counts.
+  """
+  weights = np.asarray(weights, np.float64)
+  corrupted = np.asarray(corrupted, bool)
+  flagged = weights <= threshold
+  tp = int(np.sum(flagged & corrupted))
+  out = {
+      "flagged": int(flagged.sum()),
+      "corrupted": int(corrupted.sum()),
+      "precision": tp / flagged.sum() if flagged.any() else float("nan"),
+      "recall": tp / corrupted.sum() if corrupted.any() else float("nan"),
+      "roc_auc": float("nan"),
+  }
+  if 0 < corrupted.sum() < len(corrupted):
+    out["roc_auc"] = float(skm.roc_auc_score(corrupted, -weights))
+  return out

@@ -1,0 +1,145 @@
+"""The papers' Keras architectures, and the hook for a user's own model.
+
+Every model maps images to *logits* (no softmax): the originals took the pre-softmax tensor
+through cleverhans' ``get_logits``, and the losses here apply the softmax themselves.
+Initialisers are the Keras defaults (Glorot-uniform kernels, zero biases), as in the originals.
+
+A user's model is named ``package.module:function``; the function is called as
+``function(input_shape, num_classes)`` and must return a built ``keras.Model`` whose output has
+shape ``(batch, num_classes)``.
+"""
+
+import importlib
+
+import keras
+from keras import layers
+
+
+def mnist_logreg(input_shape=(28, 28, 1), num_classes=10):
+  """Multinomial logistic regression (MNIST small scale): 7,850 parameters."""
+  return keras.Sequential([
+      keras.Input(input_shape),
+      layers.Flatten(),
+      layers.Dense(num_classes),
+  ], name="mnist_logreg")
+
+
+def mnist_cnn(input_shape=(28, 28, 1), num_classes=10):
+  """The MNIST CNN of the large-scale experiment (valid padding): 1,389,578 parameters."""
+  return keras.Sequential([
+      keras.Input(input_shape),
+      layers.Conv2D(64, 5, activation="relu"),
+      layers.MaxPooling2D(2),
+      layers.Dropout(0.25),
+      layers.Conv2D(128, 5, activation="relu"),
+      layers.MaxPooling2D(2),
+      layers.Dropout(0.25),
+      layers.Flatten(),
+      layers.Dense(512, activation="relu"),
+      layers.Dropout(0.5),
+      layers.Dense(256, activation="relu"),
+      layers.Dropout(0.5),
+      layers.Dense(num_classes),
+  ], name="mnist_cnn")
+
+
+def cifar10_cnn(input_shape=(32, 32, 3), num_classes=10):
+  """The CIFAR-10 CNN (32 -> 30 -> 15 -> 13 -> 6 -> 4 -> 2): 1,172,410 parameters."""
+  blocks = []
+  for width in (48, 96, 192):
+    blocks += [
+        layers.Conv2D(width, 3, padding="same", activation="relu"),
+        layers.Conv2D(width, 3, padding="valid", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.25),
+    ]
+  return keras.Sequential([
+      keras.Input(input_shape),
+      *blocks,
+      layers.Flatten(),
+      layers.Dense(512, activation="relu"),
+      layers.Dropout(0.5),
+      layers.Dense(256, activation="relu"),
+      layers.Dropout(0.5),
+      layers.Dense(num_classes),
+  ], name="cifar10_cnn")
+
+
+def svhn_cnn(input_shape=(32, 32, 1), num_classes=10):
+  """The SVHN CNN on greyscale input, all same padding: 1,340,650 parameters."""
+  blocks = []
+  for width in (32, 64, 128):
+    blocks += [
+        layers.Conv2D(width, 3, padding="same", activation="relu"),
+        layers.Conv2D(width, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.3),
+    ]
+  return keras.Sequential([
+      keras.Input(input_shape),
+      *blocks,
+      layers.Flatten(),
+      layers.Dense(512, activation="relu"),
+      layers.Dropout(0.3),
+      layers.Dense(num_classes),
+  ], name="svhn_cnn")
+
+
+MODELS = {
+    "mnist_logreg": mnist_logreg,
+    "mnist_cnn": mnist_cnn,
+    "cifar10_cnn": cifar10_cnn,
+    "svhn_cnn": svhn_cnn,
+}
+
+
+def resolve(spec):
+  """The model-building function named by ``spec`` (a registry name or ``pkg.module:fn``)."""
+  if spec in MODELS:
+    return MODELS[spec]
+  if ":" not in spec:
+    raise ValueError(f"Unknown model {spec!r}: use one of {sorted(MODELS)} or your own as "
+                     "'package.module:function' (called as function(input_shape, num_classes)).")
+  module_name, _, fn_name = spec.partition(":")
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise ValueError(f"Cannot import module {module_name!r} of model {spec!r}: {e}. "
+                     "Is it on PYTHONPATH?") from e
+  fn = getattr(module, fn_name, None)
+  if not callable(fn):
+    raise ValueError(f"Module {module_name!r} has no function {fn_name!r} (model {spec!r}).")
+  return fn
+
+
+def build(spec, input_shape, num_classes):
+  """Build model ``spec`` and check that it maps ``input_shape`` images to ``num_classes``."""
+  model = resolve(spec)(tuple(input_shape), num_classes)
+  if not isinstance(model, keras.Model):
+    raise ValueError(f"Model {spec!r} returned {type(model).__name__}, not a keras.Model.")
+  if not model.built:
+    model.build((None, *input_shape))
+  out_shape = tuple(model.compute_output_shape((1, *input_shape)))
+  if out_shape != (1, num_classes):
+    raise ValueError(f"Model {spec!r} maps inputs of shape {tuple(input_shape)} to "
+                     f"{out_shape[1:]}, expected logits of shape ({num_classes},).")
+  return model
+
+
+def forward(model, weights, x, training=False):
+  """Logits of ``model`` at trainable ``weights`` (tensors, possibly not its variables).
+
+  Pure in the weights, so costs built on it can be differentiated twice (rule 1 of
+  DESIGN.md). In training mode the model's non-trainable state (dropout seeds, batch-norm
+  statistics) advances, as a normal training-mode call would.
+  """
+  non_trainable = [v.value for v in model.non_trainable_variables]
+  logits, new_state = model.stateless_call(weights, non_trainable, x, training=training)
+  if training:
+    for var, value in zip(model.non_trainable_variables, new_state):
+      var.assign(value)
+  return logits
+
+
+def count_params(model):
+  return int(sum(int(v.numpy().size) for v in model.weights))

@@ -1,0 +1,251 @@
+"""THE training loop: every phase of every experiment runs through ``Runner.run_phase``.
+
+What it gives each run, in ``workdir``:
+  config.json         the resolved config (a different config in the same workdir is an error)
+  checkpoints/        everything stateful, every ``checkpoint_every`` steps and at phase ends
+  metrics.jsonl       one JSON record per logged step and per epoch end
+  tensorboard/        the same scalars as TensorBoard events
+  results.json        written once, atomically, at the end
+
+Re-running the same command resumes: every phase records how many steps it has done in the
+checkpoint, finished phases are skipped, the interrupted one continues from its last
+checkpoint. Batches are a pure function of the step number (``batch_fn(step)``), so a resumed
+run sees the same data as an uninterrupted one. A non-finite metric stops the run at once with
+the step at which it appeared; the checkpoint on disk stays the last good one.
+"""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+
+def default_config():
+  return ml_collections.ConfigDict({
+      "jit_compile": False,      # XLA: helps on GPU, often not on CPU; measure.
+      "eager": False,            # run steps eagerly (debugging); slow
+      "checkpoint_every": 500,   # steps; also at the end of every phase
+      "log_every": 10,           # steps between metrics.jsonl / TensorBoard records
+      "progress_bar": True,
+  })
+
+
+class NonFiniteError(FloatingPointError):
+  """A metric became NaN or Inf; the message says where and which checkpoint is kept."""
+
+
+class ConfigMismatchError(ValueError):
+  """The workdir holds a run made with another config."""
+
+
+def git_commit():
+  here = pathlib.Path(__file__).resolve().parent
+  try:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                         timeout=10, check=True)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
+                           text=True, timeout=10).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+
+
+def write_json_atomic(path, obj):
+  path = pathlib.Path(path)
+  tmp = path.with_suffix(path.suffix + ".tmp")
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+  os.replace(tmp, path)
+
+
+def _json_default(x):
+  if isinstance(x, (np.integer,)):
+    return int(x)
+  if isinstance(x, (np.floating,)):
+    return float(x)
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+class Runner:
+  """Runs named phases with checkpoint/resume, logging and a NaN guard.
+
+  Args:
+    workdir: output folder (created).
+    config: the ``runner`` config block (see ``default_config``).
+    state: dict name -> trackable (models, methods, problems, tf.Variables) saved in the
+      checkpoint. Create everything a run will touch before constructing the Runner, so a
+      resumed run restores it all.
+    phases: names of all phases the run may execute, in order.
+    run_config: the full experiment config, saved as config.json and compared on resume.
+  """
+
+  def __init__(self, workdir, config, state, phases, run_config=None, log=None):
+    self.workdir = pathlib.Path(workdir)
+    self.config = config
+    self.log = log or (lambda msg: print(msg, flush=True))
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    if run_config is not None:
+      self._check_config(run_config)
+    self.progress = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=f"{name}_steps")
+                     for name in phases}
+    self.checkpoint = tf.train.Checkpoint(progress=self.progress, **state)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, self.workdir / "checkpoints",
+                                              max_to_keep=2)
+    self.metrics_path = self.workdir / "metrics.jsonl"
+    self.resumed = False
+    if self.manager.latest_checkpoint:
+      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+      self.resumed = True
+      done = {k: int(v.numpy()) for k, v in self.progress.items()}
+      self.log(f"Resuming from {self.manager.latest_checkpoint} (steps done per phase: {done}).")
+      self._truncate_metrics(done)
+    self.writer = tf.summary.create_file_writer(str(self.workdir / "tensorboard"))
+    self.phase_seconds = {}
+
+  # -- set-up helpers ----------------------------------------------------------------------
+
+  def _check_config(self, run_config):
+    path = self.workdir / "config.json"
+    current = json.loads(run_config.to_json_best_effort())
+    if path.exists():
+      saved = json.loads(path.read_text())
+      if saved != current:
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        raise ConfigMismatchError(
+            f"{self.workdir} holds a run made with a different config (top-level fields that "
+            f"differ: {diff}). Use another --workdir, or delete this one to start over.")
+    else:
+      write_json_atomic(path, current)
+
+  def _truncate_metrics(self, done):
+    """Drop records logged after the checkpoint we resume from (they will be logged again)."""
+    if not self.metrics_path.exists():
+      return
+    kept = []
+    for line in self.metrics_path.read_text().splitlines():
+      rec = json.loads(line)
+      if rec.get("step", 0) <= done.get(rec.get("phase"), 0):
+        kept.append(line)
+    tmp = self.metrics_path.with_suffix(".tmp")
+    tmp.write_text("".join(k + "\n" for k in kept))
+    os.replace(tmp, self.metrics_path)
+
+  def steps_done(self, phase):
+    return int(self.progress[phase].numpy())
+
+  def compile(self, fn):
+    if self.config.eager:
+      return fn
+    return tf.function(fn, jit_compile=bool(self.config.jit_compile), reduce_retracing=False)
+
+  # -- logging -----------------------------------------------------------------------------
+
+  def record(self, phase, step, metrics, kind="step"):
+    """Append one record to metrics.jsonl and TensorBoard."""
+    rec = {"phase": phase, "step": int(step), "kind": kind, "time": time.time()}
+    rec.update({k: _to_python(v) for k, v in metrics.items()})
+    with self.metrics_path.open("a") as fh:
+      fh.write(json.dumps(rec, default=_json_default) + "\n")
+    with self.writer.as_default():
+      for k, v in metrics.items():
+        v = _to_python(v)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+          tf.summary.scalar(f"{phase}/{k}", v, step=int(step))
+
+  # -- the loop ----------------------------------------------------------------------------
+
+  def run_phase(self, name, step_fn, batch_fn, num_steps, steps_per_epoch=None,
+                on_start=None, on_epoch_end=None):
+    """Run ``step_fn(batch_fn(step))`` for steps [done, num_steps) of phase ``name``.
+
+    ``on_start()`` runs once, when the phase starts from step 0 (not on resume).
+    ``on_epoch_end(epoch)`` (epochs counted from 1) returns a dict of metrics to record.
+    ``step_fn`` must return a dict of scalar tensors; it is compiled here.
+    """
+    num_steps = int(num_steps)
+    done = self.steps_done(name)
+    if done >= num_steps:
+      self.log(f"[{name}] already complete ({done} steps), skipped.")
+      return
+    if done == 0 and on_start is not None:
+      on_start()
+    compiled = self.compile(step_fn)
+    last_saved = done
+    started = time.time()
+    bar = tqdm.tqdm(total=num_steps, initial=done, desc=name, unit="step", dynamic_ncols=True,
+                    disable=not self.config.progress_bar, file=sys.stderr, mininterval=1.0)
+    try:
+      for step in range(done, num_steps):
+        metrics = compiled(batch_fn(step))
+        values = {k: _to_python(v) for k, v in metrics.items()}
+        bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+        if bad:
+          raise NonFiniteError(
+              f"[{name}] non-finite {', '.join(f'{k}={values[k]}' for k in bad)} at step "
+              f"{step + 1}; every metric was finite up to step {step}. Stopped; the last good "
+              f"checkpoint (step {last_saved} of this phase) is kept in "
+              f"{self.workdir / 'checkpoints'}. Lower the learning rates or check the data, "
+              "then re-run the same command to resume from it.")
+        self.progress[name].assign(step + 1)
+        if (step + 1) % self.config.log_every == 0 or step + 1 == num_steps:
+          self.record(name, step + 1, values)
+          bar.set_postfix({k: f"{v:.4g}" for k, v in list(values.items())[:3]}, refresh=False)
+        if steps_per_epoch and (step + 1) % steps_per_epoch == 0 and on_epoch_end is not None:
+          epoch_metrics = on_epoch_end((step + 1) // steps_per_epoch)
+          if epoch_metrics:
+            self.record(name, step + 1, epoch_metrics, kind="epoch")
+            bar.write(f"[{name}] epoch {(step + 1) // steps_per_epoch}: " + ", ".join(
+                f"{k}={_fmt(v)}" for k, v in epoch_metrics.items()))
+        if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == num_steps:
+          self.manager.save(checkpoint_number=self._checkpoint_number())
+          last_saved = step + 1
+        bar.update(1)
+    finally:
+      bar.close()
+      self.writer.flush()
+    self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.time() - started
+    if not self.config.eager and hasattr(compiled, "experimental_get_tracing_count"):
+      traces = compiled.experimental_get_tracing_count()
+      if traces > 1:
+        self.log(f"[{name}] warning: the step was traced {traces} times (shapes not static?).")
+
+  def _checkpoint_number(self):
+    return int(sum(int(v.numpy()) for v in self.progress.values()))
+
+  # -- the end -----------------------------------------------------------------------------
+
+  def write_results(self, results):
+    results = dict(results)
+    results.setdefault("git_commit", git_commit())
+    results.setdefault("phase_seconds_this_invocation", self.phase_seconds)
+    write_json_atomic(self.workdir / "results.json", results)
+    self.log(f"Results written to {self.workdir / 'results.json'}")
+
+
+def _to_python(v):
+  if isinstance(v, (tf.Tensor, tf.Variable, np.ndarray, np.generic)):
+    v = np.asarray(v)
+    return v.item() if v.size == 1 else v.tolist()
+  return v
+
+
+def _fmt(v):
+  return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def summary_table(rows, columns):
+  """A fixed-width text table: ``rows`` is a list of dicts, ``columns`` (key, header) pairs."""
+  cells = [[h for _, h in columns]] + [[_fmt(r.get(k, "")) for k, _ in columns] for r in rows]
+  widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+  lines.insert(1, "  ".join("-" * w for w in widths))
+  return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""Fields shared by every importance-learning config, with the MNIST small-scale values.
+
+Each paper-row config starts from ``base()`` and changes what its script changed. Config
+arguments (after the colon in ``--config=...py:ARG``) are comma-separated: a noise level such
+as ``0.25`` and/or ``tiny`` (a few steps, for smoke tests).
+"""
+
+import ml_collections
+
+from common import runner
+from common.bilevel import Penalty
+
+
+def base():
+  c = ml_collections.ConfigDict()
+  # Data.
+  c.dataset = "mnist"
+  c.source = "files"          # files | tfds | embedded (MNIST only)
+  c.data_dir = ""
+  c.split = "small"
+  c.tfds_download = False     # let TFDS download when online
+  c.svhn_rescale = False      # the original keeps SVHN grey values on the 0-255 scale
+  c.noise = 0.5               # fraction of training labels flipped (the first floor(noise*N))
+  c.augmentation = "none"     # none | cifar
+  # Model and method.
+  c.model = "mnist_logreg"    # a name in common.models.MODELS or 'package.module:function'
+  c.method = "penalty"
+  c.penalty = Penalty.default_config()
+  c.batch_size = 200          # training mini-batch (the importance slot)
+  c.val_batch_size = 200      # validation mini-batch, redrawn every step
+  c.epochs = 100              # bilevel epochs
+  c.per_example_state = False  # True: outer Adam moments stored per training point
+  c.dropout_in_training = False  # the original never set Keras' learning phase: dropout off
+  c.importance_init = ml_collections.ConfigDict(
+      {"a_lo": 0.4, "a_hi": 0.6, "legacy_scalar_argmax": False})
+  c.pretrain = ml_collections.ConfigDict({"epochs": 100, "lr": 1e-4})
+  c.retrain = ml_collections.ConfigDict(
+      {"enabled": True, "threshold": 0.9, "epochs": 500, "lr": 1e-4})
+  c.baseline = ml_collections.ConfigDict(
+      {"enabled": True, "epochs": 100, "lr": 1e-4, "include_val": True})
+  # Evaluation and running.
+  c.eval_batch_size = 1000
+  c.eval_every_epochs = 1
+  c.legacy_eval_divisor = False   # True: the original's ceil(N/200)*200 test divisor
+  c.seed = 0
+  c.deterministic = True          # tf op determinism: same seed, same numbers (CPU)
+  c.runner = runner.default_config()
+  return c
+
+
+def apply_args(c, arg, default_noise):
+  """Apply ``noise`` and ``tiny`` from the config argument string."""
+  c.noise = default_noise
+  for token in filter(None, (arg or "").split(",")):
+    if token == "tiny":
+      shrink_to_tiny(c)
+    else:
+      try:
+        c.noise = float(token)
+      except ValueError:
+        raise ValueError(f"Config argument {token!r} is neither a noise level nor 'tiny'.") \
+            from None
+  return c
+
+
+def shrink_to_tiny(c):
+  """Seconds-long variant of any config (same code paths, a handful of steps)."""
+  c.epochs = 2
+  c.penalty.inner_steps = 2
+  c.pretrain.epochs = 1
+  c.retrain.epochs = 1
+  c.baseline.epochs = 1
+  c.runner.progress_bar = False
+  c.runner.log_every = 1
+  c.runner.checkpoint_every = 2

@@ -1,0 +1,244 @@
+"""The importance-learning protocol of the penalty paper, phase by phase.
+
+  baseline  plain training on the noisy training set (+ the clean validation set): the
+            comparison every run reports
+  pretrain  plain training of the bilevel classifier on the validation set only
+  bilevel   importances initialised by agreement with the pretrained model (a_hi / a_lo),
+            then epochs of bilevel steps; at each epoch end the importances are renormalised
+            to mean 0.5 and the classifier is evaluated on the test set
+  retrain   (small-scale protocol) a fresh classifier trained on {a > threshold} + validation
+
+Every phase runs through ``common.runner.Runner``; a re-run of the same command resumes.
+"""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import bilevel
+from common import data as datalib
+from common import metrics as metriclib
+from common import models
+from common import runner as runnerlib
+from common.data import augment as augmentlib
+from common.problems import Classification
+from importance_learning.problem import ImportanceProblem
+
+PHASES = ("baseline", "pretrain", "bilevel", "retrain")
+
+
+def validate(config):
+  """Fail fast, before any data is read or any file written, on a bad config."""
+  if not 0.0 <= config.noise <= 1.0:
+    raise ValueError(f"noise must be a fraction in [0, 1], got {config.noise}.")
+  if config.dataset not in datalib.DATASETS:
+    raise ValueError(f"Unknown dataset {config.dataset!r}; choose one of "
+                     f"{sorted(datalib.DATASETS)}.")
+  method = bilevel.get_method(config.method)
+  if not method.needs_outer_variables:
+    raise ValueError(f"method {config.method!r} learns no importances (the plain baseline runs "
+                     "in every experiment anyway); choose one of "
+                     f"{sorted(n for n, m in bilevel.METHODS.items() if m.needs_outer_variables)}.")
+  if config.method not in config:
+    raise ValueError(f"the config has no block '{config.method}' for method {config.method!r}.")
+  models.resolve(config.model)
+  if config.augmentation not in augmentlib.AUGMENTATIONS:
+    raise ValueError(f"Unknown augmentation {config.augmentation!r}; choose one of "
+                     f"{sorted(augmentlib.AUGMENTATIONS)}.")
+  a_lo, a_hi = config.importance_init.a_lo, config.importance_init.a_hi
+  if not (0.0 < a_lo < 1.0 and 0.0 < a_hi < 1.0):
+    raise ValueError(f"importance_init a_lo and a_hi must lie in (0, 1), got {a_lo}, {a_hi}.")
+  for key in ("batch_size", "val_batch_size", "epochs"):
+    if int(config[key]) < 1:
+      raise ValueError(f"{key} must be >= 1, got {config[key]}.")
+
+
+class _Batcher:
+  """Batches as a pure function of the step number, so resumed runs see the same data."""
+
+  def __init__(self, x, y, batch_size, seed, stream, augment=None):
+    self.x = tf.constant(x)
+    self.y = tf.constant(np.asarray(y, np.int64))
+    self.n = len(x)
+    self.batch_size = batch_size
+    self.steps_per_epoch = self.n // batch_size
+    if self.steps_per_epoch < 1:
+      raise ValueError(f"{stream}: {self.n} examples are fewer than one batch of {batch_size}.")
+    self.seed, self.stream = seed, stream
+    self.augment = augment
+    self._perm_epoch, self._perm = None, None
+
+  def _rng(self, *keys):
+    return np.random.default_rng([self.seed, self.stream_id, *keys])
+
+  @property
+  def stream_id(self):
+    return sum(ord(c) * 31 ** i for i, c in enumerate(self.stream)) % (2 ** 31)
+
+  def epoch_batch(self, step):
+    """Batch ``step`` of an epoch-wise reshuffled pass (without replacement)."""
+    epoch, k = divmod(step, self.steps_per_epoch)
+    if self._perm_epoch != epoch:
+      self._perm_epoch, self._perm = epoch, self._rng(epoch).permutation(self.n)
+    return self._gather(self._perm[k * self.batch_size:(k + 1) * self.batch_size], step)
+
+  def random_batch(self, step):
+    """``batch_size`` points drawn without replacement, independently at every step."""
+    return self._gather(self._rng(step).choice(self.n, self.batch_size, replace=False), step)
+
+  def _gather(self, index, step):
+    index = tf.constant(index, tf.int64)
+    x = tf.gather(self.x, index)
+    if self.augment is not None:
+      x = self.augment(x, seed=(self.seed, self.stream_id, step))
+    return {"x": x, "y": tf.gather(self.y, index), "index": index}
+
+
+def _plain_config(lr):
+  cfg = bilevel.Plain.default_config()
+  cfg.lr = lr
+  return cfg
+
+
+def run(config, workdir, log=print):
+  """Run the whole protocol (resuming from ``workdir``) and return the results dict."""
+  validate(config)
+  t_start = time.time()
+  keras.utils.set_random_seed(config.seed)
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+  ds = datalib.load(config.dataset, source=config.source, data_dir=config.data_dir,
+                    split=config.split, tfds_download=config.tfds_download,
+                    svhn_rescale=config.svhn_rescale)
+  if ds.info.get("scaled"):
+    log(f"NOTE: {ds.info['note']}")
+  y_noisy, corrupted = datalib.flip_labels(ds.y_train, config.noise, ds.num_classes, config.seed)
+  n_train, shape = len(ds.x_train), ds.x_train.shape[1:]
+  log(f"{config.dataset} ({ds.info['source']}): train {n_train} ({int(corrupted.sum())} "
+      f"labels corrupted), val {len(ds.x_val)}, test {len(ds.x_test)}.")
+
+  build = lambda: models.build(config.model, shape, ds.num_classes)
+  augment = augmentlib.AUGMENTATIONS[config.augmentation]
+  method_cfg = config[config.method]
+
+  # Everything stateful is created before the runner restores the checkpoint.
+  base_model, clf_model, retrain_model = build(), build(), build()
+  imp = ImportanceProblem(clf_model, n_train, config.batch_size, config.dropout_in_training,
+                          config.per_example_state)
+  method = bilevel.build_method(config.method, imp, method_cfg)
+  baseline_x = np.concatenate([ds.x_train, ds.x_val]) if config.baseline.include_val \
+      else ds.x_train
+  baseline_y = np.concatenate([y_noisy, ds.y_val]) if config.baseline.include_val else y_noisy
+  plain = {}
+  for name, model, lr in (("baseline", base_model, config.baseline.lr),
+                          ("pretrain", clf_model, config.pretrain.lr),
+                          ("retrain", retrain_model, config.retrain.lr)):
+    plain[name] = bilevel.Plain(Classification(model, training=config.dropout_in_training),
+                                _plain_config(lr))
+  state = dict(base_model=base_model, clf_model=clf_model, retrain_model=retrain_model,
+               importance=imp, method=method, **{f"{k}_opt": v for k, v in plain.items()})
+  run_ = runnerlib.Runner(workdir, config.runner, state, PHASES, run_config=config, log=log)
+
+  def test_acc(model):
+    return metriclib.accuracy(model, ds.x_test, ds.y_test, config.eval_batch_size,
+                              config.batch_size if config.legacy_eval_divisor else None)
+
+  def plain_phase(name, model, x, y, epochs):
+    batcher = _Batcher(x, y, config.batch_size, config.seed, name)
+    step = bilevel.combined_step(plain[name].problem, plain[name])
+    run_.run_phase(name, step, lambda s: {"train": batcher.epoch_batch(s)},
+                   epochs * batcher.steps_per_epoch, batcher.steps_per_epoch,
+                   on_epoch_end=lambda e: ({"test_accuracy": test_acc(model)}
+                                           if e % config.eval_every_epochs == 0 or e == epochs
+                                           else None))
+
+  # 1. Baseline: the same classifier trained on the noisy data.
+  if config.baseline.enabled:
+    plain_phase("baseline", base_model, baseline_x, baseline_y, config.baseline.epochs)
+
+  # 2. Pretrain the bilevel classifier on the clean validation set.
+  plain_phase("pretrain", clf_model, ds.x_val, ds.y_val, config.pretrain.epochs)
+
+  # 3. Bilevel importance learning.
+  train_b = _Batcher(ds.x_train, y_noisy, config.batch_size, config.seed, "bilevel_train",
+                     augment)
+  val_b = _Batcher(ds.x_val, ds.y_val, config.val_batch_size, config.seed, "bilevel_val", augment)
+
+  def init_importances():
+    pred = metriclib.predict(clf_model, ds.x_train, config.eval_batch_size)
+    if config.importance_init.legacy_scalar_argmax:
+      # The original before May 2020 compared predictions with np.argmax(Y_onehot) without an
+      # axis: a scalar, the label of training point 0.
+      agree = pred == y_noisy[0]
+    else:
+      agree = pred == y_noisy
+    imp.set_importances(np.where(agree, config.importance_init.a_hi,
+                                 config.importance_init.a_lo))
+    log(f"[bilevel] importances initialised: {int(agree.sum())} of {n_train} points agree "
+        "with the pretrained classifier.")
+
+  def bilevel_epoch_end(epoch):
+    imp.renormalise()
+    a = imp.importances()
+    out = {"mean_importance": float(a.mean()), "frac_above_0.1": float(np.mean(a > 0.1))}
+    if epoch % config.eval_every_epochs == 0 or epoch == config.epochs:
+      out["test_accuracy"] = test_acc(clf_model)
+    det = metriclib.detection(a, corrupted)
+    out.update({f"detect_{k}": det[k] for k in ("precision", "recall", "roc_auc")})
+    return out
+
+  run_.run_phase("bilevel", bilevel.combined_step(imp, method),
+                 lambda s: {"train": train_b.epoch_batch(s), "val": val_b.random_batch(s)},
+                 config.epochs * train_b.steps_per_epoch, train_b.steps_per_epoch,
+                 on_start=init_importances, on_epoch_end=bilevel_epoch_end)
+
+  a = imp.importances()
+  results = {
+      "dataset": config.dataset, "method": config.method, "noise": config.noise,
+      "model": config.model, "data": ds.info,
+      "num_corrupted": int(corrupted.sum()),
+      "bilevel_model_test_accuracy": test_acc(clf_model),
+      "detection_at_0.5": metriclib.detection(a, corrupted),
+      "mean_importance_clean": float(a[~corrupted].mean()) if (~corrupted).any() else None,
+      "mean_importance_corrupted": float(a[corrupted].mean()) if corrupted.any() else None,
+  }
+
+  # 4. Small-scale protocol: retrain on the confident points plus the validation set.
+  if config.retrain.enabled:
+    keep = a > config.retrain.threshold
+    results["retrain_selected"] = int(keep.sum())
+    results["retrain_selected_corrupted"] = int((keep & corrupted).sum())
+    x = np.concatenate([ds.x_train[keep], ds.x_val])
+    y = np.concatenate([y_noisy[keep], ds.y_val])
+    plain_phase("retrain", retrain_model, x, y, config.retrain.epochs)
+    results["retrained_test_accuracy"] = test_acc(retrain_model)
+
+  if config.baseline.enabled:
+    results["baseline_test_accuracy"] = test_acc(base_model)
+  results["method_test_accuracy"] = results.get("retrained_test_accuracy",
+                                                results["bilevel_model_test_accuracy"])
+  results["wall_seconds_this_invocation"] = time.time() - t_start
+  np.save(run_.workdir / "importances.npy", a)
+  run_.write_results(results)
+  return results
+
+
+def summary(results):
+  """The short table printed at the end of a run."""
+  det = results["detection_at_0.5"]
+  rows = []
+  if "baseline_test_accuracy" in results:
+    rows.append({"what": "baseline (train on noisy data)",
+                 "acc": results["baseline_test_accuracy"]})
+  rows.append({"what": f"{results['method']} (bilevel classifier)",
+               "acc": results["bilevel_model_test_accuracy"]})
+  if "retrained_test_accuracy" in results:
+    rows.append({"what": f"{results['method']} (retrained on a > threshold)",
+                 "acc": results["retrained_test_accuracy"]})
+  table = runnerlib.summary_table(rows, [("what", "model"), ("acc", "test accuracy")])
+  return (f"{table}\n\nnoisy-point detection (a <= 0.5 flags a point): precision "
+          f"{det['precision']:.4f}, recall {det['recall']:.4f}, ROC AUC {det['roc_auc']:.4f} "
+          f"({det['corrupted']} corrupted, {det['flagged']} flagged)")

@@ -1,0 +1,38 @@
+"""Data denoising by importance learning.
+
+  python importance_learning/run.py                      # embedded MNIST, 50% noise, offline
+  python importance_learning/run.py --config=importance_learning/configs/cifar10.py:0.5 \
+      --config.data_dir=/data/cifar10 --workdir=runs/cifar10_50
+
+Re-running the same command resumes from --workdir.
+"""
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from importance_learning import experiment  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(pathlib.Path(__file__).parent / "configs" / "default.py"),
+    "Experiment config file (append :ARG, e.g. :0.25 or :tiny).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", "runs/importance_learning/default",
+                               "Output folder; re-running with the same folder resumes.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  results = experiment.run(_CONFIG.value, _WORKDIR.value)
+  print("\n" + experiment.summary(results))
+
+
+if __name__ == "__main__":
+  app.run(main)
