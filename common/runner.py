@@ -35,11 +35,18 @@ def default_config():
       "checkpoint_every": 500,   # steps; also at the end of every phase
       "log_every": 10,           # steps between metrics.jsonl / TensorBoard records
       "progress_bar": True,
+      # Stop cleanly (after a checkpoint) once this many steps ran in this invocation; re-run
+      # the same command to continue. For time-limited jobs; 0 means no limit.
+      "max_steps_per_invocation": 0,
   })
 
 
 class NonFiniteError(FloatingPointError):
   """A metric became NaN or Inf; the message says where and which checkpoint is kept."""
+
+
+class Interrupted(Exception):
+  """The run stopped at ``max_steps_per_invocation``; its checkpoint is saved."""
 
 
 class ConfigMismatchError(ValueError):
@@ -110,6 +117,7 @@ class Runner:
       self._truncate_metrics(done)
     self.writer = tf.summary.create_file_writer(str(self.workdir / "tensorboard"))
     self.phase_seconds = {}
+    self.steps_this_invocation = 0
 
   # -- set-up helpers ----------------------------------------------------------------------
 
@@ -118,8 +126,11 @@ class Runner:
     current = json.loads(run_config.to_json_best_effort())
     if path.exists():
       saved = json.loads(path.read_text())
-      if saved != current:
-        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+      # Runner settings (progress bar, checkpoint frequency, ...) may change between
+      # invocations of one run; everything else defines the run.
+      if _without(saved, "runner") != _without(current, "runner"):
+        diff = sorted(k for k in set(saved) | set(current)
+                      if k != "runner" and saved.get(k) != current.get(k))
         raise ConfigMismatchError(
             f"{self.workdir} holds a run made with a different config (top-level fields that "
             f"differ: {diff}). Use another --workdir, or delete this one to start over.")
@@ -209,6 +220,15 @@ class Runner:
           self.manager.save(checkpoint_number=self._checkpoint_number())
           last_saved = step + 1
         bar.update(1)
+        self.steps_this_invocation += 1
+        limit = self.config.max_steps_per_invocation
+        if limit and self.steps_this_invocation >= limit and step + 1 < num_steps:
+          if last_saved != step + 1:
+            self.manager.save(checkpoint_number=self._checkpoint_number())
+          raise Interrupted(
+              f"[{name}] stopped after {limit} steps in this invocation (max_steps_per_invocation)"
+              f" at step {step + 1} of {num_steps}; checkpoint saved in "
+              f"{self.workdir / 'checkpoints'}. Re-run the same command to continue.")
     finally:
       bar.close()
       self.writer.flush()
@@ -229,6 +249,10 @@ class Runner:
     results.setdefault("phase_seconds_this_invocation", self.phase_seconds)
     write_json_atomic(self.workdir / "results.json", results)
     self.log(f"Results written to {self.workdir / 'results.json'}")
+
+
+def _without(d, key):
+  return {k: v for k, v in d.items() if k != key}
 
 
 def _to_python(v):

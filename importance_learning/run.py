@@ -18,6 +18,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from common import runner  # noqa: E402
 from importance_learning import experiment  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -30,7 +31,11 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/importance_learning/default",
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  results = experiment.run(_CONFIG.value, _WORKDIR.value)
+  try:
+    results = experiment.run(_CONFIG.value, _WORKDIR.value)
+  except runner.Interrupted as stop:
+    print(stop)
+    return
   print("\n" + experiment.summary(results))
 
 

@@ -38,9 +38,11 @@ class BilevelProblem:
 
   def begin_step(self, batch, method):
     """Called inside the compiled step before ``method.step`` (e.g. load per-batch slots)."""
+    del batch, method
 
   def end_step(self, batch, method):
     """Called inside the compiled step after ``method.step`` (e.g. store per-batch slots)."""
+    del batch, method
 
 
 def values(variables):

@@ -1,0 +1,126 @@
+"""The runner: resume equals an uninterrupted run, NaN guard, logs, config mismatch."""
+
+import json
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import runner as runnerlib
+from common.bilevel import Penalty, combined_step
+from tests.quadratic import Quadratic
+
+
+def _runner_config(**kw):
+  cfg = runnerlib.default_config()
+  cfg.progress_bar = False
+  cfg.log_every = 1
+  cfg.checkpoint_every = 4
+  cfg.update(kw)
+  return cfg
+
+
+def _penalty(p):
+  cfg = Penalty.default_config()
+  cfg.update(dict(lr_u=1e-2, lr_v=1e-2, rho0=1.0, eps0=1.0, nu0=0.0, inner_steps=3))
+  return Penalty(p, cfg)
+
+
+def _batch(step):
+  # Data that depends on the step: the quadratic's linear term is shifted per step.
+  return {"shift": tf.constant(np.sin(step), tf.float64)}
+
+
+class ShiftedQuadratic(Quadratic):
+
+  def outer_cost(self, u, v, batch):
+    return super().outer_cost(u, v, batch) + batch["shift"] * tf.reduce_sum(v[0])
+
+
+def _run(workdir, num_steps, interrupt_at=None, **cfg):
+  p = ShiftedQuadratic(seed=0)
+  method = _penalty(p)
+  run = runnerlib.Runner(workdir, _runner_config(**cfg), {"problem_u": p.u, "problem_v": p.v,
+                                                          "method": method}, ["opt"])
+  step = combined_step(p, method)
+
+  def batches(s):
+    if s == interrupt_at:
+      raise KeyboardInterrupt  # a crash before step s + 1
+    return _batch(s)
+
+  run.run_phase("opt", step, batches, num_steps)
+  return p, method, run
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path):
+  ref, ref_m, _ = _run(tmp_path / "a", 10)
+  with pytest.raises(KeyboardInterrupt):
+    _run(tmp_path / "b", 10, interrupt_at=6)
+  # The last checkpoint is at step 4; steps 5-6 are redone after the restart.
+  res, res_m, run = _run(tmp_path / "b", 10)
+  assert run.resumed
+  np.testing.assert_array_equal(res.u.numpy(), ref.u.numpy())
+  np.testing.assert_array_equal(res.v.numpy(), ref.v.numpy())
+  np.testing.assert_array_equal(res_m.rho.numpy(), ref_m.rho.numpy())
+  np.testing.assert_array_equal(res_m.opt_v.m[0].numpy(), ref_m.opt_v.m[0].numpy())
+  steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").open()]
+  assert steps == list(range(1, 11)), "records after the checkpoint must not be duplicated"
+
+
+def test_max_steps_per_invocation_stops_and_resumes(tmp_path):
+  ref, _, _ = _run(tmp_path / "a", 9)
+  with pytest.raises(runnerlib.Interrupted, match="Re-run the same command"):
+    _run(tmp_path / "b", 9, max_steps_per_invocation=5)
+  res, _, _ = _run(tmp_path / "b", 9)
+  np.testing.assert_array_equal(res.u.numpy(), ref.u.numpy())
+
+
+def test_finished_phase_is_skipped(tmp_path):
+  _run(tmp_path, 3)
+  calls = []
+  p = Quadratic(seed=0)
+  run = runnerlib.Runner(tmp_path, _runner_config(), {"problem_u": p.u, "problem_v": p.v,
+                                                       "method": _penalty(p)}, ["opt"])
+  run.run_phase("opt", lambda b: calls.append(1) or {"x": tf.constant(0.0)}, _batch, 3)
+  assert not calls
+
+
+def test_nan_guard_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
+  v = tf.Variable(1.0)
+
+  def step(batch):
+    v.assign_add(1.0)
+    return {"loss": tf.math.log(7.5 - v)}   # log(<0) = nan once v > 7.5, i.e. at step 7
+
+  run = runnerlib.Runner(tmp_path, _runner_config(checkpoint_every=5), {"v": v}, ["train"])
+  with pytest.raises(runnerlib.NonFiniteError) as err:
+    run.run_phase("train", step, lambda s: {}, 20)
+  msg = str(err.value)
+  assert "at step 7" in msg and "finite up to step 6" in msg and "step 5" in msg
+  v.assign(-100.0)
+  run2 = runnerlib.Runner(tmp_path, _runner_config(checkpoint_every=5), {"v": v}, ["train"])
+  assert run2.steps_done("train") == 5 and v.numpy() == 6.0
+
+
+def test_logs_and_tensorboard(tmp_path):
+  _run(tmp_path, 4)
+  recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert {"f", "g", "rho", "passed"} <= set(recs[-1])
+  assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_config_mismatch_in_workdir(tmp_path):
+  a = ml_collections.ConfigDict({"noise": 0.5, "runner": {"progress_bar": True}})
+  runnerlib.Runner(tmp_path, _runner_config(), {}, ["x"], run_config=a)
+  b = ml_collections.ConfigDict({"noise": 0.5, "runner": {"progress_bar": False}})
+  runnerlib.Runner(tmp_path, _runner_config(), {}, ["x"], run_config=b)  # runner may differ
+  c = ml_collections.ConfigDict({"noise": 0.25, "runner": {"progress_bar": True}})
+  with pytest.raises(runnerlib.ConfigMismatchError, match="noise"):
+    runnerlib.Runner(tmp_path, _runner_config(), {}, ["x"], run_config=c)
+
+
+def test_summary_table():
+  table = runnerlib.summary_table([{"a": "x", "b": 0.5}], [("a", "A"), ("b", "B")])
+  assert table.splitlines()[2].split() == ["x", "0.5000"]
