@@ -37,8 +37,8 @@ class Adam(tf.Module):
     if len(grads) != len(self.m):
       raise ValueError(f"Adam was built for {len(self.m)} variables, got {len(grads)} gradients.")
     t = tf.cast(self.iterations + 1, self.learning_rate.dtype)
-    b1 = tf.cast(self.beta_1, t.dtype)
-    b2 = tf.cast(self.beta_2, t.dtype)
+    b1 = tf.constant(self.beta_1, t.dtype)  # tf.cast(python float) would round via float32
+    b2 = tf.constant(self.beta_2, t.dtype)
     lr_t = self.learning_rate * tf.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
     for g, var, m, v in zip(grads, variables, self.m, self.v):
       g = tf.convert_to_tensor(g, dtype=var.dtype)

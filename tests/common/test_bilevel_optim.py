@@ -1,0 +1,37 @@
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common.bilevel.optim import Adam
+
+
+def test_adam_matches_keras_adam_with_tf1_epsilon():
+  rng = np.random.default_rng(0)
+  init = rng.normal(size=(5, 3)).astype(np.float32)
+  ours, theirs = tf.Variable(init), tf.Variable(init)
+  opt = Adam([ours], 0.05)
+  ref = keras.optimizers.Adam(learning_rate=0.05, epsilon=1e-8)
+  for _ in range(20):
+    g = rng.normal(size=(5, 3)).astype(np.float32)
+    opt.apply([g], [ours])
+    ref.apply([tf.constant(g)], [theirs])
+  np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+  assert opt.iterations.numpy() == 20
+
+
+def test_adam_first_step_closed_form():
+  """Step 1: m = 0.1 g, v = 0.001 g^2, lr_t = lr sqrt(0.001) / 0.1 -> var -= lr g/(|g| + eps')."""
+  var = tf.Variable([1.0, -2.0], dtype=tf.float64)
+  g = np.array([0.5, -3.0])
+  Adam([var], 0.1).apply([g], [var])
+  lr_t = 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9)
+  expected = np.array([1.0, -2.0]) - lr_t * 0.1 * g / (np.sqrt(0.001 * g ** 2) + 1e-8)
+  np.testing.assert_allclose(var.numpy(), expected, rtol=1e-12)
+
+
+def test_learning_rate_is_a_variable_read_at_each_step():
+  var = tf.Variable([0.0])
+  opt = Adam([var], 1.0)
+  opt.learning_rate.assign(0.0)
+  opt.apply([tf.constant([1.0])], [var])
+  assert var.numpy()[0] == 0.0
