@@ -9,9 +9,9 @@ from sklearn import metrics as skm
 
 def predict(model, x, batch_size=1000):
   """Predicted classes of ``model`` (inference mode) on numpy ``x``."""
-  call = tf.function(lambda xb: tf.argmax(model(xb, training=False), axis=-1))
-  preds = [call(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
-  return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
+  if len(x) == 0:
+    return np.zeros((0,), np.int64)
+  return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=-1)
 
 
 def accuracy(model, x, y, batch_size=1000, legacy_divisor_batch=None):

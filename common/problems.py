@@ -19,6 +19,7 @@ class Classification(BilevelProblem):
   """
 
   def __init__(self, model, key="train", training=False):
+    super().__init__()
     self.model = model
     self.key = key
     self.training = training

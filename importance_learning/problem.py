@@ -31,6 +31,7 @@ def logit_from_importance(a):
 class ImportanceProblem(BilevelProblem):
 
   def __init__(self, model, num_train, batch_size, training=False, per_example_state=False):
+    super().__init__()
     self.model = model
     self.training = training
     self.per_example_state = per_example_state

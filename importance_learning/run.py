@@ -16,6 +16,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from common import runner  # noqa: E402
@@ -31,6 +32,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/importance_learning/default",
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)
   try:
     results = experiment.run(_CONFIG.value, _WORKDIR.value)
   except runner.Interrupted as stop:

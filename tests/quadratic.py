@@ -14,6 +14,7 @@ from common.bilevel import BilevelProblem
 class Quadratic(BilevelProblem):
 
   def __init__(self, n=4, m=3, seed=0, dtype=tf.float64):
+    super().__init__()
     rng = np.random.default_rng(seed)
     q = rng.normal(size=(n, n))
     self.A = q @ q.T / n + np.eye(n)

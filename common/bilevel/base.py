@@ -10,11 +10,12 @@ variable (rule 1 of DESIGN.md).
 import tensorflow as tf
 
 
-class BilevelProblem:
+class BilevelProblem(tf.Module):
   """Base class of a bilevel problem  min_u f(u, v*(u))  s.t.  v*(u) = argmin_v g(u, v).
 
-  Subclasses set ``outer_variables`` (u) and ``inner_variables`` (v) and implement the two
-  costs. Hooks have do-nothing defaults.
+  Subclasses call ``super().__init__()``, set ``outer_variables`` (u) and ``inner_variables``
+  (v) and implement the two costs. Hooks have do-nothing defaults. Being a ``tf.Module``, a
+  problem is saved whole by ``tf.train.Checkpoint`` (its model and any per-example state).
   """
 
   outer_variables = ()

@@ -1,0 +1,174 @@
+"""Datasets for the experiments: one `load` whatever the source, label noise, the split rule.
+
+    from common import data
+    splits = data.load("mnist")                     # embedded: 5000 real images, no network
+    splits = data.load("cifar10", source="files", data_dir="~/data/cifar10")
+    y_noisy, corrupted = data.flip_labels(splits.y_train, 0.25, splits.num_classes, seed=0)
+
+Sources: "files" reads the dataset's canonical published format from `data_dir`; "tfds" reads
+a prepared TensorFlow Datasets directory (downloading only with `tfds_download=True`);
+"embedded" (MNIST only) needs neither files nor network. A missing source is a
+`DataNotFoundError` naming what is expected and where to get it, never a fallback to other data.
+Splits are those of the reference experiments (penalty.md §6.2-6.5); a source holding fewer
+images gives a proportionally smaller split, stated in `info["note"]`.
+"""
+
+import dataclasses
+import os
+import pathlib
+
+import numpy as np
+
+from common.data import cifar10, mnist, svhn
+from common.data.noise import flip_labels
+from common.data.splits import (DataNotFoundError, Pools, SplitSizes, Splits, apply_split,
+                                fixed_permutation)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """What `load` accepts for one dataset, and what it returns."""
+
+  sources: tuple      # valid `source` values
+  splits: dict        # split name -> SplitSizes(train, val, test)
+  default_split: str  # what split="default" means
+  image_shape: tuple
+  num_classes: int
+  class_names: tuple  # label ids in order, unless the files carry their own names
+  files: tuple        # what source="files" reads from data_dir
+  urls: tuple         # where to download those files
+  tfds_name: str
+
+
+DATASETS = {
+    "mnist": DatasetSpec(
+        sources=("embedded", "files", "tfds"),
+        # small: logistic regression (§6.2); large: CNN (§6.3).
+        splits={"small": SplitSizes(5000, 5000, 10000), "large": SplitSizes(59000, 1000, 10000)},
+        default_split="small", image_shape=mnist.IMAGE_SHAPE, num_classes=10,
+        class_names=mnist.CLASS_NAMES,
+        files=mnist.FILES, urls=mnist.URLS, tfds_name="mnist"),
+    "cifar10": DatasetSpec(
+        sources=("files", "tfds"),
+        splits={"default": SplitSizes(40000, 10000, 10000)},  # §6.4
+        default_split="default", image_shape=cifar10.IMAGE_SHAPE, num_classes=10,
+        class_names=cifar10.CANONICAL_CLASSES,
+        files=(f"{cifar10.BATCH_DIR}/{{data_batch_1..5,test_batch}} or "
+               f"{{train,test}}/<class>/*.png|jpg",),
+        urls=(cifar10.URL,), tfds_name="cifar10"),
+    "svhn": DatasetSpec(
+        sources=("files", "tfds"),
+        # §6.5: train = the 73257 training images less 100 per class held out for validation.
+        splits={"default": SplitSizes(72257, 1000, 26032)},
+        default_split="default", image_shape=svhn.IMAGE_SHAPE, num_classes=10,
+        class_names=svhn.CLASS_NAMES,
+        files=svhn.FILES, urls=svhn.URLS, tfds_name="svhn_cropped"),
+}
+
+
+def _choice_error(what, value, choices, context=""):
+  return ValueError(f"Unknown {what} {value!r}{context}; valid choices: "
+                    f"{', '.join(repr(c) for c in choices)}")
+
+
+def _read(name, source, data_dir, tfds_download, svhn_val_seed):
+  """(pools, class_names, origin) with images as the source holds them."""
+  spec = DATASETS[name]
+  if source == "tfds":
+    from common.data import tfds_source  # pylint: disable=import-outside-toplevel
+    x_train, y_train, x_test, y_test, names, origin = tfds_source.read_tfds(
+        spec.tfds_name, data_dir, tfds_download)
+    if names == tuple(str(i) for i in range(spec.num_classes)):
+      # TFDS numbers the classes when it has no names (cifar10 reads them while preparing,
+      # so a builder without its metadata has none); its ids follow the canonical order.
+      names = spec.class_names
+    if name == "svhn":
+      # svhn_cropped labels are already 0-9; the rest of the preprocessing is the .mat one.
+      return svhn.preprocess(x_train, y_train, x_test, y_test, svhn_val_seed), names, origin
+    return Pools(x_train, y_train, x_test, y_test), names, origin
+  if source == "embedded":
+    pools, origin = mnist.load_embedded(data_dir)
+    return pools, spec.class_names, origin
+  if not data_dir:
+    raise DataNotFoundError(
+        f"{name} source='files' needs data_dir, the folder holding "
+        f"{', '.join(spec.files)} (from {' or '.join(spec.urls)}); or use "
+        f"{' / '.join(repr(s) for s in spec.sources if s != 'files')} as source.")
+  if name == "mnist":
+    pools, origin = mnist.load_files(data_dir)
+    return pools, spec.class_names, origin
+  if name == "cifar10":
+    return cifar10.load_files(data_dir)
+  pools, origin = svhn.load_files(data_dir, svhn_val_seed)
+  return pools, spec.class_names, origin
+
+
+def _as_float(x, divide_by_255):
+  x = np.asarray(x, dtype=np.float32)
+  return x / np.float32(255.0) if divide_by_255 else np.ascontiguousarray(x)
+
+
+def load(name, source="embedded", data_dir="", split="default", tfds_download=False,
+         svhn_rescale=False, svhn_val_seed=0):
+  """Train/val/test of dataset `name` as a `Splits` (x float32 NHWC, y int64 class ids).
+
+  Args:
+    name: a key of DATASETS ("mnist", "cifar10", "svhn").
+    source: "embedded" (MNIST only), "files" (canonical files in data_dir) or "tfds".
+    data_dir: folder of the files, or the TFDS data directory ("" = TFDS's default).
+    split: a split name of the dataset, or "default".
+    tfds_download: let source="tfds" download and prepare the dataset (needs network).
+    svhn_rescale: divide SVHN grey values by 255 (the reference keeps them on 0-255).
+    svhn_val_seed: seed of the 100-per-class SVHN validation hold-out.
+  """
+  if name not in DATASETS:
+    raise _choice_error("dataset", name, DATASETS)
+  spec = DATASETS[name]
+  if source not in spec.sources:
+    hint = (" (the embedded source exists for MNIST only; read files with source='files' and "
+            "data_dir, or use source='tfds')" if source == "embedded" else "")
+    raise _choice_error("source", source, spec.sources, f" for dataset {name!r}{hint}")
+  split_name = spec.default_split if split == "default" else split
+  if split_name not in spec.splits:
+    raise _choice_error("split", split, ("default",) + tuple(spec.splits),
+                        f" for dataset {name!r} ('default' = {spec.default_split!r})")
+  if isinstance(svhn_val_seed, bool) or not isinstance(svhn_val_seed, (int, np.integer)):
+    raise ValueError(f"svhn_val_seed must be an integer; got {svhn_val_seed!r}")
+  data_dir = os.fspath(data_dir) if data_dir else ""
+
+  try:
+    pools, class_names, origin = _read(name, source, data_dir, tfds_download,
+                                       int(svhn_val_seed))
+  except DataNotFoundError as e:
+    if source == "files" and data_dir and not pathlib.Path(data_dir).expanduser().is_dir():
+      # The usual cause of "everything is missing" is a mistyped folder: say so first.
+      raise DataNotFoundError(f"data_dir {data_dir} does not exist.\n{e}") from None
+    raise
+  requested = spec.splits[split_name]
+  parts, actual, scaled, note = apply_split(pools, requested, source, split_name)
+  # MNIST and CIFAR-10 pixels are uint8 scaled to [0, 1] like the reference's /255; SVHN grey
+  # values are already float and stay on 0-255 unless asked otherwise.
+  divide = name != "svhn" or svhn_rescale
+  info = {
+      "dataset": name,
+      "source": source,
+      "split": split_name,
+      "requested": requested.as_dict(),
+      "actual": actual.as_dict(),
+      "scaled": bool(scaled),
+      "note": note,
+      "origin": origin,
+      "pixel_range": [0.0, 1.0] if divide else [0.0, 255.0],
+  }
+  if name == "svhn":
+    info["svhn_val_seed"] = int(svhn_val_seed)
+  arrays = {}
+  for part in ("train", "val", "test"):
+    arrays[f"x_{part}"] = _as_float(parts[f"x_{part}"], divide)
+    arrays[f"y_{part}"] = np.asarray(parts[f"y_{part}"], dtype=np.int64).copy()
+  return Splits(**arrays, num_classes=spec.num_classes, class_names=tuple(class_names),
+                info=info)
+
+
+__all__ = ["DATASETS", "DataNotFoundError", "DatasetSpec", "Splits", "SplitSizes", "flip_labels",
+           "fixed_permutation", "load"]
