@@ -29,10 +29,23 @@ from importance_learning.problem import ImportanceProblem
 PHASES = ("baseline", "pretrain", "bilevel", "retrain")
 
 
+class ConfigError(ValueError):
+  """The config asks for something that does not exist or cannot work."""
+
+
 def validate(config):
   """Fail fast, before any data is read or any file written, on a bad config."""
+  try:
+    _validate(config)
+  except ConfigError:
+    raise
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+def _validate(config):
   if not 0.0 <= config.noise <= 1.0:
-    raise ValueError(f"noise must be a fraction in [0, 1], got {config.noise}.")
+    raise ConfigError(f"noise must be a fraction in [0, 1], got {config.noise}.")
   if config.dataset not in datalib.DATASETS:
     raise ValueError(f"Unknown dataset {config.dataset!r}; choose one of "
                      f"{sorted(datalib.DATASETS)}.")

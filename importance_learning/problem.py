@@ -25,7 +25,7 @@ def importance_from_logit(z):
 
 
 def logit_from_importance(a):
-  return np.arctanh(2.0 * np.asarray(a, np.float64) - 1.0).astype(np.float32)
+  return np.arctanh(2.0 * np.asarray(a, np.float64) - 1.0)
 
 
 class ImportanceProblem(BilevelProblem):
@@ -78,7 +78,7 @@ class ImportanceProblem(BilevelProblem):
     return importance_from_logit(self.z_all).numpy()
 
   def set_importances(self, a):
-    self.z_all.assign(logit_from_importance(a))
+    self.z_all.assign(tf.constant(logit_from_importance(a), self.z_all.dtype))
 
   def renormalise(self):
     """End of epoch: a <- a / (2 mean a), clipped to [1e-5, 0.99999] (as the original)."""

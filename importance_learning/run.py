@@ -19,6 +19,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from common import data  # noqa: E402
 from common import runner  # noqa: E402
 from importance_learning import experiment  # noqa: E402
 
@@ -38,6 +39,10 @@ def main(argv):
   except runner.Interrupted as stop:
     print(stop)
     return
+  except (experiment.ConfigError, data.DataNotFoundError, runner.NonFiniteError,
+          runner.ConfigMismatchError) as e:
+    # Errors in what the user asked for: the message says what to do; no traceback.
+    sys.exit(f"error ({type(e).__name__}): {e}")
   print("\n" + experiment.summary(results))
 
 

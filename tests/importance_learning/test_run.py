@@ -1,0 +1,107 @@
+"""importance_learning/run.py through its real command line."""
+
+import json
+import re
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TINY = "--config=importance_learning/configs/default.py:tiny"
+
+
+def _run(*args, timeout=300):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  return subprocess.run([sys.executable, "importance_learning/run.py", *args], cwd=ROOT,
+                        env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _ok(proc):
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  return proc
+
+
+@pytest.mark.slow
+def test_tiny_run_end_to_end(tmp_path):
+  proc = _ok(_run(TINY, f"--workdir={tmp_path}"))
+  assert "baseline (train on noisy data)" in proc.stdout
+  assert "ROC AUC" in proc.stdout
+  res = json.loads((tmp_path / "results.json").read_text())
+  for key in ("baseline_test_accuracy", "bilevel_model_test_accuracy",
+              "retrained_test_accuracy", "detection_at_0.5"):
+    assert key in res
+  assert res["data"]["scaled"] and "scaled by 0.25" in res["data"]["note"]
+  assert res["num_corrupted"] == 625   # floor(0.5 * 1250)
+  assert "scaled by 0.25" in proc.stdout
+  assert np.load(tmp_path / "importances.npy").shape == (1250,)
+  recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert {r["phase"] for r in recs} == {"baseline", "pretrain", "bilevel", "retrain"}
+  assert any("test_accuracy" in r for r in recs if r["phase"] == "bilevel")
+  assert (tmp_path / "config.json").exists() and list((tmp_path / "checkpoints").iterdir())
+  # Re-running the same command resumes a finished run: every phase is skipped.
+  again = _ok(_run(TINY, f"--workdir={tmp_path}"))
+  assert again.stdout.count("already complete") == 4
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_results(tmp_path):
+  ref = tmp_path / "ref"
+  _ok(_run(TINY, f"--workdir={ref}"))
+  out = tmp_path / "resumed"
+  # Tiny: baseline 12 steps, pretrain 6, bilevel 12, retrain 13. Stop mid-bilevel, then
+  # mid-retrain, then finish.
+  first = _ok(_run(TINY, f"--workdir={out}", "--config.runner.max_steps_per_invocation=23"))
+  assert "Re-run the same command" in first.stdout and not (out / "results.json").exists()
+  _ok(_run(TINY, f"--workdir={out}", "--config.runner.max_steps_per_invocation=14"))
+  _ok(_run(TINY, f"--workdir={out}"))
+  a = json.loads((ref / "results.json").read_text())
+  b = json.loads((out / "results.json").read_text())
+  for key in ("baseline_test_accuracy", "bilevel_model_test_accuracy",
+              "retrained_test_accuracy", "detection_at_0.5", "retrain_selected"):
+    assert a[key] == b[key], key
+  np.testing.assert_array_equal(np.load(ref / "importances.npy"),
+                                np.load(out / "importances.npy"))
+
+
+@pytest.mark.slow
+def test_user_model_and_per_example_state(tmp_path):
+  proc = _ok(_run(TINY, f"--workdir={tmp_path}", "--config.model=tests.common.user_model:tiny_mlp",
+                  "--config.per_example_state=True", "--config.retrain.enabled=False"))
+  res = json.loads((tmp_path / "results.json").read_text())
+  assert res["model"] == "tests.common.user_model:tiny_mlp"
+  assert "retrained_test_accuracy" not in res and "bilevel classifier" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.dataset=mnistt"], "Unknown dataset 'mnistt'"),
+    (["--config.noise=1.5"], "noise must be a fraction in [0, 1], got 1.5"),
+    (["--config.nosie=0.5"], "nosie"),
+    (["--config.method=plain"], "learns no importances"),
+    (["--config.method=newton"], "Unknown method 'newton'"),
+    (["--config.model=resnet9000"], "Unknown model 'resnet9000'"),
+    (["--config.source=files", "--config.data_dir=/nonexistent/mnist"],
+     "train-images-idx3-ubyte.gz"),
+])
+def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
+  workdir = tmp_path / "w"
+  proc = _run(TINY, f"--workdir={workdir}", *args, timeout=120)
+  assert proc.returncode != 0
+  assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+  assert not workdir.exists(), "nothing may be written before the input is validated"
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
+  proc = _run(TINY, f"--workdir={tmp_path}", "--config.pretrain.lr=1e38")
+  assert proc.returncode != 0
+  err = proc.stdout + proc.stderr
+  assert re.search(r"NonFiniteError.*\[pretrain\] non-finite g=nan at step \d+; every metric was "
+                   r"finite up to step \d+", err), err[-2000:]
+  assert "Traceback" not in err
+  assert "last good checkpoint" in err
+  assert (tmp_path / "checkpoints").is_dir()   # the finished baseline phase is kept
+  assert not (tmp_path / "results.json").exists()
