@@ -24,6 +24,18 @@ def mnist_logreg(input_shape=(28, 28, 1), num_classes=10):
   ], name="mnist_logreg")
 
 
+def _head_512_256(num_classes):
+  """Flatten -> Dense 512 -> Dropout 0.5 -> Dense 256 -> Dropout 0.5 -> logits (MNIST, CIFAR)."""
+  return [
+      layers.Flatten(),
+      layers.Dense(512, activation="relu"),
+      layers.Dropout(0.5),
+      layers.Dense(256, activation="relu"),
+      layers.Dropout(0.5),
+      layers.Dense(num_classes),
+  ]
+
+
 def mnist_cnn(input_shape=(28, 28, 1), num_classes=10):
   """The MNIST CNN of the large-scale experiment (valid padding): 1,389,578 parameters."""
   return keras.Sequential([
@@ -34,12 +46,7 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes=10):
       layers.Conv2D(128, 5, activation="relu"),
       layers.MaxPooling2D(2),
       layers.Dropout(0.25),
-      layers.Flatten(),
-      layers.Dense(512, activation="relu"),
-      layers.Dropout(0.5),
-      layers.Dense(256, activation="relu"),
-      layers.Dropout(0.5),
-      layers.Dense(num_classes),
+      *_head_512_256(num_classes),
   ], name="mnist_cnn")
 
 
@@ -56,12 +63,7 @@ def cifar10_cnn(input_shape=(32, 32, 3), num_classes=10):
   return keras.Sequential([
       keras.Input(input_shape),
       *blocks,
-      layers.Flatten(),
-      layers.Dense(512, activation="relu"),
-      layers.Dropout(0.5),
-      layers.Dense(256, activation="relu"),
-      layers.Dropout(0.5),
-      layers.Dense(num_classes),
+      *_head_512_256(num_classes),
   ], name="cifar10_cnn")
 
 

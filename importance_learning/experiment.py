@@ -21,6 +21,7 @@ from common import bilevel
 from common import data as datalib
 from common import metrics as metriclib
 from common import models
+from common import plots
 from common import runner as runnerlib
 from common.data import augment as augmentlib
 from common.problems import Classification
@@ -235,6 +236,10 @@ def run(config, workdir, log=print):
                                                 results["bilevel_model_test_accuracy"])
   results["wall_seconds_this_invocation"] = time.time() - t_start
   np.save(run_.workdir / "importances.npy", a)
+  plots.importance_figure(
+      run_.workdir / "importances.png", a, corrupted,
+      plots.epoch_curves(run_.metrics_path),
+      title=f"{config.dataset}, {config.noise:.0%} noise, {config.method}")
   run_.write_results(results)
   return results
 

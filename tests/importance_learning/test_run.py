@@ -30,6 +30,7 @@ def test_tiny_run_end_to_end(tmp_path):
   proc = _ok(_run(TINY, f"--workdir={tmp_path}"))
   assert "baseline (train on noisy data)" in proc.stdout
   assert "ROC AUC" in proc.stdout
+  assert "traced" not in proc.stdout, "every phase's step must trace once"
   res = json.loads((tmp_path / "results.json").read_text())
   for key in ("baseline_test_accuracy", "bilevel_model_test_accuracy",
               "retrained_test_accuracy", "detection_at_0.5"):
@@ -38,6 +39,7 @@ def test_tiny_run_end_to_end(tmp_path):
   assert res["num_corrupted"] == 625   # floor(0.5 * 1250)
   assert "scaled by 0.25" in proc.stdout
   assert np.load(tmp_path / "importances.npy").shape == (1250,)
+  assert (tmp_path / "importances.png").stat().st_size > 10_000
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
   assert {r["phase"] for r in recs} == {"baseline", "pretrain", "bilevel", "retrain"}
   assert any("test_accuracy" in r for r in recs if r["phase"] == "bilevel")
