@@ -211,10 +211,14 @@ class Runner:
           self.record(name, step + 1, values)
           bar.set_postfix({k: f"{v:.4g}" for k, v in list(values.items())[:3]}, refresh=False)
         if steps_per_epoch and (step + 1) % steps_per_epoch == 0 and on_epoch_end is not None:
-          epoch_metrics = on_epoch_end((step + 1) // steps_per_epoch)
+          epoch = (step + 1) // steps_per_epoch
+          epoch_metrics = on_epoch_end(epoch)
+          num_epochs = num_steps // steps_per_epoch
           if epoch_metrics:
             self.record(name, step + 1, epoch_metrics, kind="epoch")
-            bar.write(f"[{name}] epoch {(step + 1) // steps_per_epoch}: " + ", ".join(
+          # Print about ten epoch lines per phase; every epoch is in metrics.jsonl.
+          if epoch_metrics and (epoch % max(1, num_epochs // 10) == 0 or epoch == num_epochs):
+            bar.write(f"[{name}] epoch {epoch}/{num_epochs}: " + ", ".join(
                 f"{k}={_fmt(v)}" for k, v in epoch_metrics.items()))
         if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == num_steps:
           self.manager.save(checkpoint_number=self._checkpoint_number())
