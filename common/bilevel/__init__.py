@@ -4,11 +4,13 @@ Adding a method: write a ``tf.Module`` with ``default_config()``, ``__init__(pro
 and ``step(batch) -> dict of scalars``, then add it to ``METHODS`` below.
 """
 
+from common.bilevel.approxgrad import ApproxGrad
 from common.bilevel.base import BilevelProblem, combined_step
 from common.bilevel.penalty import Penalty
 from common.bilevel.plain import Plain
 
 METHODS = {
+    "approxgrad": ApproxGrad,
     "penalty": Penalty,
     "plain": Plain,
 }
@@ -27,5 +29,5 @@ def build_method(name, problem, config):
   return get_method(name)(problem, config)
 
 
-__all__ = ["BilevelProblem", "METHODS", "Penalty", "Plain", "build_method", "combined_step",
+__all__ = ["ApproxGrad", "BilevelProblem", "METHODS", "Penalty", "Plain", "build_method", "combined_step",
            "get_method"]

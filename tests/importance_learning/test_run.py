@@ -70,11 +70,12 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path):
 
 
 @pytest.mark.slow
-def test_user_model_and_per_example_state(tmp_path):
+def test_user_model_per_example_state_and_approxgrad(tmp_path):
   proc = _ok(_run(TINY, f"--workdir={tmp_path}", "--config.model=tests.common.user_model:tiny_mlp",
-                  "--config.per_example_state=True", "--config.retrain.enabled=False"))
+                  "--config.per_example_state=True", "--config.retrain.enabled=False",
+                  "--config.method=approxgrad"))
   res = json.loads((tmp_path / "results.json").read_text())
-  assert res["model"] == "tests.common.user_model:tiny_mlp"
+  assert res["model"] == "tests.common.user_model:tiny_mlp" and res["method"] == "approxgrad"
   assert "retrained_test_accuracy" not in res and "bilevel classifier" in proc.stdout
 
 

@@ -1,0 +1,108 @@
+"""ApproxGrad (the penalty paper's approximate-inversion baseline), single group.
+
+Not conjugate gradient: p ~ (H + sigma I)^-1 grad_v f, with H = d2g/dv2, is found by Adam on
+the least-squares residual R(p) = |H p + sigma p - grad_v f|^2 (Hessian-vector products by
+double backprop). p starts at zero and is warm-started across steps, never reset.
+
+One ``step``: ``inner_steps`` Adam steps on g over v; ``p_steps`` Adam steps on R over p; one
+Adam step on u along grad_u f - (d2g/du dv) p, with p held constant.
+"""
+
+import ml_collections
+import tensorflow as tf
+
+from common.bilevel import base
+from common.bilevel.optim import Adam
+
+
+class ApproxGrad(tf.Module):
+
+  name_in_registry = "approxgrad"
+  needs_outer_variables = True
+
+  @staticmethod
+  def default_config():
+    """MNIST large-scale values of the original; families override them."""
+    return ml_collections.ConfigDict({
+        "lr_u": 1.0,
+        "lr_v": 1e-6,
+        "lr_p": 1e-5,
+        "sigma": 1e-3,
+        "inner_steps": 20,
+        "p_steps": 20,
+        "adam_epsilon": 1e-8,
+    })
+
+  def __init__(self, problem, config):
+    super().__init__(name="approxgrad")
+    if int(config.inner_steps) < 0 or int(config.p_steps) < 0:
+      raise ValueError("approxgrad.inner_steps and approxgrad.p_steps must be >= 0.")
+    self.problem = problem
+    self.config = config
+    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+    if not u_vars or not v_vars:
+      raise ValueError("ApproxGrad needs outer and inner variables.")
+    self.p = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="p") for v in v_vars]
+    self.opt_u = Adam(u_vars, config.lr_u, epsilon=config.adam_epsilon, name="adam_u")
+    self.opt_v = Adam(v_vars, config.lr_v, epsilon=config.adam_epsilon, name="adam_v")
+    self.opt_p = Adam(self.p, config.lr_p, epsilon=config.adam_epsilon, name="adam_p")
+
+  def _grad_v(self, cost, u, v, batch):
+    with tf.GradientTape() as tape:
+      tape.watch(v)
+      value = cost(u, v, batch)
+    return value, base.checked_gradients(tape.gradient(value, v), self.problem.inner_variables,
+                                         f"grad_v {cost.__name__}")
+
+  def residual_and_grad(self, batch, grad_v_f=None):
+    """R(p) and grad_p R at the current (u, v, p)."""
+    problem = self.problem
+    u, v, p = (base.values(problem.outer_variables), base.values(problem.inner_variables),
+               base.values(self.p))
+    if grad_v_f is None:
+      _, grad_v_f = self._grad_v(problem.outer_cost, u, v, batch)
+    with tf.GradientTape() as tape_p:
+      tape_p.watch(p)
+      with tf.GradientTape() as tape_v:
+        tape_v.watch(v)
+        _, grad_v_g = self._grad_v(problem.inner_cost, u, v, batch)
+        gp = base.inner_product(grad_v_g, p)
+      hp = tape_v.gradient(gp, v)
+      r = [h + self.config.sigma * q - gf for h, q, gf in zip(hp, p, grad_v_f)]
+      residual = base.sum_of_squares(r)
+    return residual, tape_p.gradient(residual, p)
+
+  def hypergradient(self, batch):
+    """grad_u f - (d2g/du dv) p at the current (u, v), p held constant."""
+    problem = self.problem
+    u, v = base.values(problem.outer_variables), base.values(problem.inner_variables)
+    p = [tf.stop_gradient(q) for q in base.values(self.p)]
+    with tf.GradientTape() as tape_u:
+      tape_u.watch(u)
+      f = problem.outer_cost(u, v, batch)
+      _, grad_v_g = self._grad_v(problem.inner_cost, u, v, batch)
+      f_tilde = f - base.inner_product(grad_v_g, p)
+    return base.checked_gradients(tape_u.gradient(f_tilde, u), problem.outer_variables,
+                                  "grad_u (f - <grad_v g, p>)")
+
+  def outer_state_variables(self, index):
+    """Optimiser state shaped like outer variable ``index`` (Adam m and v)."""
+    return [self.opt_u.m[index], self.opt_u.v[index]]
+
+  def step(self, batch):
+    problem, cfg = self.problem, self.config
+    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+    for _ in tf.range(int(cfg.inner_steps)):
+      _, grad = self._grad_v(problem.inner_cost, base.values(u_vars), base.values(v_vars), batch)
+      self.opt_v.apply(grad, v_vars)
+      base.assign_projected(v_vars, problem.project_inner)
+    u, v = base.values(u_vars), base.values(v_vars)
+    f, grad_v_f = self._grad_v(problem.outer_cost, u, v, batch)
+    for _ in tf.range(int(cfg.p_steps)):
+      _, grad_p = self.residual_and_grad(batch, grad_v_f)
+      self.opt_p.apply(grad_p, self.p)
+    residual, _ = self.residual_and_grad(batch, grad_v_f)
+    self.opt_u.apply(self.hypergradient(batch), u_vars)
+    base.assign_projected(u_vars, problem.project_outer)
+    g = problem.inner_cost(base.values(u_vars), base.values(v_vars), batch)
+    return {"f": f, "g": g, "residual": residual}
