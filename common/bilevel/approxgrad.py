@@ -87,7 +87,7 @@ class ApproxGrad(tf.Module):
 
   def outer_state_variables(self, index):
     """Optimiser state shaped like outer variable ``index`` (Adam m and v)."""
-    return [self.opt_u.m[index], self.opt_u.v[index]]
+    return self.opt_u.slots(index)
 
   def step(self, batch):
     problem, cfg = self.problem, self.config

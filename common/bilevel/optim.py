@@ -32,6 +32,10 @@ class Adam(tf.Module):
     self.v = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="v")
               for v in variables]
 
+  def slots(self, index):
+    """The moment variables (m, v) of variable ``index``: state shaped like that variable."""
+    return [self.m[index], self.v[index]]
+
   def apply(self, grads, variables):
     """One Adam step of every variable along its gradient (same order as at construction)."""
     if len(grads) != len(self.m):
