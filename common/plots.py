@@ -43,3 +43,67 @@ def importance_figure(path, importances, corrupted, curves, title=""):
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def _trial_axes(ax, c, x, y, color):
+  """Every trial faint, the mean over trials bold (x: 'steps' or 'seconds')."""
+  ys = np.asarray(c[y], np.float64)
+  xs = c[x] if x == "seconds" else np.broadcast_to(c["steps"], ys.shape)
+  for xi, yi in zip(xs, ys):
+    ax.plot(xi, yi, color=color, alpha=0.25, lw=0.7)
+  # The mean against the mean time per record (trials differ slightly in speed).
+  ax.plot(np.mean(xs, axis=0), ys.mean(axis=0), color=color, lw=2.0)
+
+
+def trial_curves_grid(path, grid, rows, cols, x, y, row_label="{}", title=""):
+  """A rows x cols grid of panels; ``grid[(row, col)]`` is a dict of arrays [trials, records]
+  holding ``x`` (or 'steps', shared) and ``y``. Log-scaled y, shared across panels."""
+  fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.2 * len(cols), 2.5 * len(rows)),
+                           sharey=True, squeeze=False)
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for i, r in enumerate(rows):
+    for j, col in enumerate(cols):
+      ax = axes[i][j]
+      if (r, col) in grid:
+        _trial_axes(ax, grid[(r, col)], x, y, colors[j % len(colors)])
+      ax.set_yscale("log")
+      if i == 0:
+        ax.set_title(str(col))
+      if j == 0:
+        ax.set_ylabel(f"{row_label.format(r)}\n{y}")
+      if i == len(rows) - 1:
+        ax.set_xlabel("iteration" if x == "steps" else "wall-clock seconds")
+      ax.grid(alpha=0.3)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def mean_curves_panels(path, panels, x, y, title=""):
+  """One panel per key of ``panels``; in each, the trial-mean ``y`` against ``x`` of every
+  (method, T) curve: colour by method, line style by T."""
+  names = list(panels)
+  fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.2), squeeze=False)
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  styles = ["-", "--", ":", "-."]
+  for ax, name in zip(axes[0], names):
+    methods = list(dict.fromkeys(m for m, _ in panels[name]))
+    ts = list(dict.fromkeys(t for _, t in panels[name]))
+    for (m, t), c in panels[name].items():
+      ys = np.asarray(c[y], np.float64)
+      xs = c[x] if x == "seconds" else np.broadcast_to(c["steps"], ys.shape)
+      ax.plot(np.mean(xs, axis=0), ys.mean(axis=0), color=colors[methods.index(m) % len(colors)],
+              ls=styles[ts.index(t) % len(styles)], lw=1.4, label=f"{m} T={t}")
+    ax.set_yscale("log")
+    ax.set_title(str(name).upper())
+    ax.set_xlabel("iteration" if x == "steps" else "wall-clock seconds")
+    ax.grid(alpha=0.3)
+  axes[0][0].set_ylabel(y)
+  axes[0][-1].legend(fontsize=6, loc="best")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

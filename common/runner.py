@@ -82,6 +82,28 @@ def _json_default(x):
   raise TypeError(f"not JSON serialisable: {type(x)}")
 
 
+def check_or_write_config(workdir, run_config, ignore=("runner",)):
+  """Save ``run_config`` as workdir/config.json, or check it against the one saved there.
+
+  Fields in ``ignore`` (runner settings: progress bar, checkpoint frequency, ...) may change
+  between invocations of one run; everything else defines the run, and a difference is a
+  ``ConfigMismatchError`` raised before anything is written.
+  """
+  path = pathlib.Path(workdir) / "config.json"
+  current = json.loads(run_config.to_json_best_effort())
+  strip = lambda d: {k: v for k, v in d.items() if k not in ignore}
+  if path.exists():
+    saved = json.loads(path.read_text())
+    if strip(saved) != strip(current):
+      diff = sorted(k for k in set(saved) | set(current)
+                    if k not in ignore and saved.get(k) != current.get(k))
+      raise ConfigMismatchError(
+          f"{workdir} holds a run made with a different config (top-level fields that "
+          f"differ: {diff}). Use another --workdir, or delete this one to start over.")
+  else:
+    write_json_atomic(path, current)
+
+
 class Runner:
   """Runs named phases with checkpoint/resume, logging and a NaN guard.
 
@@ -122,20 +144,7 @@ class Runner:
   # -- set-up helpers ----------------------------------------------------------------------
 
   def _check_config(self, run_config):
-    path = self.workdir / "config.json"
-    current = json.loads(run_config.to_json_best_effort())
-    if path.exists():
-      saved = json.loads(path.read_text())
-      # Runner settings (progress bar, checkpoint frequency, ...) may change between
-      # invocations of one run; everything else defines the run.
-      if _without(saved, "runner") != _without(current, "runner"):
-        diff = sorted(k for k in set(saved) | set(current)
-                      if k != "runner" and saved.get(k) != current.get(k))
-        raise ConfigMismatchError(
-            f"{self.workdir} holds a run made with a different config (top-level fields that "
-            f"differ: {diff}). Use another --workdir, or delete this one to start over.")
-    else:
-      write_json_atomic(path, current)
+    check_or_write_config(self.workdir, run_config)
 
   def _truncate_metrics(self, done):
     """Drop records logged after the checkpoint we resume from (they will be logged again)."""
@@ -255,8 +264,68 @@ class Runner:
     self.log(f"Results written to {self.workdir / 'results.json'}")
 
 
-def _without(d, key):
-  return {k: v for k, v in d.items() if k != key}
+
+class TimedLoop:
+  """Convergence curves against the wall clock: steps, evaluated at given step counts.
+
+  ``step_fn()`` does one update and returns a dict of scalar tensors; ``evaluate_fn()``
+  returns a dict of scalar tensors at the current point (an error, the costs). Both are
+  compiled into ONE function ``advance(n)`` (n steps, then the evaluation), so a record costs
+  one call from Python, and the function is traced once for every run and every trial: reset
+  the state between ``run`` calls instead of rebuilding it. Call ``warm_up`` first so that
+  tracing and XLA compilation stay out of the timings.
+  """
+
+  def __init__(self, step_fn, evaluate_fn, jit_compile=False, eager=False):
+    # The step metrics' structure, for the loop-carried value (a graph-only trace).
+    spec = tf.function(step_fn).get_concrete_function().structured_outputs
+
+    def advance(n):
+      metrics = {k: tf.zeros(v.shape, v.dtype) for k, v in spec.items()}
+      for _ in tf.range(n):
+        metrics = step_fn()
+      return evaluate_fn(), metrics
+
+    self._advance = advance if eager else tf.function(advance, jit_compile=bool(jit_compile))
+
+  def warm_up(self):
+    """Trace and compile (runs one step: reset the state afterwards)."""
+    self._advance(tf.constant(1))
+
+  @property
+  def tracing_count(self):
+    return getattr(self._advance, "experimental_get_tracing_count", lambda: 0)()
+
+  def run(self, record_steps, where=""):
+    """Advance to each of ``record_steps`` (increasing step counts, 0 allowed) and record.
+
+    Returns {"steps", "seconds" (wall clock since the start, evaluations included), and one
+    array per evaluated value and per step metric ("metric_<name>", NaN at step 0)}.
+    Raises ``NonFiniteError`` at the first record with a non-finite value.
+    """
+    record_steps = [int(s) for s in record_steps]
+    if any(b < a for a, b in zip(record_steps, record_steps[1:])) or record_steps[0] < 0:
+      raise ValueError("record_steps must be increasing and non-negative.")
+    out = {"steps": np.asarray(record_steps, np.int64), "seconds": []}
+    done = 0
+    start = time.perf_counter()
+    for s in record_steps:
+      evaluation, metrics = self._advance(tf.constant(s - done))
+      elapsed = time.perf_counter() - start
+      values = {k: _to_python(v) for k, v in evaluation.items()}
+      values.update({f"metric_{k}": (_to_python(v) if s > done else float("nan"))
+                     for k, v in metrics.items()})
+      bad = sorted(k for k, v in values.items()
+                   if not math.isfinite(v) and not (k.startswith("metric_") and s == done))
+      if bad:
+        raise NonFiniteError(
+            f"{where}non-finite {', '.join(f'{k}={values[k]}' for k in bad)} after step {s}; "
+            f"every value was finite after step {done}. Lower the learning rates.")
+      done = s
+      out["seconds"].append(elapsed)
+      for k, v in values.items():
+        out.setdefault(k, []).append(v)
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def _to_python(v):
@@ -267,7 +336,9 @@ def _to_python(v):
 
 
 def _fmt(v):
-  return f"{v:.4f}" if isinstance(v, float) else str(v)
+  if v is None:
+    return "-"
+  return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def summary_table(rows, columns):

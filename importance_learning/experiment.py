@@ -195,6 +195,7 @@ def run(config, workdir, log=print):
         "with the pretrained classifier.")
 
   def bilevel_epoch_end(epoch):
+    method.end_epoch(epoch)       # the method's epoch schedule (ApproxGrad: x0.5 every 20)
     imp.renormalise()
     a = imp.importances()
     out = {"mean_importance": float(a.mean()), "frac_above_0.1": float(np.mean(a > 0.1))}

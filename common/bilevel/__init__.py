@@ -1,18 +1,24 @@
 """Bilevel methods behind one interface, picked by name from one explicit registry.
 
-Adding a method: write a ``tf.Module`` with ``default_config()``, ``__init__(problem, config)``
-and ``step(batch) -> dict of scalars``, then add it to ``METHODS`` below.
+Adding a method: subclass ``base.Method`` (a ``tf.Module``) with ``default_config()``,
+``__init__(problem, config)`` and ``step(batch) -> dict of scalars``, add it to ``METHODS``
+below, and give it its cases in ``tests/common/test_methods.py`` (the suite fails for a
+registered method it does not cover).
 """
 
 from common.bilevel.approxgrad import ApproxGrad
-from common.bilevel.base import BilevelProblem, combined_step
+from common.bilevel.base import BilevelProblem, Method, combined_step
+from common.bilevel.gd import GD
 from common.bilevel.penalty import Penalty
 from common.bilevel.plain import Plain
+from common.bilevel.rmd import RMD
 
 METHODS = {
     "approxgrad": ApproxGrad,
+    "gd": GD,
     "penalty": Penalty,
     "plain": Plain,
+    "rmd": RMD,
 }
 
 
@@ -29,5 +35,5 @@ def build_method(name, problem, config):
   return get_method(name)(problem, config)
 
 
-__all__ = ["ApproxGrad", "BilevelProblem", "METHODS", "Penalty", "Plain", "build_method", "combined_step",
-           "get_method"]
+__all__ = ["ApproxGrad", "BilevelProblem", "GD", "METHODS", "Method", "Penalty", "Plain", "RMD",
+           "build_method", "combined_step", "get_method"]

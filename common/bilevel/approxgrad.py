@@ -5,7 +5,9 @@ the least-squares residual R(p) = |H p + sigma p - grad_v f|^2 (Hessian-vector p
 double backprop). p starts at zero and is warm-started across steps, never reset.
 
 One ``step``: ``inner_steps`` Adam steps on g over v; ``p_steps`` Adam steps on R over p; one
-Adam step on u along grad_u f - (d2g/du dv) p, with p held constant.
+Adam step on u along grad_u f - (d2g/du dv) p, with p held constant. Epoch-based families call
+``end_epoch``, which halves lr_u and lr_v every 20 epochs as the importance-learning scripts do
+(lr_p is never decayed).
 """
 
 import ml_collections
@@ -15,7 +17,7 @@ from common.bilevel import base
 from common.bilevel.optim import Adam
 
 
-class ApproxGrad(tf.Module):
+class ApproxGrad(base.Method):
 
   name_in_registry = "approxgrad"
   needs_outer_variables = True
@@ -31,6 +33,10 @@ class ApproxGrad(tf.Module):
         "inner_steps": 20,
         "p_steps": 20,
         "adam_epsilon": 1e-8,
+        # lr_u and lr_v (not lr_p) x factor every N epochs, for epoch-based families.
+        "lr_decay_every_epochs": 20,
+        "lr_decay_factor": 0.5,
+        "lr_decay_epoch_offset": 0,
     })
 
   def __init__(self, problem, config):
@@ -86,8 +92,10 @@ class ApproxGrad(tf.Module):
                                   "grad_u (f - <grad_v g, p>)")
 
   def outer_state_variables(self, index):
-    """Optimiser state shaped like outer variable ``index`` (Adam m and v)."""
     return self.opt_u.slots(index)
+
+  def end_epoch(self, epoch):
+    base.epoch_lr_decay(self.config, epoch, [self.opt_u.learning_rate, self.opt_v.learning_rate])
 
   def step(self, batch):
     problem, cfg = self.problem, self.config
@@ -105,4 +113,6 @@ class ApproxGrad(tf.Module):
     self.opt_u.apply(self.hypergradient(batch), u_vars)
     base.assign_projected(u_vars, problem.project_outer)
     g = problem.inner_cost(base.values(u_vars), base.values(v_vars), batch)
-    return {"f": f, "g": g, "residual": residual}
+    return {"f": f, "g": g, "residual": residual,
+            "lr_u": tf.identity(self.opt_u.learning_rate),
+            "lr_v": tf.identity(self.opt_v.learning_rate)}

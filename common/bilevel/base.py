@@ -46,6 +46,45 @@ class BilevelProblem(tf.Module):
     del batch, method
 
 
+class Method(tf.Module):
+  """Base class of a bilevel method: owns its state as variables, exposes one ``step``.
+
+  A subclass sets ``name_in_registry`` and ``needs_outer_variables``, implements
+  ``default_config()`` (a staticmethod returning its ``ml_collections.ConfigDict``),
+  ``__init__(problem, config)`` and ``step(batch) -> dict of scalar tensors``. It may expose
+  ``hypergradient(batch)``: its estimate of d f(u, v*(u)) / du at the current state, which the
+  shared test suite checks against closed forms and finite differences.
+  """
+
+  name_in_registry = None
+  needs_outer_variables = True
+
+  def outer_state_variables(self, index):
+    """Optimiser state shaped like outer variable ``index`` (per-example state swaps it)."""
+    del index
+    return []
+
+  def end_epoch(self, epoch):
+    """Called by epoch-based families after ``epoch`` (1-based) epochs; schedules go here."""
+    del epoch
+
+
+def epoch_lr_decay(config, epoch, learning_rates):
+  """Multiply the learning-rate variables by ``config.lr_decay_factor`` at the epochs
+  ``offset + every, offset + 2 every, ...`` (``every = config.lr_decay_every_epochs``, 0: off).
+
+  The originals halve after epoch ``e`` when ``e % 20 == 0 and e != 0``; with 1-based epoch
+  loops (MNIST large) that is after 20, 40, ... completed epochs (offset 0), with 0-based loops
+  (CIFAR-10, SVHN) after 21, 41, ... (offset 1).
+  """
+  every, offset = int(config.lr_decay_every_epochs), int(config.lr_decay_epoch_offset)
+  if every > 0 and epoch > offset and (epoch - offset) % every == 0:
+    for lr in learning_rates:
+      lr.assign(lr * config.lr_decay_factor)
+    return True
+  return False
+
+
 def values(variables):
   """Current values of ``variables`` as tensors (inputs to a pure cost function)."""
   return [tf.convert_to_tensor(v) for v in variables]

@@ -26,7 +26,7 @@ TEST_LEGACY = "legacy_fourth_power"
 TEST_SQUARED = "squared"
 
 
-class Penalty(tf.Module):
+class Penalty(base.Method):
   """The penalty method with its state (rho, lambda, eps, nu, learning rates, Adam moments)."""
 
   name_in_registry = "penalty"
@@ -115,7 +115,6 @@ class Penalty(tf.Module):
   # -- the update --------------------------------------------------------------------------
 
   def outer_state_variables(self, index):
-    """Optimiser state shaped like outer variable ``index`` (Adam m and v)."""
     return self.opt_u.slots(index)
 
   def step(self, batch):

@@ -12,7 +12,7 @@ from common.bilevel import base
 from common.bilevel.optim import Adam
 
 
-class Plain(tf.Module):
+class Plain(base.Method):
   """min_v g(u, v) by Adam, u constant."""
 
   name_in_registry = "plain"

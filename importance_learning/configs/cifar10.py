@@ -11,7 +11,8 @@ augmentation of training and validation mini-batches; pretraining 101 epochs; im
 from importance_learning.configs import base as base_lib
 
 
-def get_config(arg=None):
+def row():
+  """This row's config, before the noise / tiny arguments."""
   c = base_lib.base()
   c.dataset = "cifar10"
   c.split = "default"
@@ -22,4 +23,8 @@ def get_config(arg=None):
   c.pretrain.epochs = 101
   c.importance_init.a_lo, c.importance_init.a_hi = 0.2, 0.8
   c.retrain.enabled = False
-  return base_lib.apply_args(c, arg, default_noise=0.25)
+  return c
+
+
+def get_config(arg=None):
+  return base_lib.apply_args(row(), arg, default_noise=0.25)

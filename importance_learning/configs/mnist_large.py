@@ -11,7 +11,8 @@ Paper (penalty): 98.89% at 25% noise, 97.51% at 50% (as listed for arXiv 1911.03
 from importance_learning.configs import base as base_lib
 
 
-def get_config(arg=None):
+def row():
+  """This row's config, before the noise / tiny arguments."""
   c = base_lib.base()
   c.split = "large"
   c.model = "mnist_cnn"
@@ -19,4 +20,8 @@ def get_config(arg=None):
   c.epochs = 101
   c.baseline.epochs = 101
   c.retrain.enabled = False
-  return base_lib.apply_args(c, arg, default_noise=0.25)
+  return c
+
+
+def get_config(arg=None):
+  return base_lib.apply_args(row(), arg, default_noise=0.25)

@@ -11,7 +11,8 @@ retraining. Paper (penalty): 88.12% at 25% noise.
 from importance_learning.configs import base as base_lib
 
 
-def get_config(arg=None):
+def row():
+  """This row's config, before the noise / tiny arguments."""
   c = base_lib.base()
   c.dataset = "svhn"
   c.split = "default"
@@ -25,4 +26,8 @@ def get_config(arg=None):
   c.pretrain.lr = 1e-5
   c.importance_init.a_lo, c.importance_init.a_hi = 0.2, 0.8
   c.retrain.enabled = False
-  return base_lib.apply_args(c, arg, default_noise=0.5)
+  return c
+
+
+def get_config(arg=None):
+  return base_lib.apply_args(row(), arg, default_noise=0.5)

@@ -35,3 +35,25 @@ def test_learning_rate_is_a_variable_read_at_each_step():
   opt.learning_rate.assign(0.0)
   opt.apply([tf.constant([1.0])], [var])
   assert var.numpy()[0] == 0.0
+
+
+def _decay_epochs(every, offset, num_epochs):
+  import ml_collections
+  from common.bilevel import base
+  cfg = ml_collections.ConfigDict({"lr_decay_every_epochs": every, "lr_decay_factor": 0.5,
+                                   "lr_decay_epoch_offset": offset})
+  lr = tf.Variable(1.0, dtype=tf.float64)
+  hits = [e for e in range(1, num_epochs + 1) if base.epoch_lr_decay(cfg, e, [lr])]
+  return hits, lr.numpy()
+
+
+def test_epoch_schedule_matches_the_scripts_loops():
+  """MNIST large: `for epoch in range(1, 101)`, CIFAR-10 / SVHN: `for epoch in range(n)`, both
+  halving after the epoch when `epoch % 20 == 0 and epoch != 0`."""
+  one_based = [e for e in range(1, 101) if e % 20 == 0 and e != 0]
+  zero_based = [e + 1 for e in range(201) if e % 20 == 0 and e != 0]   # as completed epochs
+  hits, lr = _decay_epochs(20, 0, 100)
+  assert hits == one_based == [20, 40, 60, 80, 100] and lr == 0.5 ** 5
+  hits, lr = _decay_epochs(20, 1, 201)
+  assert hits == zero_based and hits[:2] == [21, 41] and lr == 0.5 ** 10
+  assert _decay_epochs(0, 0, 50) == ([], 1.0)

@@ -70,13 +70,33 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path):
 
 
 @pytest.mark.slow
-def test_user_model_per_example_state_and_approxgrad(tmp_path):
+def test_user_model_per_example_state_and_approxgrad_with_its_schedule(tmp_path):
   proc = _ok(_run(TINY, f"--workdir={tmp_path}", "--config.model=tests.common.user_model:tiny_mlp",
                   "--config.per_example_state=True", "--config.retrain.enabled=False",
-                  "--config.method=approxgrad"))
+                  "--config.method=approxgrad", "--config.approxgrad.lr_decay_every_epochs=1"))
   res = json.loads((tmp_path / "results.json").read_text())
   assert res["model"] == "tests.common.user_model:tiny_mlp" and res["method"] == "approxgrad"
   assert "retrained_test_accuracy" not in res and "bilevel classifier" in proc.stdout
+  # Halving after every epoch (6 steps each): lr_u 1 in epoch 1, 0.5 in epoch 2; lr_p stays.
+  recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  lr_u = {r["step"]: r["lr_u"] for r in recs if r["phase"] == "bilevel" and "lr_u" in r}
+  assert [lr_u[s] for s in (1, 6, 7, 12)] == [1.0, 1.0, 0.5, 0.5]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["gd", "rmd"])
+def test_gd_and_rmd_run_importance_learning(tmp_path, method):
+  _ok(_run(TINY, f"--workdir={tmp_path}", f"--config.method={method}",
+           "--config.baseline.enabled=False", "--config.retrain.enabled=False"))
+  assert json.loads((tmp_path / "results.json").read_text())["method"] == method
+  a = np.load(tmp_path / "importances.npy")
+  levels = len(np.unique(np.round(a, 5)))
+  if method == "gd":
+    # f does not depend on the importances: GD never moves them, only the epoch-end
+    # renormalisation rescales the two initial levels.
+    assert levels == 2
+  else:
+    assert levels > 100     # RMD's hypergradient reaches every point of every batch
 
 
 @pytest.mark.parametrize("args, message", [

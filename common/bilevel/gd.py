@@ -1,0 +1,72 @@
+"""GD: the alternating baseline of the penalty paper, without any implicit term.
+
+One ``step``: ``inner_steps`` Adam steps on g over v, then one Adam step on u along the partial
+gradient grad_u f, as if v did not depend on u. It therefore converges to a point where
+grad_u f(u, v*(u)) = 0, not to the bilevel optimum, whenever f depends on v; that is the point
+of the comparison.
+"""
+
+import ml_collections
+import tensorflow as tf
+
+from common.bilevel import base
+from common.bilevel.optim import Adam
+
+
+class GD(base.Method):
+
+  name_in_registry = "gd"
+  needs_outer_variables = True
+
+  @staticmethod
+  def default_config():
+    """The synthetic-test values of the original (lr_u 1e-3, lr_v 1e-4)."""
+    return ml_collections.ConfigDict({
+        "lr_u": 1e-3,
+        "lr_v": 1e-4,
+        "inner_steps": 10,
+        "adam_epsilon": 1e-8,
+        "lr_decay_every_epochs": 0,   # as ApproxGrad's epoch schedule; off by default
+        "lr_decay_factor": 0.5,
+        "lr_decay_epoch_offset": 0,
+    })
+
+  def __init__(self, problem, config):
+    super().__init__(name="gd")
+    if int(config.inner_steps) < 0:
+      raise ValueError(f"gd.inner_steps must be >= 0, got {config.inner_steps}.")
+    self.problem = problem
+    self.config = config
+    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+    if not u_vars or not v_vars:
+      raise ValueError("GD needs outer and inner variables.")
+    self.opt_u = Adam(u_vars, config.lr_u, epsilon=config.adam_epsilon, name="adam_u")
+    self.opt_v = Adam(v_vars, config.lr_v, epsilon=config.adam_epsilon, name="adam_v")
+
+  def outer_state_variables(self, index):
+    return self.opt_u.slots(index)
+
+  def end_epoch(self, epoch):
+    base.epoch_lr_decay(self.config, epoch, [self.opt_u.learning_rate, self.opt_v.learning_rate])
+
+  def step(self, batch):
+    problem = self.problem
+    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+    for _ in tf.range(int(self.config.inner_steps)):
+      u, v = base.values(u_vars), base.values(v_vars)
+      with tf.GradientTape() as tape:
+        tape.watch(v)
+        g = problem.inner_cost(u, v, batch)
+      self.opt_v.apply(base.checked_gradients(tape.gradient(g, v), v_vars, "grad_v g"), v_vars)
+      base.assign_projected(v_vars, problem.project_inner)
+    u, v = base.values(u_vars), base.values(v_vars)
+    with tf.GradientTape() as tape:
+      tape.watch(u)
+      f = problem.outer_cost(u, v, batch)
+    # f need not depend on every outer variable directly (importance weights enter only g):
+    # the partial gradient is then zero and GD leaves that variable where it is.
+    grad_u = tape.gradient(f, u, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    self.opt_u.apply(grad_u, u_vars)
+    base.assign_projected(u_vars, problem.project_outer)
+    g = problem.inner_cost(base.values(u_vars), v, batch)
+    return {"f": f, "g": g}

@@ -1,0 +1,126 @@
+"""RMD: reverse-mode differentiation through T steps of gradient descent on g.
+
+One ``step`` from the current (u, v_0):
+
+  forward   v_{k+1} = proj(v_k - lr_v grad_v g(u, v_k)),  k = 0 .. T-1   (plain GD)
+  reverse   p = grad_u f(u, v_T),  q = grad_v f(u, v_T);  for k = T-1 down to 0, at v_k:
+              p <- p - lr_v (d2g/du dv) q,   q <- q - lr_v (d2g/dv2) q   (both with the old q)
+  update    v <- v_T;  u <- proj(u - lr_u p)                               (plain GD)
+
+p is then exactly d f(u, v_T(u)) / du for the unrolled map (the projection's Jacobian is
+taken as the identity, as in the original). Each reverse step is one double-backprop pass that
+gives both mixed products at once. The iterates are kept in memory: T copies of v.
+
+The original stops the reverse loop at k = 1: the Jacobian of the first forward step (at the
+initial v_0) is never included, so T = 1 degenerates to p = grad_u f.
+``legacy_skip_first_jacobian=True`` reproduces that; the default includes all T steps.
+"""
+
+import ml_collections
+import tensorflow as tf
+
+from common.bilevel import base
+
+
+class RMD(base.Method):
+
+  name_in_registry = "rmd"
+  needs_outer_variables = True
+
+  @staticmethod
+  def default_config():
+    """The synthetic-test values of the original (plain GD step sizes)."""
+    return ml_collections.ConfigDict({
+        "lr_u": 1e-3,
+        "lr_v": 1e-4,
+        "inner_steps": 10,
+        "legacy_skip_first_jacobian": False,
+        "lr_decay_every_epochs": 0,   # as ApproxGrad's epoch schedule; off by default
+        "lr_decay_factor": 0.5,
+        "lr_decay_epoch_offset": 0,
+    })
+
+  def __init__(self, problem, config):
+    super().__init__(name="rmd")
+    if int(config.inner_steps) < 1:
+      raise ValueError(f"rmd.inner_steps must be >= 1, got {config.inner_steps}.")
+    self.problem = problem
+    self.config = config
+    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+    if not u_vars or not v_vars:
+      raise ValueError("RMD needs outer and inner variables.")
+    dtype = v_vars[0].dtype
+    # Learning rates are variables so that schedules can change them without retracing.
+    self.lr_u = tf.Variable(config.lr_u, dtype=dtype, trainable=False, name="lr_u")
+    self.lr_v = tf.Variable(config.lr_v, dtype=dtype, trainable=False, name="lr_v")
+
+  # -- the unrolled map and its reverse pass -----------------------------------------------
+
+  def _grad_v_g(self, u, v, batch):
+    with tf.GradientTape() as tape:
+      tape.watch(v)
+      g = self.problem.inner_cost(u, v, batch)
+    return g, base.checked_gradients(tape.gradient(g, v), self.problem.inner_variables,
+                                     "grad_v g")
+
+  def _mixed_products(self, u, v, q, batch):
+    """((d2g/du dv) q, (d2g/dv2) q) at (u, v): one backward pass through grad_v g."""
+    with tf.GradientTape() as tape:
+      tape.watch(u + v)
+      _, grad_v_g = self._grad_v_g(u, v, batch)
+      gq = base.inner_product(grad_v_g, q)
+    grads = tape.gradient(gq, u + v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return grads[:len(u)], grads[len(u):]
+
+  def unrolled(self, batch):
+    """(v_T, p, f(u, v_T)): the forward iterates' end point and d f(u, v_T(u)) / du."""
+    problem, lr_v = self.problem, self.lr_v
+    u, v = base.values(problem.outer_variables), base.values(problem.inner_variables)
+    num_steps = int(self.config.inner_steps)
+    first = 1 if self.config.legacy_skip_first_jacobian else 0
+    reverse = num_steps > first   # the legacy rule at T = 1 has no reverse step at all
+    # Iterates v_0 .. v_{T-1}, where the step Jacobians are evaluated.
+    stores = [tf.TensorArray(x.dtype, size=num_steps, element_shape=x.shape) for x in v]
+    for k in tf.range(num_steps):
+      if reverse:
+        stores = [s.write(k, x) for s, x in zip(stores, v)]
+      _, grad = self._grad_v_g(u, v, batch)
+      v = problem.project_inner([x - tf.cast(lr_v, x.dtype) * gx for x, gx in zip(v, grad)])
+
+    with tf.GradientTape() as tape:
+      tape.watch(u + v)
+      f = problem.outer_cost(u, v, batch)
+    grads = tape.gradient(f, u + v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    p, q = grads[:len(u)], grads[len(u):]
+
+    if reverse:
+      for k in tf.range(num_steps - 1, first - 1, -1):
+        v_k = [s.read(k) for s in stores]
+        bq, hq = self._mixed_products(u, v_k, q, batch)
+        p = [pi - tf.cast(lr_v, pi.dtype) * b for pi, b in zip(p, bq)]
+        q = [qi - tf.cast(lr_v, qi.dtype) * h for qi, h in zip(q, hq)]
+    return v, p, f
+
+  def hypergradient(self, batch):
+    """d f(u, v_T(u)) / du for T forward steps from the current v (variables unchanged)."""
+    return self.unrolled(batch)[1]
+
+  def end_epoch(self, epoch):
+    base.epoch_lr_decay(self.config, epoch, [self.lr_u, self.lr_v])
+
+  # -- the update --------------------------------------------------------------------------
+
+  def step(self, batch):
+    problem = self.problem
+    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+    v_new, p, f = self.unrolled(batch)
+    for var, x in zip(v_vars, v_new):
+      var.assign(x)
+    u_new = [x - tf.cast(self.lr_u, x.dtype) * pi
+             for x, pi in zip(base.values(u_vars), p)]
+    for var, x in zip(u_vars, problem.project_outer(u_new)):
+      var.assign(x)
+    g = problem.inner_cost(base.values(u_vars), base.values(v_vars), batch)
+    return {"f": f, "g": g, "hypergradient_sq": base.sum_of_squares(p),
+            "lr_u": tf.identity(self.lr_u), "lr_v": tf.identity(self.lr_v)}
+

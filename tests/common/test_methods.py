@@ -1,0 +1,233 @@
+"""The suite every registered bilevel method must pass (DESIGN.md, "one parameterised test
+suite"): on the closed-form quadratic of ``tests/quadratic.py``, in float64,
+
+  * the compiled step converges to the method's known limit, traces once, returns finite
+    scalar metrics, and gives the same numbers under XLA;
+  * a method that exposes ``hypergradient`` agrees, where it should be exact, with the closed
+    form and with central finite differences of the function it differentiates.
+
+A method's *limit* is where it provably goes, which is not always the bilevel optimum u*:
+GD stops where the partial gradient of f vanishes, RMD at T steps where the gradient of the
+T-step unrolled objective vanishes, ApproxGrad at the sigma-damped solution. Testing each
+against its own closed form (and checking that it differs from u*) catches an implementation
+that is right for the wrong reason. A method added to the registry without its cases here
+fails ``test_every_registered_method_has_cases``.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import bilevel
+from tests.quadratic import Quadratic
+
+SEED = 4
+
+
+def _limit_exact(p):
+  u = p.u_star()
+  return u, p.v_star(u)
+
+
+def _limit_gd(p):
+  # grad_u f(u, v*(u)) = D u = 0.
+  u = np.zeros_like(p.u.numpy())
+  return u, p.v_star(u)
+
+
+def _rmd_jacobian(p, lr_v, T, legacy=False):
+  """d v_T / d u of T GD steps v <- v - lr_v (A v - B u), from the T-step unrolled map."""
+  n = len(p.c)
+  M = np.eye(n) - lr_v * p.A
+  k = T - 1 if legacy else T
+  return lr_v * sum(np.linalg.matrix_power(M, j) for j in range(k)) @ p.B \
+      if k > 0 else np.zeros_like(p.B)
+
+
+def _limit_rmd(lr_v, T):
+  def limit(p):
+    # v is warm-started, so at the fixed point v = v*(u) and the u-step solves
+    # D u + J' (v*(u) - c) = 0 with J = d v_T / d u (truncated at T steps).
+    J = _rmd_jacobian(p, lr_v, T)
+    K = np.linalg.solve(p.A, p.B)
+    u = np.linalg.solve(p.D + J.T @ K, J.T @ p.c)
+    return u, p.v_star(u)
+  return limit
+
+
+def _limit_approxgrad(sigma):
+  def limit(p):
+    # p = (A + sigma I)^-1 (v - c) and D u + B' p = 0 at v = v*(u).
+    K = np.linalg.solve(p.A, p.B)
+    S = np.linalg.solve(p.A + sigma * np.eye(len(p.c)), np.eye(len(p.c)))
+    u = np.linalg.solve(p.D + p.B.T @ S @ K, p.B.T @ S @ p.c)
+    return u, p.v_star(u)
+  return limit
+
+
+def _limit_plain(p):
+  u = p.u.numpy()      # u never moves; v goes to v*(u0)
+  return u, p.v_star(u)
+
+
+@dataclasses.dataclass
+class Case:
+  config: dict
+  limit: Callable
+  steps: int
+  atol: float
+  differs_from_optimum: bool = False   # the limit is provably not u*
+
+
+R = 1.0 / 1.1
+RMD_LR_V, RMD_T = 0.2, 3
+AG_SIGMA = 1.0
+
+CASES = {
+    "penalty": Case(dict(lr_u=5e-2, lr_v=5e-2, inner_steps=20, rho0=1.0, lamb0=1e-2, eps0=0.1,
+                         nu0=0.0, c_rho=1.1, c_lamb=R, c_eps=R, lr_decay=R,
+                         convergence_test="squared"),
+                    _limit_exact, 3000, 1e-2),
+    "approxgrad": Case(dict(lr_u=1e-2, lr_v=3e-2, lr_p=3e-2, sigma=AG_SIGMA, inner_steps=10,
+                            p_steps=10),
+                       _limit_approxgrad(AG_SIGMA), 3000, 1e-2, differs_from_optimum=True),
+    "rmd": Case(dict(lr_u=0.1, lr_v=RMD_LR_V, inner_steps=RMD_T), _limit_rmd(RMD_LR_V, RMD_T),
+                1500, 1e-8, differs_from_optimum=True),
+    "gd": Case(dict(lr_u=1e-2, lr_v=3e-2, inner_steps=10), _limit_gd, 3000, 1e-2,
+               differs_from_optimum=True),
+    "plain": Case(dict(lr=3e-2), _limit_plain, 1500, 1e-2, differs_from_optimum=True),
+}
+
+
+def _build(name, problem, **overrides):
+  cfg = bilevel.get_method(name).default_config()
+  cfg.update(CASES[name].config)
+  cfg.update(overrides)
+  return bilevel.build_method(name, problem, cfg)
+
+
+def test_every_registered_method_has_cases():
+  assert set(CASES) == set(bilevel.METHODS)
+  exposing = {n for n, m in bilevel.METHODS.items() if hasattr(m, "hypergradient")}
+  assert exposing == set(HYPERGRADIENT_CASES), "every hypergradient needs its exactness case"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_converges_to_its_closed_form_limit_traces_once_finite_metrics(name):
+  case = CASES[name]
+  p = Quadratic(seed=SEED)
+  u_lim, v_lim = case.limit(p)
+  gap = np.linalg.norm(u_lim - p.u_star())
+  assert (gap > 20 * case.atol) == case.differs_from_optimum, gap
+  assert np.linalg.norm(p.u.numpy() - u_lim) + np.linalg.norm(p.v.numpy() - v_lim) > 0.5
+  method = _build(name, p)
+  step = tf.function(bilevel.combined_step(p, method))
+  for _ in range(case.steps):
+    metrics = step(None)
+  for key, value in metrics.items():
+    assert value.shape == (), key
+    assert np.isfinite(value.numpy()), key
+  assert step.experimental_get_tracing_count() == 1
+  np.testing.assert_allclose(p.u.numpy(), u_lim, atol=case.atol)
+  np.testing.assert_allclose(p.v.numpy(), v_lim, atol=case.atol)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_xla_step_equals_the_plain_graph(name):
+  results = []
+  for jit in (False, True):
+    p = Quadratic(seed=SEED + 1)
+    method = _build(name, p)
+    step = tf.function(bilevel.combined_step(p, method), jit_compile=jit)
+    for _ in range(4):
+      metrics = step(None)
+    results.append([p.u.numpy(), p.v.numpy()] + [m.numpy() for m in metrics.values()])
+  for a, b in zip(*results):
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+# -- hypergradients ----------------------------------------------------------------------------
+
+
+def _central_differences(F, u, h=1e-5):
+  return np.array([(F(u + h * e) - F(u - h * e)) / (2 * h) for e in np.eye(len(u))])
+
+
+def _F_exact(p):
+  return lambda u: 0.5 * np.sum((p.v_star(u) - p.c) ** 2) + 0.5 * u @ p.D @ u
+
+
+@dataclasses.dataclass
+class HyperCase:
+  """Put ``method`` in a state where its hypergradient is exact for ``F``; give the closed form."""
+  prepare: Callable        # (problem, method) -> None
+  F: Callable              # problem -> numpy function of u whose gradient it should be
+  closed_form: Callable    # problem -> expected gradient at the current u
+  rtol: float
+  overrides: Optional[dict] = None
+
+
+def _prepare_approxgrad(p, m):
+  p.v.assign(p.v_star(p.u.numpy()))
+  m.p[0].assign(np.linalg.solve(p.A, p.v.numpy() - p.c))        # H^-1 grad_v f
+
+
+def _prepare_penalty(p, m):
+  # v = argmin_v h_low at a large rho (nu = 0, lambda = 0): h_low is quadratic in v.
+  rho = 1e7
+  m.rho.assign(rho)
+  n = len(p.c)
+  u = p.u.numpy()
+  p.v.assign(np.linalg.solve(np.eye(n) + rho * p.A @ p.A, p.c + rho * p.A @ p.B @ u))
+
+
+def _rmd_F(T):
+  def F_of(p):
+    v0 = p.v.numpy().copy()
+
+    def F(u):
+      v = v0
+      for _ in range(T):
+        v = v - RMD_LR_V * (p.A @ v - p.B @ u)
+      return 0.5 * np.sum((v - p.c) ** 2) + 0.5 * u @ p.D @ u
+    return F
+  return F_of
+
+
+def _rmd_closed_form(T, legacy=False):
+  def closed(p):
+    u, v = p.u.numpy(), p.v.numpy()
+    for _ in range(T):
+      v = v - RMD_LR_V * (p.A @ v - p.B @ u)
+    return p.D @ u + _rmd_jacobian(p, RMD_LR_V, T, legacy).T @ (v - p.c)
+  return closed
+
+
+HYPERGRADIENT_CASES = {
+    "approxgrad": [HyperCase(_prepare_approxgrad, _F_exact, lambda p: p.hypergradient(p.u.numpy()),
+                             1e-10, dict(sigma=0.0))],
+    "penalty": [HyperCase(_prepare_penalty, _F_exact, lambda p: p.hypergradient(p.u.numpy()),
+                          1e-5, dict(nu0=0.0, lamb0=0.0))],
+    "rmd": [HyperCase(lambda p, m: None, _rmd_F(T), _rmd_closed_form(T), 1e-10,
+                      dict(inner_steps=T)) for T in (1, 5)],
+}
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n in sorted(HYPERGRADIENT_CASES)
+                                        for i in range(len(HYPERGRADIENT_CASES[n]))])
+def test_hypergradient_where_exact_matches_closed_form_and_finite_differences(name, index):
+  case = HYPERGRADIENT_CASES[name][index]
+  p = Quadratic(seed=SEED + 2)
+  method = _build(name, p, **(case.overrides or {}))
+  case.prepare(p, method)
+  u_before, v_before = p.u.numpy(), p.v.numpy()
+  got = method.hypergradient(None)[0].numpy()
+  np.testing.assert_array_equal(p.u.numpy(), u_before)    # a pure query: nothing moved
+  np.testing.assert_array_equal(p.v.numpy(), v_before)
+  expected = case.closed_form(p)
+  np.testing.assert_allclose(got, expected, rtol=case.rtol, atol=1e-12)
+  fd = _central_differences(case.F(p), p.u.numpy())
+  np.testing.assert_allclose(got, fd, rtol=max(case.rtol, 1e-7), atol=1e-8)

@@ -1,0 +1,89 @@
+"""synthetic/run.py through its real command line."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TINY = "--config=synthetic/configs/default.py:tiny"
+
+
+def _run(*args, timeout=300):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  return subprocess.run([sys.executable, "synthetic/run.py", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def _ok(proc):
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  return proc
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_curves_table_figures_and_resumes(tmp_path):
+  proc = _ok(_run(TINY, f"--workdir={tmp_path}"))
+  methods = ("gd", "rmd", "approxgrad", "penalty")
+  for problem in ("smd20", "smd23"):
+    for method in methods:
+      with np.load(tmp_path / "curves" / f"{problem}_{method}_T2.npz") as z:
+        # 2 trials; records at 0, 1, 11, 21, 31.
+        np.testing.assert_array_equal(z["steps"], [0, 1, 11, 21, 31])
+        for key in ("error", "f", "g", "seconds"):
+          assert z[key].shape == (2, 5), key
+          assert np.isfinite(z[key]).all(), key
+        assert (np.diff(z["seconds"], axis=1) > 0).all()
+        assert int(z["tracing_count"]) == 1
+        # Trial k is the same instance for every method: same initial error.
+        if method == "gd":
+          start = z["error"][:, 0]
+        np.testing.assert_allclose(z["error"][:, 0], start, rtol=1e-6)
+        assert z["error"][0, 0] != z["error"][1, 0]
+  with np.load(tmp_path / "curves" / "smd20_penalty_T2.npz") as z:
+    assert "metric_rho" in z and np.isnan(z["metric_rho"][:, 0]).all()
+  res = json.loads((tmp_path / "results.json").read_text())
+  assert len(res["rows"]) == 8
+  assert {r["method"] for r in res["rows"]} == set(methods)
+  table = (tmp_path / "results.md").read_text()
+  assert table.count("\n| smd") == 8
+  for name in ("smd20_iterations", "smd20_time", "smd23_iterations", "smd23_time",
+               "summary_time"):
+    assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000, name
+  assert "final error mean" in proc.stdout
+  # Same command again: every run is read back, nothing recomputed, same table.
+  again = _ok(_run(TINY, f"--workdir={tmp_path}"))
+  assert "8 of 8 (problem, method, T) runs were already in" in again.stdout
+  assert json.loads((tmp_path / "results.json").read_text())["rows"] == res["rows"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.problems=('smd99',)"], "Unknown problems ['smd99']"),
+    (["--config.methods=('plain',)"], "does not optimise the outer variables"),
+    (["--config.methods=('newton',)"], "Unknown method 'newton'"),
+    (["--config.inner_steps=(0,)"], "inner_steps must be a non-empty list of T >= 1"),
+    (["--config.dtype=float16"], "dtype must be"),
+])
+def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
+  workdir = tmp_path / "w"
+  proc = _run(TINY, f"--workdir={workdir}", *args, timeout=120)
+  assert proc.returncode != 0
+  assert message in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+  assert "Traceback" not in proc.stderr
+  assert not workdir.exists(), "nothing may be written before the input is validated"
+
+
+@pytest.mark.slow
+def test_divergence_stops_with_the_record_and_a_clear_message(tmp_path):
+  # The box keeps u and v finite, but the float32 hypergradient overflows.
+  proc = _run(TINY, f"--workdir={tmp_path}", "--config.problems=('smd21',)",
+              "--config.methods=('rmd',)", "--config.rmd.lr_v=1e30")
+  assert proc.returncode != 0
+  err = proc.stdout + proc.stderr
+  assert "NonFiniteError" in err, err[-2000:]
+  assert "[smd21 rmd T=2 trial 0] non-finite metric_hypergradient_sq=inf after step 1" in err
+  assert not (tmp_path / "curves").exists()
+  assert "Traceback" not in err
