@@ -85,7 +85,7 @@ def mean_curves_panels(path, panels, x, y, title=""):
   """One panel per key of ``panels``; in each, the trial-mean ``y`` against ``x`` of every
   (method, T) curve: colour by method, line style by T."""
   names = list(panels)
-  fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.2), squeeze=False)
+  fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names) + 1.6, 3.4), squeeze=False)
   colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
   styles = ["-", "--", ":", "-."]
   for ax, name in zip(axes[0], names):
@@ -101,9 +101,10 @@ def mean_curves_panels(path, panels, x, y, title=""):
     ax.set_xlabel("iteration" if x == "steps" else "wall-clock seconds")
     ax.grid(alpha=0.3)
   axes[0][0].set_ylabel(y)
-  axes[0][-1].legend(fontsize=6, loc="best")
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(handles, labels, fontsize=7, loc="center right")
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
   fig.savefig(path, dpi=100)
   plt.close(fig)
