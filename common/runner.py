@@ -338,7 +338,10 @@ def _to_python(v):
 def _fmt(v):
   if v is None:
     return "-"
-  return f"{v:.4g}" if isinstance(v, float) else str(v)
+  if not isinstance(v, float):
+    return str(v)
+  # Four decimals for accuracies and the like; significant digits for tiny errors.
+  return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e5 else f"{v:.4g}"
 
 
 def summary_table(rows, columns):

@@ -124,3 +124,30 @@ def test_config_mismatch_in_workdir(tmp_path):
 def test_summary_table():
   table = runnerlib.summary_table([{"a": "x", "b": 0.5}], [("a", "A"), ("b", "B")])
   assert table.splitlines()[2].split() == ["x", "0.5000"]
+
+
+def test_summary_table_formats_small_numbers_and_missing_values():
+  table = runnerlib.summary_table([{"a": 7.7e-07, "b": None}], [("a", "A"), ("b", "B")])
+  assert table.splitlines()[2].split() == ["7.7e-07", "-"]
+
+
+def test_timed_loop_records_at_the_given_steps_traces_once_and_guards():
+  x = tf.Variable(1.0, dtype=tf.float64)
+  step = lambda: {"x_before": x.assign_add(1.0) - 1.0}
+  loop = runnerlib.TimedLoop(step, lambda: {"x": tf.identity(x)})
+  loop.warm_up()
+  assert x.numpy() == 2.0
+  for _ in range(2):                   # two trials, one trace
+    x.assign(0.0)
+    out = loop.run([0, 1, 4, 9])
+    np.testing.assert_array_equal(out["steps"], [0, 1, 4, 9])
+    np.testing.assert_array_equal(out["x"], [0.0, 1.0, 4.0, 9.0])   # evaluated after the steps
+    assert np.isnan(out["metric_x_before"][0])                     # no step before record 0
+    np.testing.assert_array_equal(out["metric_x_before"][1:], [0.0, 3.0, 8.0])
+    assert (np.diff(out["seconds"]) >= 0).all()
+  assert loop.tracing_count == 1
+  bad = runnerlib.TimedLoop(lambda: {"y": x.assign(x * 1e300)}, lambda: {"x": tf.identity(x)})
+  x.assign(10.0)
+  with pytest.raises(runnerlib.NonFiniteError, match=r"\[t\] non-finite .*after step 3; every "
+                     r"value was finite after step 1"):
+    bad.run([0, 1, 3], where="[t] ")
