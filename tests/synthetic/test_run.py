@@ -87,3 +87,18 @@ def test_divergence_stops_with_the_record_and_a_clear_message(tmp_path):
   assert "[smd21 rmd T=2 trial 0] non-finite metric_hypergradient_sq=inf after step 1" in err
   assert not (tmp_path / "curves").exists()
   assert "Traceback" not in err
+
+
+def test_paper_config_is_the_original_protocol():
+  from synthetic.configs import default, paper
+  c = paper.get_config()
+  assert (c.trials, c.iterations, c.record_every, tuple(c.inner_steps), c.dtype) == \
+      (20, 40001, 10, (1, 5, 10), "float32")
+  assert set(c.problems) == {"smd20", "smd21", "smd22", "smd23", "smd24"}
+  assert set(c.methods) == {"gd", "rmd", "approxgrad", "penalty"}
+  assert (c.penalty.rho0, c.penalty.lamb0, c.penalty.eps0, c.penalty.nu0) == (1.0, 10.0, 1.0, 0.0)
+  assert abs(c.penalty.c_lamb * 1.1 - 1) < 1e-12 and abs(c.penalty.lr_decay * 1.1 - 1) < 1e-12
+  assert (c.approxgrad.sigma, c.approxgrad.lr_p) == (1e-6, 1e-4)
+  assert (c.rmd.lr_u, c.rmd.lr_v, c.rmd.legacy_skip_first_jacobian) == (1e-3, 1e-4, False)
+  d = default.get_config()
+  assert d.trials == 3 and d.iterations == c.iterations

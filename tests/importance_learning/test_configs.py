@@ -1,0 +1,45 @@
+"""Every paper-row config loads, validates, and carries its row's values."""
+
+import importlib
+import pathlib
+
+import pytest
+
+from importance_learning import experiment
+
+CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] /
+                                  "importance_learning" / "configs").glob("*.py")
+                 if p.stem not in ("__init__", "base"))
+
+
+def _load(name, arg=None):
+  return importlib.import_module(f"importance_learning.configs.{name}").get_config(arg)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_loads_and_validates_also_tiny(name):
+  for arg in (None, "tiny", "0.5,tiny"):
+    experiment.validate(_load(name, arg))
+  assert _load(name, "0.5").noise == 0.5
+
+
+def test_approxgrad_rows_carry_the_original_scripts_values():
+  rows = {n: _load(n) for n in ("mnist_large_approxgrad", "cifar10_approxgrad",
+                                "svhn_approxgrad")}
+  for name, c in rows.items():
+    assert c.method == "approxgrad" and c.pretrain.lr == 1e-3, name
+    assert (c.approxgrad.lr_u, c.approxgrad.sigma, c.approxgrad.lr_decay_every_epochs,
+            c.approxgrad.lr_decay_factor) == (1.0, 1e-3, 20, 0.5), name
+  m, cf, s = (rows[n] for n in ("mnist_large_approxgrad", "cifar10_approxgrad",
+                                "svhn_approxgrad"))
+  assert (m.approxgrad.lr_v, m.approxgrad.lr_p, m.approxgrad.inner_steps, m.epochs,
+          m.approxgrad.lr_decay_epoch_offset, m.split, m.importance_init.a_hi) == \
+      (1e-6, 1e-5, 20, 100, 0, "large", 0.6)
+  assert (cf.approxgrad.lr_v, cf.approxgrad.lr_p, cf.approxgrad.inner_steps,
+          cf.approxgrad.p_steps, cf.epochs, cf.approxgrad.lr_decay_epoch_offset,
+          cf.augmentation) == (1e-5, 1e-4, 1, 1, 201, 1, "cifar")
+  assert (s.approxgrad.lr_v, s.approxgrad.lr_p, s.approxgrad.inner_steps, s.epochs,
+          s.approxgrad.lr_decay_epoch_offset, s.pretrain.epochs, s.noise) == \
+      (1e-6, 1e-5, 20, 101, 1, 200, 0.5)
+  # The penalty rows they derive from are unchanged.
+  assert _load("cifar10").method == "penalty" and _load("cifar10").pretrain.lr == 1e-4
