@@ -33,10 +33,8 @@ class ApproxGrad(base.Method):
         "inner_steps": 20,
         "p_steps": 20,
         "adam_epsilon": 1e-8,
-        # lr_u and lr_v (not lr_p) x factor every N epochs, for epoch-based families.
-        "lr_decay_every_epochs": 20,
-        "lr_decay_factor": 0.5,
-        "lr_decay_epoch_offset": 0,
+        # lr_u and lr_v (not lr_p) x 0.5 every 20 epochs, for epoch-based families.
+        **base.epoch_decay_defaults(every_epochs=20),
     })
 
   def __init__(self, problem, config):
@@ -45,9 +43,7 @@ class ApproxGrad(base.Method):
       raise ValueError("approxgrad.inner_steps and approxgrad.p_steps must be >= 0.")
     self.problem = problem
     self.config = config
-    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
-    if not u_vars or not v_vars:
-      raise ValueError("ApproxGrad needs outer and inner variables.")
+    u_vars, v_vars = base.outer_and_inner(problem, "ApproxGrad")
     self.p = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="p") for v in v_vars]
     self.opt_u = Adam(u_vars, config.lr_u, epsilon=config.adam_epsilon, name="adam_u")
     self.opt_v = Adam(v_vars, config.lr_v, epsilon=config.adam_epsilon, name="adam_v")

@@ -69,6 +69,21 @@ class Method(tf.Module):
     del epoch
 
 
+def epoch_decay_defaults(every_epochs=0):
+  """Config entries of ``epoch_lr_decay`` (``every_epochs`` 0: off), for a method's block."""
+  return {"lr_decay_every_epochs": every_epochs, "lr_decay_factor": 0.5,
+          "lr_decay_epoch_offset": 0}
+
+
+def outer_and_inner(problem, method_name):
+  """The problem's (outer, inner) variable lists; an error if either is empty."""
+  u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+  if not u_vars or not v_vars:
+    raise ValueError(f"{method_name} needs outer and inner variables; the problem has "
+                     f"{len(u_vars)} outer and {len(v_vars)} inner.")
+  return u_vars, v_vars
+
+
 def epoch_lr_decay(config, epoch, learning_rates):
   """Multiply the learning-rate variables by ``config.lr_decay_factor`` at the epochs
   ``offset + every, offset + 2 every, ...`` (``every = config.lr_decay_every_epochs``, 0: off).

@@ -26,9 +26,7 @@ class GD(base.Method):
         "lr_v": 1e-4,
         "inner_steps": 10,
         "adam_epsilon": 1e-8,
-        "lr_decay_every_epochs": 0,   # as ApproxGrad's epoch schedule; off by default
-        "lr_decay_factor": 0.5,
-        "lr_decay_epoch_offset": 0,
+        **base.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
     })
 
   def __init__(self, problem, config):
@@ -37,9 +35,7 @@ class GD(base.Method):
       raise ValueError(f"gd.inner_steps must be >= 0, got {config.inner_steps}.")
     self.problem = problem
     self.config = config
-    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
-    if not u_vars or not v_vars:
-      raise ValueError("GD needs outer and inner variables.")
+    u_vars, v_vars = base.outer_and_inner(problem, "GD")
     self.opt_u = Adam(u_vars, config.lr_u, epsilon=config.adam_epsilon, name="adam_u")
     self.opt_v = Adam(v_vars, config.lr_v, epsilon=config.adam_epsilon, name="adam_v")
 

@@ -60,9 +60,7 @@ class Penalty(base.Method):
       raise ValueError(f"penalty.inner_steps must be >= 1, got {config.inner_steps}.")
     self.problem = problem
     self.config = config
-    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
-    if not u_vars or not v_vars:
-      raise ValueError("The penalty method needs outer and inner variables.")
+    u_vars, v_vars = base.outer_and_inner(problem, "The penalty method")
     dtype = v_vars[0].dtype
     scalar = lambda x, n: tf.Variable(x, dtype=dtype, trainable=False, name=n)
     self.rho = scalar(config.rho0, "rho")

@@ -35,9 +35,7 @@ class RMD(base.Method):
         "lr_v": 1e-4,
         "inner_steps": 10,
         "legacy_skip_first_jacobian": False,
-        "lr_decay_every_epochs": 0,   # as ApproxGrad's epoch schedule; off by default
-        "lr_decay_factor": 0.5,
-        "lr_decay_epoch_offset": 0,
+        **base.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
     })
 
   def __init__(self, problem, config):
@@ -46,9 +44,7 @@ class RMD(base.Method):
       raise ValueError(f"rmd.inner_steps must be >= 1, got {config.inner_steps}.")
     self.problem = problem
     self.config = config
-    u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
-    if not u_vars or not v_vars:
-      raise ValueError("RMD needs outer and inner variables.")
+    _, v_vars = base.outer_and_inner(problem, "RMD")
     dtype = v_vars[0].dtype
     # Learning rates are variables so that schedules can change them without retracing.
     self.lr_u = tf.Variable(config.lr_u, dtype=dtype, trainable=False, name="lr_u")

@@ -2,27 +2,20 @@
 
 import json
 import re
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests import cli
+
 TINY = "--config=importance_learning/configs/default.py:tiny"
 
 
 def _run(*args, timeout=300):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  return subprocess.run([sys.executable, "importance_learning/run.py", *args], cwd=ROOT,
-                        env=env, capture_output=True, text=True, timeout=timeout)
+  return cli.run("importance_learning/run.py", *args, timeout=timeout)
 
 
-def _ok(proc):
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-  return proc
+_ok = cli.ok
 
 
 @pytest.mark.slow

@@ -1,27 +1,20 @@
 """synthetic/run.py through its real command line."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests import cli
+
 TINY = "--config=synthetic/configs/default.py:tiny"
 
 
 def _run(*args, timeout=300):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-  return subprocess.run([sys.executable, "synthetic/run.py", *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return cli.run("synthetic/run.py", *args, timeout=timeout)
 
 
-def _ok(proc):
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-  return proc
+_ok = cli.ok
 
 
 @pytest.mark.slow
