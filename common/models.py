@@ -128,16 +128,18 @@ def build(spec, input_shape, num_classes):
   return model
 
 
-def forward(model, weights, x, training=False):
+def forward(model, weights, x, training=False, update_state=True):
   """Logits of ``model`` at trainable ``weights`` (tensors, possibly not its variables).
 
   Pure in the weights, so costs built on it can be differentiated twice (rule 1 of
   DESIGN.md). In training mode the model's non-trainable state (dropout seeds, batch-norm
-  statistics) advances, as a normal training-mode call would.
+  statistics) advances, as a normal training-mode call would, unless ``update_state=False``:
+  meta passes (L2RW's weight computation) use batch statistics but must leave the moving
+  averages alone (rule 3).
   """
   non_trainable = [v.value for v in model.non_trainable_variables]
   logits, new_state = model.stateless_call(weights, non_trainable, x, training=training)
-  if training:
+  if training and update_state:
     for var, value in zip(model.non_trainable_variables, new_state):
       var.assign(value)
   return logits

@@ -25,7 +25,7 @@ def epoch_curves(metrics_path, key="test_accuracy"):
 def importance_figure(path, importances, corrupted, curves, title=""):
   """Histogram of learned importances (clean vs corrupted) and test accuracy per epoch."""
   fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
-  bins = np.linspace(0.0, 1.0, 41)
+  bins = np.linspace(0.0, max(1.0, float(np.max(importances))), 41)
   ax0.hist(importances[~corrupted], bins=bins, alpha=0.6, label=f"clean ({(~corrupted).sum()})")
   ax0.hist(importances[corrupted], bins=bins, alpha=0.6, label=f"corrupted ({corrupted.sum()})")
   ax0.set_xlabel("learned importance a")

@@ -30,3 +30,68 @@ class Classification(BilevelProblem):
     b = batch[self.key]
     return tf.reduce_mean(cross_entropy(models.forward(self.model, v, b["x"], self.training),
                                         b["y"]))
+
+
+class ExampleReweighting(BilevelProblem):
+  """Per-step example weights for a noisy training batch, judged on a clean batch (L2RW).
+
+  No outer variables: the weights are recomputed from scratch at every step. The inner
+  variables are the model's trainable weights.
+
+    example_losses  per-example cross-entropy on ``batch[train_key]`` (training mode)
+    clean_cost      mean cross-entropy on ``batch[clean_key]`` (a meta pass: batch statistics,
+                    moving averages left alone)
+    weight_decay    wd/2 |W|^2 over kernels only (not biases, not batch-norm parameters)
+  """
+
+  # A point counts as rejected ("flagged" in detection metrics) when its weight is 0.
+  detection_threshold = 0.0
+
+  def __init__(self, model, batch_size, weight_decay=0.0, training=True, train_key="train",
+               clean_key="val", num_train=None):
+    super().__init__()
+    self.model = model
+    self.batch_size = int(batch_size)
+    self.decay = float(weight_decay)
+    self.training = training
+    self.train_key, self.clean_key = train_key, clean_key
+    self.outer_variables = []
+    self.inner_variables = list(model.trainable_variables)
+    self._decayed = [getattr(v, "path", v.name).split("/")[-1].startswith("kernel")
+                     for v in self.inner_variables]
+    # The last weight each training point received, times the batch size (1 = uniform),
+    # kept when the problem knows the training-set size (``index`` in the batches).
+    self.weights_all = None if num_train is None else tf.Variable(
+        tf.ones([num_train]), trainable=False, name="example_weights_all")
+
+  def end_step(self, batch, method):
+    if self.weights_all is not None:
+      index = tf.expand_dims(batch[self.train_key]["index"], -1)
+      scaled = tf.cast(method.weights * self.batch_size, self.weights_all.dtype)
+      self.weights_all.scatter_nd_update(index, scaled)
+
+  def scores(self):
+    """Per-point weights (last weight received x batch size), for reports and detection."""
+    return self.weights_all.numpy()
+
+  def example_losses(self, v, batch, update_state=True):
+    b = batch[self.train_key]
+    logits = models.forward(self.model, v, b["x"], self.training, update_state=update_state)
+    return cross_entropy(logits, b["y"])
+
+  def clean_cost(self, v, batch):
+    b = batch[self.clean_key]
+    logits = models.forward(self.model, v, b["x"], self.training, update_state=False)
+    return tf.reduce_mean(cross_entropy(logits, b["y"]))
+
+  def weight_decay(self, v):
+    terms = [tf.reduce_sum(tf.square(x)) for x, d in zip(v, self._decayed) if d]
+    if not terms or self.decay == 0.0:
+      return tf.constant(0.0, v[0].dtype)
+    return 0.5 * self.decay * tf.add_n(terms)
+
+  def inner_cost(self, u, v, batch):
+    return tf.reduce_mean(self.example_losses(v, batch)) + self.weight_decay(v)
+
+  def outer_cost(self, u, v, batch):
+    return self.clean_cost(v, batch)

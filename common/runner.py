@@ -193,6 +193,9 @@ class Runner:
     """
     num_steps = int(num_steps)
     done = self.steps_done(name)
+    if num_steps == 0:
+      self.log(f"[{name}] not part of this run (0 steps).")
+      return
     if done >= num_steps:
       self.log(f"[{name}] already complete ({done} steps), skipped.")
       return

@@ -24,7 +24,7 @@ from common import models
 from common import plots
 from common import runner as runnerlib
 from common.data import augment as augmentlib
-from common.problems import Classification
+from common.problems import Classification, ExampleReweighting
 from importance_learning.problem import ImportanceProblem
 
 PHASES = ("baseline", "pretrain", "bilevel", "retrain")
@@ -51,10 +51,11 @@ def _validate(config):
     raise ValueError(f"Unknown dataset {config.dataset!r}; choose one of "
                      f"{sorted(datalib.DATASETS)}.")
   method = bilevel.get_method(config.method)
-  if not method.needs_outer_variables:
+  if not (method.needs_outer_variables or _reweights(method)):
+    usable = sorted(n for n, m in bilevel.METHODS.items()
+                    if m.needs_outer_variables or _reweights(m))
     raise ValueError(f"method {config.method!r} learns no importances (the plain baseline runs "
-                     "in every experiment anyway); choose one of "
-                     f"{sorted(n for n, m in bilevel.METHODS.items() if m.needs_outer_variables)}.")
+                     f"in every experiment anyway); choose one of {usable}.")
   if config.method not in config:
     raise ValueError(f"the config has no block '{config.method}' for method {config.method!r}.")
   models.resolve(config.model)
@@ -67,6 +68,12 @@ def _validate(config):
   for key in ("batch_size", "val_batch_size", "epochs"):
     if int(config[key]) < 1:
       raise ValueError(f"{key} must be >= 1, got {config[key]}.")
+
+
+def _reweights(method_class):
+  """Methods that compute example weights afresh at every step (L2RW) rather than learning
+  importances as outer variables."""
+  return getattr(method_class, "learns_example_weights", False)
 
 
 class _Batcher:
@@ -140,8 +147,14 @@ def run(config, workdir, log=print):
 
   # Everything stateful is created before the runner restores the checkpoint.
   base_model, clf_model, retrain_model = build(), build(), build()
-  imp = ImportanceProblem(clf_model, n_train, config.batch_size, config.dropout_in_training,
-                          config.per_example_state)
+  reweighting = _reweights(bilevel.get_method(config.method))
+  if reweighting:
+    # Weights come from each step's clean batch: no pretraining, no importance variables.
+    imp = ExampleReweighting(clf_model, config.batch_size, config.weight_decay,
+                             config.dropout_in_training, num_train=n_train)
+  else:
+    imp = ImportanceProblem(clf_model, n_train, config.batch_size, config.dropout_in_training,
+                            config.per_example_state)
   method = bilevel.build_method(config.method, imp, method_cfg)
   baseline_x = np.concatenate([ds.x_train, ds.x_val]) if config.baseline.include_val \
       else ds.x_train
@@ -174,7 +187,8 @@ def run(config, workdir, log=print):
     plain_phase("baseline", base_model, baseline_x, baseline_y, config.baseline.epochs)
 
   # 2. Pretrain the bilevel classifier on the clean validation set.
-  plain_phase("pretrain", clf_model, ds.x_val, ds.y_val, config.pretrain.epochs)
+  plain_phase("pretrain", clf_model, ds.x_val, ds.y_val,
+              0 if reweighting else config.pretrain.epochs)
 
   # 3. Bilevel importance learning.
   train_b = _Batcher(ds.x_train, y_noisy, config.batch_size, config.seed, "bilevel_train",
@@ -182,6 +196,8 @@ def run(config, workdir, log=print):
   val_b = _Batcher(ds.x_val, ds.y_val, config.val_batch_size, config.seed, "bilevel_val", augment)
 
   def init_importances():
+    if reweighting:
+      return
     pred = metriclib.predict(clf_model, ds.x_train, config.eval_batch_size)
     if config.importance_init.legacy_scalar_argmax:
       # The original before May 2020 compared predictions with np.argmax(Y_onehot) without an
@@ -196,12 +212,13 @@ def run(config, workdir, log=print):
 
   def bilevel_epoch_end(epoch):
     method.end_epoch(epoch)       # the method's epoch schedule (ApproxGrad: x0.5 every 20)
-    imp.renormalise()
-    a = imp.importances()
+    if not reweighting:
+      imp.renormalise()
+    a = imp.scores()
     out = {"mean_importance": float(a.mean()), "frac_above_0.1": float(np.mean(a > 0.1))}
     if epoch % config.eval_every_epochs == 0 or epoch == config.epochs:
       out["test_accuracy"] = test_acc(clf_model)
-    det = metriclib.detection(a, corrupted)
+    det = metriclib.detection(a, corrupted, imp.detection_threshold)
     out.update({f"detect_{k}": det[k] for k in ("precision", "recall", "roc_auc")})
     return out
 
@@ -210,13 +227,14 @@ def run(config, workdir, log=print):
                  config.epochs * train_b.steps_per_epoch, train_b.steps_per_epoch,
                  on_start=init_importances, on_epoch_end=bilevel_epoch_end)
 
-  a = imp.importances()
+  a = imp.scores()
   results = {
       "dataset": config.dataset, "method": config.method, "noise": config.noise,
       "model": config.model, "data": ds.info,
       "num_corrupted": int(corrupted.sum()),
       "bilevel_model_test_accuracy": test_acc(clf_model),
-      "detection_at_0.5": metriclib.detection(a, corrupted),
+      "detection": metriclib.detection(a, corrupted, imp.detection_threshold),
+      "detection_threshold": imp.detection_threshold,
       "mean_importance_clean": float(a[~corrupted].mean()) if (~corrupted).any() else None,
       "mean_importance_corrupted": float(a[corrupted].mean()) if corrupted.any() else None,
   }
@@ -236,6 +254,7 @@ def run(config, workdir, log=print):
   results["method_test_accuracy"] = results.get("retrained_test_accuracy",
                                                 results["bilevel_model_test_accuracy"])
   results["wall_seconds_this_invocation"] = time.time() - t_start
+  # Learned importances, or for per-step reweighting the last weight x batch size per point.
   np.save(run_.workdir / "importances.npy", a)
   plots.importance_figure(
       run_.workdir / "importances.png", a, corrupted,
@@ -247,7 +266,7 @@ def run(config, workdir, log=print):
 
 def summary(results):
   """The short table printed at the end of a run."""
-  det = results["detection_at_0.5"]
+  det = results["detection"]
   rows = []
   if "baseline_test_accuracy" in results:
     rows.append({"what": "baseline (train on noisy data)",
@@ -258,6 +277,7 @@ def summary(results):
     rows.append({"what": f"{results['method']} (retrained on a > threshold)",
                  "acc": results["retrained_test_accuracy"]})
   table = runnerlib.summary_table(rows, [("what", "model"), ("acc", "test accuracy")])
-  return (f"{table}\n\nnoisy-point detection (a <= 0.5 flags a point): precision "
+  flag = f"weight <= {results['detection_threshold']:g}"
+  return (f"{table}\n\nnoisy-point detection ({flag} flags a point): precision "
           f"{det['precision']:.4f}, recall {det['recall']:.4f}, ROC AUC {det['roc_auc']:.4f} "
           f"({det['corrupted']} corrupted, {det['flagged']} flagged)")

@@ -74,8 +74,13 @@ class ImportanceProblem(BilevelProblem):
 
   # -- the importances ---------------------------------------------------------------------
 
+  # Detection metrics flag a point whose importance is at most this.
+  detection_threshold = 0.5
+
   def importances(self):
     return importance_from_logit(self.z_all).numpy()
+
+  scores = importances
 
   def set_importances(self, a):
     self.z_all.assign(tf.constant(logit_from_importance(a), self.z_all.dtype))

@@ -48,3 +48,48 @@ class Quadratic(BilevelProblem):
   def u_star(self):
     M = np.linalg.solve(self.A, self.B)
     return np.linalg.solve(M.T @ M + self.D, M.T @ self.c)
+
+
+class Regression(BilevelProblem):
+  """Least squares with outliers, for example-reweighting methods (float64).
+
+  Training examples y_i = x_i' theta* (+ 4 for the last ``outliers`` of them), clean examples
+  exactly y = x' theta*. Reweighting against the clean set should recover theta*; the plain
+  mean fit is pulled towards the outliers.
+  """
+
+  def __init__(self, n=12, d=3, outliers=3, n_clean=6, seed=0, dtype=tf.float64):
+    super().__init__()
+    rng = np.random.default_rng(seed)
+    self.theta_star = rng.normal(size=d)
+    self.X = rng.normal(size=(n, d))
+    self.y = self.X @ self.theta_star
+    self.y[n - outliers:] += 4.0
+    self.Xc = rng.normal(size=(n_clean, d))
+    self.yc = self.Xc @ self.theta_star
+    self.theta = tf.Variable(rng.normal(size=d), dtype=dtype, name="theta")
+    self.outer_variables = []
+    self.inner_variables = [self.theta]
+    self.batch_size = n
+    self._X, self._y, self._Xc, self._yc = (tf.constant(a, dtype) for a in
+                                            (self.X, self.y, self.Xc, self.yc))
+
+  def example_losses(self, v, batch, update_state=True):
+    (theta,) = v
+    return 0.5 * tf.square(tf.linalg.matvec(self._X, theta) - self._y)
+
+  def clean_cost(self, v, batch):
+    (theta,) = v
+    return tf.reduce_mean(0.5 * tf.square(tf.linalg.matvec(self._Xc, theta) - self._yc))
+
+  def weight_decay(self, v):
+    return tf.constant(0.0, v[0].dtype)
+
+  def inner_cost(self, u, v, batch):
+    return tf.reduce_mean(self.example_losses(v, batch))
+
+  def outer_cost(self, u, v, batch):
+    return self.clean_cost(v, batch)
+
+  def least_squares(self):
+    return np.linalg.lstsq(self.X, self.y, rcond=None)[0]

@@ -9,6 +9,7 @@ registered method it does not cover).
 from common.bilevel.approxgrad import ApproxGrad
 from common.bilevel.base import BilevelProblem, Method, combined_step
 from common.bilevel.gd import GD
+from common.bilevel.l2rw import L2RW
 from common.bilevel.penalty import Penalty
 from common.bilevel.plain import Plain
 from common.bilevel.rmd import RMD
@@ -16,6 +17,7 @@ from common.bilevel.rmd import RMD
 METHODS = {
     "approxgrad": ApproxGrad,
     "gd": GD,
+    "l2rw": L2RW,
     "penalty": Penalty,
     "plain": Plain,
     "rmd": RMD,
@@ -35,5 +37,5 @@ def build_method(name, problem, config):
   return get_method(name)(problem, config)
 
 
-__all__ = ["ApproxGrad", "BilevelProblem", "GD", "METHODS", "Method", "Penalty", "Plain", "RMD",
+__all__ = ["ApproxGrad", "BilevelProblem", "GD", "L2RW", "METHODS", "Method", "Penalty", "Plain", "RMD",
            "build_method", "combined_step", "get_method"]

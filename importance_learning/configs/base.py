@@ -8,7 +8,7 @@ as ``0.25`` and/or ``tiny`` (a few steps, for smoke tests).
 import ml_collections
 
 from common import runner
-from common.bilevel import GD, RMD, ApproxGrad, Penalty
+from common.bilevel import GD, L2RW, RMD, ApproxGrad, Penalty
 
 
 def base():
@@ -37,6 +37,11 @@ def base():
   c.gd.update(dict(lr_u=3.0, lr_v=1e-4, inner_steps=20))
   c.rmd = RMD.default_config()
   c.rmd.update(dict(lr_u=30.0, lr_v=1e-2, inner_steps=20))
+  # Learning to Reweight (official MNIST values: momentum SGD, lr 1e-3). It computes example
+  # weights per step from a clean validation batch: no pretraining, no importance variables;
+  # importances.npy then holds each point's last weight x batch size (1 = uniform).
+  c.l2rw = L2RW.default_config()
+  c.weight_decay = 0.0        # wd/2 |W|^2 on kernels, for per-step reweighting methods
   c.batch_size = 200          # training mini-batch (the importance slot)
   c.val_batch_size = 200      # validation mini-batch, redrawn every step
   c.epochs = 100              # bilevel epochs

@@ -26,7 +26,7 @@ def test_tiny_run_end_to_end(tmp_path):
   assert "traced" not in proc.stdout, "every phase's step must trace once"
   res = json.loads((tmp_path / "results.json").read_text())
   for key in ("baseline_test_accuracy", "bilevel_model_test_accuracy",
-              "retrained_test_accuracy", "detection_at_0.5"):
+              "retrained_test_accuracy", "detection"):
     assert key in res
   assert res["data"]["scaled"] and "scaled by 0.25" in res["data"]["note"]
   assert res["num_corrupted"] == 625   # floor(0.5 * 1250)
@@ -56,7 +56,7 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path):
   a = json.loads((ref / "results.json").read_text())
   b = json.loads((out / "results.json").read_text())
   for key in ("baseline_test_accuracy", "bilevel_model_test_accuracy",
-              "retrained_test_accuracy", "detection_at_0.5", "retrain_selected"):
+              "retrained_test_accuracy", "detection", "retrain_selected"):
     assert a[key] == b[key], key
   np.testing.assert_array_equal(np.load(ref / "importances.npy"),
                                 np.load(out / "importances.npy"))
@@ -121,3 +121,19 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
   assert "last good checkpoint" in err
   assert (tmp_path / "checkpoints").is_dir()   # the finished baseline phase is kept
   assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_l2rw_reweights_per_step_without_pretraining(tmp_path):
+  proc = _ok(_run(TINY, f"--workdir={tmp_path}", "--config.method=l2rw",
+                  "--config.baseline.enabled=False", "--config.retrain.enabled=False"))
+  assert "[pretrain] not part of this run" in proc.stdout
+  assert "weight <= 0 flags a point" in proc.stdout
+  res = json.loads((tmp_path / "results.json").read_text())
+  assert res["method"] == "l2rw" and res["detection_threshold"] == 0.0
+  w = np.load(tmp_path / "importances.npy")
+  # Last weight x batch size: every batch's weights average 1 unless all are zero.
+  assert w.shape == (1250,) and (w >= 0).all() and 0.5 < w.mean() <= 1.0 + 1e-6
+  assert (w == 0).sum() > 50 and len(np.unique(np.round(w, 5))) > 100
+  recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert not any(r["phase"] == "pretrain" for r in recs)

@@ -1,0 +1,125 @@
+"""Learning to Reweight Examples (Ren et al., ICML 2018), Algorithm 1.
+
+Every step computes one weight per example of the noisy training batch from a clean batch,
+then takes a momentum-SGD step on the weighted loss:
+
+  eps = 0;  theta_hat = theta - alpha grad_theta sum_i eps_i l_i(theta)
+  w~_i = max(-d L_clean(theta_hat) / d eps_i, 0)
+  w = w~ / (sum w~ + [sum w~ = 0])          (all-zero weights stay zero)
+  theta <- MomentumSGD(grad_theta (sum_i w_i l_i(theta) + decay(theta)))
+
+At eps = 0, -dL_clean/d eps_i = alpha <grad l_i, grad L_clean>, so alpha cancels in w. The
+default is the official CIFAR code's equivalent fast path: no look-ahead model, w~ as the
+eps-gradient of <grad_theta sum eps_i l_i, stopgrad(grad_theta (L_clean + decay))> (one double
+backprop, no per-example gradients; exact with batch norm, whose batch statistics couple the
+examples). ``look_ahead=True`` runs Algorithm 1 literally. Meta passes use batch statistics
+but never update batch-norm moving averages.
+
+The problem supplies ``example_losses(v, batch, update_state)`` (per-example training losses,
+training mode), ``clean_cost(v, batch)`` (mean clean loss, a meta pass) and
+``weight_decay(v)``; see ``common.problems.ExampleReweighting``.
+"""
+
+import ml_collections
+import tensorflow as tf
+
+from common.bilevel import base
+
+
+class L2RW(base.Method):
+
+  name_in_registry = "l2rw"
+  needs_outer_variables = False
+  learns_example_weights = True
+
+  @staticmethod
+  def default_config():
+    """The official MNIST imbalance values (momentum 0.9, lr 1e-3)."""
+    return ml_collections.ConfigDict({
+        "lr": 1e-3,
+        "momentum": 0.9,
+        "look_ahead": False,            # True: Algorithm 1 with the look-ahead model
+        "alpha": 1.0,                   # look-ahead step; cancels after normalisation
+        "decay_in_clean_gradient": True,  # the official CIFAR path includes wd * theta
+    })
+
+  def __init__(self, problem, config):
+    super().__init__(name="l2rw")
+    self.problem = problem
+    self.config = config
+    v_vars = list(problem.inner_variables)
+    if not v_vars:
+      raise ValueError("L2RW needs inner variables (the model's weights).")
+    dtype = v_vars[0].dtype
+    self.learning_rate = tf.Variable(config.lr, dtype=dtype, trainable=False, name="lr")
+    self.velocity = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="velocity")
+                     for v in v_vars]
+    # The last batch's weights, for the problem to store per example.
+    self.weights = tf.Variable(tf.zeros([problem.batch_size], dtype), trainable=False,
+                               name="example_weights")
+
+  # -- the weights -------------------------------------------------------------------------
+
+  def raw_weights(self, batch):
+    """w~ before clipping: <grad l_i, grad L_clean> (times alpha on the look-ahead path)."""
+    problem, cfg = self.problem, self.config
+    v = base.values(problem.inner_variables)
+    eps = tf.zeros([problem.batch_size], v[0].dtype)
+    if cfg.look_ahead:
+      with tf.GradientTape() as tape_eps:
+        tape_eps.watch(eps)
+        with tf.GradientTape() as tape_v:
+          tape_v.watch(v)
+          weighted = tf.reduce_sum(eps * problem.example_losses(v, batch, update_state=False))
+        grads = base.checked_gradients(tape_v.gradient(weighted, v), problem.inner_variables,
+                                       "grad_theta of the weighted training loss")
+        v_hat = [x - cfg.alpha * g for x, g in zip(v, grads)]
+        clean = problem.clean_cost(v_hat, batch)
+      return -tape_eps.gradient(clean, eps)
+    with tf.GradientTape() as tape_c:
+      tape_c.watch(v)
+      clean = problem.clean_cost(v, batch)
+      if cfg.decay_in_clean_gradient:
+        clean += problem.weight_decay(v)
+    clean_grads = [tf.stop_gradient(g) for g in base.checked_gradients(
+        tape_c.gradient(clean, v), problem.inner_variables, "grad_theta of the clean loss")]
+    with tf.GradientTape() as tape_eps:
+      tape_eps.watch(eps)
+      with tf.GradientTape() as tape_v:
+        tape_v.watch(v)
+        weighted = tf.reduce_sum(eps * problem.example_losses(v, batch, update_state=False))
+      grads = tape_v.gradient(weighted, v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      dot = base.inner_product(grads, clean_grads)
+    return tape_eps.gradient(dot, eps)
+
+  @staticmethod
+  def normalise(raw):
+    """max(w~, 0) / (sum + [sum = 0]): all-zero weights stay zero, no division by zero."""
+    w = tf.maximum(raw, 0.0)
+    total = tf.reduce_sum(w)
+    return tf.stop_gradient(w / (total + tf.cast(tf.equal(total, 0.0), w.dtype)))
+
+  def example_weights(self, batch):
+    return self.normalise(self.raw_weights(batch))
+
+  # -- the update --------------------------------------------------------------------------
+
+  def step(self, batch):
+    problem = self.problem
+    v_vars = list(problem.inner_variables)
+    w = self.example_weights(batch)
+    v = base.values(v_vars)
+    with tf.GradientTape() as tape:
+      tape.watch(v)
+      losses = problem.example_losses(v, batch, update_state=True)
+      weighted = tf.reduce_sum(w * losses)
+      total = weighted + problem.weight_decay(v)
+    grads = base.checked_gradients(tape.gradient(total, v), v_vars, "the weighted loss")
+    # TF1 MomentumOptimizer: accum = m * accum + g; var -= lr * accum.
+    for var, vel, g in zip(v_vars, self.velocity, grads):
+      vel.assign(self.config.momentum * vel + g)
+      var.assign_sub(self.learning_rate * vel)
+    self.weights.assign(w)
+    return {"weighted_loss": weighted, "mean_loss": tf.reduce_mean(losses),
+            "zero_weight_fraction": tf.reduce_mean(tf.cast(tf.equal(w, 0.0), tf.float32)),
+            "lr": tf.identity(self.learning_rate)}

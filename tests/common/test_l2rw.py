@@ -1,0 +1,158 @@
+"""Learning to Reweight: the weights against their definition, closed form and float64
+finite differences, on a Keras model with batch norm (so examples are coupled)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common.bilevel import L2RW
+from common.problems import ExampleReweighting
+
+N, M, D, K = 8, 6, 4, 3
+
+
+def _model(seed=0):
+  keras.utils.set_random_seed(seed)
+  model = keras.Sequential([
+      keras.Input((D,), dtype="float64"),
+      keras.layers.Dense(5, dtype="float64"),
+      keras.layers.BatchNormalization(dtype="float64"),
+      keras.layers.Activation("tanh", dtype="float64"),
+      keras.layers.Dense(K, dtype="float64"),
+  ])
+  return model
+
+
+def _batch(seed=0):
+  """Clean labels all 0, training labels cycling through the classes: some training examples
+  help the clean loss, some hurt it, so the clip at zero matters."""
+  rng = np.random.default_rng(seed)
+  return {"train": {"x": tf.constant(rng.normal(size=(N, D))),
+                    "y": tf.constant(np.arange(N) % K)},
+          "val": {"x": tf.constant(rng.normal(size=(M, D))),
+                  "y": tf.constant(np.zeros(M, np.int64))}}
+
+
+def _method(problem, **kw):
+  cfg = L2RW.default_config()
+  cfg.update(kw)
+  return L2RW(problem, cfg)
+
+
+def _bn_state(model):
+  return [v.numpy().copy() for v in model.non_trainable_variables]
+
+
+def _per_example_dots(problem, batch, with_decay):
+  """<grad_theta l_i, grad_theta L_clean> one example at a time (batch statistics of the whole
+  batch, as in the forward pass), the definition the weights must equal."""
+  v = [tf.convert_to_tensor(x) for x in problem.inner_variables]
+  with tf.GradientTape() as tape:
+    tape.watch(v)
+    clean = problem.clean_cost(v, batch) + (problem.weight_decay(v) if with_decay else 0.0)
+  gc = tape.gradient(clean, v)
+  dots = []
+  for i in range(N):
+    with tf.GradientTape() as tape:
+      tape.watch(v)
+      li = problem.example_losses(v, batch, update_state=False)[i]
+    dots.append(sum(float(tf.reduce_sum(a * b)) for a, b in zip(tape.gradient(li, v), gc)))
+  return np.array(dots)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.05])
+def test_fast_path_weights_are_the_clipped_normalised_gradient_inner_products(decay):
+  problem = ExampleReweighting(_model(1), N, weight_decay=decay)
+  batch = _batch(1)
+  method = _method(problem, decay_in_clean_gradient=True)
+  dots = _per_example_dots(problem, batch, with_decay=True)
+  np.testing.assert_allclose(method.raw_weights(batch).numpy(), dots, rtol=1e-10, atol=1e-14)
+  expected = np.maximum(dots, 0) / np.maximum(dots, 0).sum()
+  assert 0 < (dots > 0).sum() < N            # some clipped, some kept: a real test of the clip
+  np.testing.assert_allclose(method.example_weights(batch).numpy(), expected, rtol=1e-10)
+
+
+def test_look_ahead_matches_central_differences_and_alpha_cancels():
+  problem = ExampleReweighting(_model(2), N)
+  batch = _batch(2)
+  v0 = [tf.convert_to_tensor(x) for x in problem.inner_variables]
+
+  def clean_after_look_ahead(eps, alpha):
+    eps = tf.constant(eps)
+    with tf.GradientTape() as tape:
+      tape.watch(v0)
+      weighted = tf.reduce_sum(eps * problem.example_losses(v0, batch, update_state=False))
+    grads = tape.gradient(weighted, v0)
+    return float(problem.clean_cost([x - alpha * g for x, g in zip(v0, grads)], batch))
+
+  normalised = []
+  for alpha in (1.0, 0.1, 1e-3):
+    method = _method(problem, look_ahead=True, alpha=alpha)
+    raw = method.raw_weights(batch).numpy()
+    h = 1e-5
+    fd = np.array([-(clean_after_look_ahead(h * e, alpha) - clean_after_look_ahead(-h * e, alpha))
+                   / (2 * h) for e in np.eye(N)])
+    np.testing.assert_allclose(raw, fd, rtol=1e-6, atol=1e-9)
+    # -dL/d eps_i = alpha <grad l_i, grad L_clean> at eps = 0.
+    np.testing.assert_allclose(raw, alpha * _per_example_dots(problem, batch, False),
+                               rtol=1e-9, atol=1e-14)
+    normalised.append(method.example_weights(batch).numpy())
+  for w in normalised[1:]:
+    np.testing.assert_allclose(w, normalised[0], rtol=1e-9)
+  # ... and equal the fast path's (no decay in the clean gradient).
+  fast = _method(problem, decay_in_clean_gradient=False).example_weights(batch).numpy()
+  np.testing.assert_allclose(fast, normalised[0], rtol=1e-9)
+
+
+def test_meta_passes_leave_batch_norm_statistics_alone_and_the_step_updates_them_once():
+  model = _model(3)
+  problem = ExampleReweighting(model, N)
+  batch = _batch(3)
+  before = _bn_state(model)
+  for look_ahead in (False, True):
+    _method(problem, look_ahead=look_ahead).example_weights(batch)
+    for a, b in zip(before, _bn_state(model)):
+      np.testing.assert_array_equal(a, b)
+  # One step = exactly one training-mode pass on the noisy batch.
+  reference = _model(3)
+  reference.set_weights(model.get_weights())
+  reference(batch["train"]["x"], training=True)
+  _method(problem).step(batch)
+  for a, b in zip(_bn_state(reference), _bn_state(model)):
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+  assert not all(np.array_equal(a, b) for a, b in zip(before, _bn_state(model)))
+
+
+def test_all_zero_weights_give_no_nan_and_only_decay_and_momentum_move():
+  w = L2RW.normalise(tf.constant([-1.0, -2.0, 0.0], tf.float64)).numpy()
+  np.testing.assert_array_equal(w, [0.0, 0.0, 0.0])
+  model = _model(4)
+  problem = ExampleReweighting(model, N, weight_decay=0.1)
+  method = _method(problem, lr=0.5, momentum=0.9)
+  method.raw_weights = lambda batch: -tf.ones([N], tf.float64)   # nothing helps the clean loss
+  before = [v.numpy() for v in problem.inner_variables]
+  metrics = method.step(_batch(4))
+  assert metrics["zero_weight_fraction"].numpy() == 1.0
+  for var, b, decayed in zip(problem.inner_variables, before, problem._decayed):
+    expected = b - 0.5 * 0.1 * b if decayed else b           # kernels decay, the rest stays
+    np.testing.assert_allclose(var.numpy(), expected, rtol=1e-12)
+    assert np.isfinite(var.numpy()).all()
+
+
+def test_step_is_momentum_sgd_on_the_weighted_loss():
+  model = _model(5)
+  problem = ExampleReweighting(model, N)
+  batch = _batch(5)
+  method = _method(problem, lr=0.1, momentum=0.9)
+  w = method.example_weights(batch).numpy()
+  v = [tf.convert_to_tensor(x) for x in problem.inner_variables]
+  with tf.GradientTape() as tape:
+    tape.watch(v)
+    loss = tf.reduce_sum(w * problem.example_losses(v, batch, update_state=False))
+  grads = [g.numpy() for g in tape.gradient(loss, v)]
+  before = [x.numpy() for x in v]
+  method.step(batch)
+  for var, b, g in zip(problem.inner_variables, before, grads):
+    np.testing.assert_allclose(var.numpy(), b - 0.1 * g, rtol=1e-10, atol=1e-14)
+  np.testing.assert_allclose(method.weights.numpy(), w, rtol=1e-12)
