@@ -65,19 +65,27 @@ class ExampleReweighting(BilevelProblem):
         tf.ones([num_train]), trainable=False, name="example_weights_all")
 
   def end_step(self, batch, method):
-    if self.weights_all is not None:
-      index = tf.expand_dims(batch[self.train_key]["index"], -1)
-      scaled = tf.cast(method.weights * self.batch_size, self.weights_all.dtype)
-      self.weights_all.scatter_nd_update(index, scaled)
+    if self.weights_all is None:
+      return
+    index, weights = batch[self.train_key]["index"], method.weights
+    valid = getattr(method, "weights_valid", None)   # rows that received a weight
+    if valid is not None:
+      index, weights = tf.boolean_mask(index, valid), tf.boolean_mask(weights, valid)
+    # Scaled so that uniform weights are 1.
+    scaled = tf.cast(weights * tf.cast(tf.size(weights), weights.dtype), self.weights_all.dtype)
+    self.weights_all.scatter_nd_update(tf.expand_dims(index, -1), scaled)
 
   def scores(self):
     """Per-point weights (last weight received x batch size), for reports and detection."""
     return self.weights_all.numpy()
 
-  def example_losses(self, v, batch, update_state=True):
+  def example_losses(self, v, batch, update_state=True, rows=None):
+    """Per-example losses of ``batch[train_key]``, or of its ``rows`` (a slice) alone: a
+    separate forward pass, so batch norm uses those rows' statistics."""
     b = batch[self.train_key]
-    logits = models.forward(self.model, v, b["x"], self.training, update_state=update_state)
-    return cross_entropy(logits, b["y"])
+    x, y = (b["x"], b["y"]) if rows is None else (b["x"][rows], b["y"][rows])
+    logits = models.forward(self.model, v, x, self.training, update_state=update_state)
+    return cross_entropy(logits, y)
 
   def clean_cost(self, v, batch):
     b = batch[self.clean_key]

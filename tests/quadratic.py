@@ -74,9 +74,10 @@ class Regression(BilevelProblem):
     self._X, self._y, self._Xc, self._yc = (tf.constant(a, dtype) for a in
                                             (self.X, self.y, self.Xc, self.yc))
 
-  def example_losses(self, v, batch, update_state=True):
+  def example_losses(self, v, batch, update_state=True, rows=None):
     (theta,) = v
-    return 0.5 * tf.square(tf.linalg.matvec(self._X, theta) - self._y)
+    X, y = (self._X, self._y) if rows is None else (self._X[rows], self._y[rows])
+    return 0.5 * tf.square(tf.linalg.matvec(X, theta) - y)
 
   def clean_cost(self, v, batch):
     (theta,) = v

@@ -12,6 +12,7 @@ from common.bilevel.gd import GD
 from common.bilevel.l2rw import L2RW
 from common.bilevel.penalty import Penalty
 from common.bilevel.plain import Plain
+from common.bilevel.proximal import ProximalReweighting
 from common.bilevel.rmd import RMD
 
 METHODS = {
@@ -20,6 +21,7 @@ METHODS = {
     "l2rw": L2RW,
     "penalty": Penalty,
     "plain": Plain,
+    "proximal": ProximalReweighting,
     "rmd": RMD,
 }
 
@@ -37,5 +39,5 @@ def build_method(name, problem, config):
   return get_method(name)(problem, config)
 
 
-__all__ = ["ApproxGrad", "BilevelProblem", "GD", "L2RW", "METHODS", "Method", "Penalty", "Plain", "RMD",
-           "build_method", "combined_step", "get_method"]
+__all__ = ["ApproxGrad", "BilevelProblem", "GD", "L2RW", "METHODS", "Method", "Penalty", "Plain",
+           "ProximalReweighting", "RMD", "build_method", "combined_step", "get_method"]

@@ -110,6 +110,10 @@ CASES = {
     # Example reweighting: no outer variables, a problem with per-example losses.
     "l2rw": Case(dict(lr=1e-2, momentum=0.9), _limit_l2rw, 3000, 0.15,
                  problem=lambda seed: Regression(seed=seed)),
+    # Splits of 3 rows: split 0 (validation) and two more are clean, the last holds the
+    # outliers, whose weight goes to about 0.
+    "proximal": Case(dict(lr=3e-2, splits=4, mu=0.01), _limit_l2rw, 3000, 0.15,
+                     problem=lambda seed: Regression(seed=seed)),
 }
 
 

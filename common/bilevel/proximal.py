@@ -1,0 +1,121 @@
+"""Proximal mini-batch reweighting ("Deep Bilevel Learning", Jenni & Favaro, ECCV 2018), as the
+official code does it.
+
+A batch of S splits of equal size (``split_batches`` draws them with identical label
+multisets) is processed split by split: g_s = grad_theta of split s's mean loss (train-mode
+forward per split, so batch norm uses per-split statistics and, as in the original, updates its
+moving averages once per split). Split 0 is the validation mini-batch; for s >= 1
+
+  omega_s = <g_0, g_s> / (|g_s|^2 + mu)        (inner products over all layers at once)
+  omega_bar_s = omega_s / sum_s' |omega_s'|     (signed: negative weights are kept)
+  theta <- MomentumSGD(sum_s omega_bar_s g_s + wd theta_kernels)
+
+The validation split's own gradient is not applied. If every omega_s is 0 the data term is
+skipped (the original divides by zero). ``per_layer=True`` computes the weights and their
+normalisation separately for every variable.
+"""
+
+import ml_collections
+import tensorflow as tf
+
+from common.bilevel import base
+
+
+class ProximalReweighting(base.Method):
+
+  name_in_registry = "proximal"
+  needs_outer_variables = False
+  learns_example_weights = True
+
+  @staticmethod
+  def default_config():
+    """The official CIFAR-10 values: 8 splits, mu 0.01, momentum 0.9, lr 0.1."""
+    return ml_collections.ConfigDict({
+        "splits": 8,
+        "mu": 0.01,
+        "lr": 0.1,
+        "momentum": 0.9,
+        "per_layer": False,
+    })
+
+  def __init__(self, problem, config):
+    super().__init__(name="proximal")
+    self.problem = problem
+    self.config = config
+    num_splits, n = int(config.splits), int(problem.batch_size)
+    if num_splits < 2 or n % num_splits:
+      raise ValueError(f"proximal.splits must be >= 2 and divide the batch size {n}, got "
+                       f"{config.splits}.")
+    self.split_size = n // num_splits
+    v_vars = list(problem.inner_variables)
+    if not v_vars:
+      raise ValueError("Proximal reweighting needs inner variables (the model's weights).")
+    dtype = v_vars[0].dtype
+    self.learning_rate = tf.Variable(config.lr, dtype=dtype, trainable=False, name="lr")
+    self.velocity = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="velocity")
+                     for v in v_vars]
+    # Per-row weights of the last batch (omega_bar of the row's split / split size; the
+    # validation split's rows are not weighted) and which rows carry one.
+    self.weights = tf.Variable(tf.zeros([n], dtype), trainable=False, name="example_weights")
+    self.weights_valid = tf.constant([False] * self.split_size +
+                                     [True] * (n - self.split_size))
+
+  def split_gradients(self, batch, update_state=True):
+    """[g_0, ..., g_{S-1}], each a list shaped like the variables, and the split losses."""
+    problem = self.problem
+    v = base.values(problem.inner_variables)
+    grads, losses = [], []
+    for s in range(int(self.config.splits)):
+      rows = slice(s * self.split_size, (s + 1) * self.split_size)
+      with tf.GradientTape() as tape:
+        tape.watch(v)
+        loss = tf.reduce_mean(problem.example_losses(v, batch, update_state=update_state,
+                                                     rows=rows))
+      grads.append(base.checked_gradients(tape.gradient(loss, v), problem.inner_variables,
+                                          f"split {s}'s loss"))
+      losses.append(loss)
+    return grads, losses
+
+  def split_weights(self, grads):
+    """omega_bar for splits 1..S-1: a vector, or [num_vars, S-1] with ``per_layer``."""
+    mu = self.config.mu
+    g0, rest = grads[0], grads[1:]
+    if self.config.per_layer:
+      dots = tf.stack([tf.stack([tf.reduce_sum(a * b) for a, b in zip(g0, gs)]) for gs in rest],
+                      axis=1)
+      norms = tf.stack([tf.stack([tf.reduce_sum(b * b) for b in gs]) for gs in rest], axis=1)
+    else:
+      dots = tf.stack([base.inner_product(g0, gs) for gs in rest])
+      norms = tf.stack([base.sum_of_squares(gs) for gs in rest])
+    omega = dots / (norms + mu)
+    total = tf.reduce_sum(tf.abs(omega), axis=-1, keepdims=True)
+    # Zero-sum guard: all-zero weights stay zero instead of 0 / 0.
+    return omega / (total + tf.cast(tf.equal(total, 0.0), omega.dtype))
+
+  def step(self, batch):
+    problem = self.problem
+    v_vars = list(problem.inner_variables)
+    grads, losses = self.split_gradients(batch)
+    omega = tf.stop_gradient(self.split_weights(grads))
+    rest = grads[1:]
+    if self.config.per_layer:
+      data = [tf.add_n([omega[k, s] * gs[k] for s, gs in enumerate(rest)])
+              for k in range(len(v_vars))]
+      per_split = tf.reduce_mean(omega, axis=0)
+    else:
+      data = [tf.add_n([omega[s] * gs[k] for s, gs in enumerate(rest)])
+              for k in range(len(v_vars))]
+      per_split = omega
+    v = base.values(v_vars)
+    with tf.GradientTape() as tape:
+      tape.watch(v)
+      decay = problem.weight_decay(v)
+    decay_grads = tape.gradient(decay, v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    for var, vel, d, wd in zip(v_vars, self.velocity, data, decay_grads):
+      vel.assign(self.config.momentum * vel + d + wd)
+      var.assign_sub(self.learning_rate * vel)
+    rows = tf.repeat(per_split / self.split_size, self.split_size)
+    self.weights.assign(tf.concat([tf.zeros([self.split_size], rows.dtype), rows], 0))
+    return {"validation_loss": losses[0], "training_loss": tf.add_n(losses[1:]) / len(rest),
+            "negative_weight_fraction": tf.reduce_mean(tf.cast(per_split < 0, tf.float32)),
+            "lr": tf.identity(self.learning_rate)}
