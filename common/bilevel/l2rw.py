@@ -24,6 +24,7 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
+from common.bilevel.optim import MomentumSGD
 
 
 class L2RW(base.Method):
@@ -51,9 +52,7 @@ class L2RW(base.Method):
     if not v_vars:
       raise ValueError("L2RW needs inner variables (the model's weights).")
     dtype = v_vars[0].dtype
-    self.learning_rate = tf.Variable(config.lr, dtype=dtype, trainable=False, name="lr")
-    self.velocity = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="velocity")
-                     for v in v_vars]
+    self.opt = MomentumSGD(v_vars, config.lr, config.momentum, name="momentum_sgd")
     # The last batch's weights, for the problem to store per example.
     self.weights = tf.Variable(tf.zeros([problem.batch_size], dtype), trainable=False,
                                name="example_weights")
@@ -115,11 +114,8 @@ class L2RW(base.Method):
       weighted = tf.reduce_sum(w * losses)
       total = weighted + problem.weight_decay(v)
     grads = base.checked_gradients(tape.gradient(total, v), v_vars, "the weighted loss")
-    # TF1 MomentumOptimizer: accum = m * accum + g; var -= lr * accum.
-    for var, vel, g in zip(v_vars, self.velocity, grads):
-      vel.assign(self.config.momentum * vel + g)
-      var.assign_sub(self.learning_rate * vel)
+    self.opt.apply(grads, v_vars)
     self.weights.assign(w)
     return {"weighted_loss": weighted, "mean_loss": tf.reduce_mean(losses),
             "zero_weight_fraction": tf.reduce_mean(tf.cast(tf.equal(w, 0.0), tf.float32)),
-            "lr": tf.identity(self.learning_rate)}
+            "lr": tf.identity(self.opt.learning_rate)}

@@ -50,3 +50,29 @@ class Adam(tf.Module):
       v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(g))
       var.assign_sub(tf.cast(lr_t, var.dtype) * m / (tf.sqrt(v) + self.epsilon))
     self.iterations.assign_add(1)
+
+
+class MomentumSGD(tf.Module):
+  """TF1's ``MomentumOptimizer``: ``accum = momentum * accum + g; var -= lr * accum``.
+
+  (Keras' SGD keeps ``-lr * g`` in its velocity instead, which differs once the learning rate
+  changes.) The learning rate is a variable the method owns, as for ``Adam``.
+  """
+
+  def __init__(self, variables, learning_rate, momentum=0.9, name=None):
+    super().__init__(name=name)
+    if not variables:
+      raise ValueError("MomentumSGD needs at least one variable to optimise.")
+    self.learning_rate = tf.Variable(learning_rate, dtype=variables[0].dtype, trainable=False,
+                                     name="learning_rate")
+    self.momentum = momentum
+    self.accumulators = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="accum")
+                         for v in variables]
+
+  def apply(self, grads, variables):
+    if len(grads) != len(self.accumulators):
+      raise ValueError(f"MomentumSGD was built for {len(self.accumulators)} variables, got "
+                       f"{len(grads)} gradients.")
+    for g, var, acc in zip(grads, variables, self.accumulators):
+      acc.assign(self.momentum * acc + tf.convert_to_tensor(g, dtype=var.dtype))
+      var.assign_sub(tf.cast(self.learning_rate, var.dtype) * acc)

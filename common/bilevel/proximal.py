@@ -19,6 +19,7 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
+from common.bilevel.optim import MomentumSGD
 
 
 class ProximalReweighting(base.Method):
@@ -51,9 +52,7 @@ class ProximalReweighting(base.Method):
     if not v_vars:
       raise ValueError("Proximal reweighting needs inner variables (the model's weights).")
     dtype = v_vars[0].dtype
-    self.learning_rate = tf.Variable(config.lr, dtype=dtype, trainable=False, name="lr")
-    self.velocity = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="velocity")
-                     for v in v_vars]
+    self.opt = MomentumSGD(v_vars, config.lr, config.momentum, name="momentum_sgd")
     # Per-row weights of the last batch (omega_bar of the row's split / split size; the
     # validation split's rows are not weighted) and which rows carry one.
     self.weights = tf.Variable(tf.zeros([n], dtype), trainable=False, name="example_weights")
@@ -111,11 +110,9 @@ class ProximalReweighting(base.Method):
       tape.watch(v)
       decay = problem.weight_decay(v)
     decay_grads = tape.gradient(decay, v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    for var, vel, d, wd in zip(v_vars, self.velocity, data, decay_grads):
-      vel.assign(self.config.momentum * vel + d + wd)
-      var.assign_sub(self.learning_rate * vel)
+    self.opt.apply([d + wd for d, wd in zip(data, decay_grads)], v_vars)
     rows = tf.repeat(per_split / self.split_size, self.split_size)
     self.weights.assign(tf.concat([tf.zeros([self.split_size], rows.dtype), rows], 0))
     return {"validation_loss": losses[0], "training_loss": tf.add_n(losses[1:]) / len(rest),
             "negative_weight_fraction": tf.reduce_mean(tf.cast(per_split < 0, tf.float32)),
-            "lr": tf.identity(self.learning_rate)}
+            "lr": tf.identity(self.opt.learning_rate)}

@@ -57,3 +57,23 @@ def test_epoch_schedule_matches_the_scripts_loops():
   hits, lr = _decay_epochs(20, 1, 201)
   assert hits == zero_based and hits[:2] == [21, 41] and lr == 0.5 ** 10
   assert _decay_epochs(0, 0, 50) == ([], 1.0)
+
+
+def test_momentum_sgd_is_tf1_momentum_and_keras_sgd_at_constant_lr():
+  from common.bilevel.optim import MomentumSGD
+  rng = np.random.default_rng(1)
+  init = rng.normal(size=(4, 2))
+  ours, theirs = tf.Variable(init), tf.Variable(init)
+  opt = MomentumSGD([ours], 0.05, momentum=0.9)
+  ref = keras.optimizers.SGD(learning_rate=0.05, momentum=0.9)
+  acc = np.zeros_like(init)
+  expected = init.copy()
+  for _ in range(10):
+    g = rng.normal(size=(4, 2))
+    opt.apply([g], [ours])
+    ref.apply([tf.constant(g)], [theirs])
+    acc = 0.9 * acc + g
+    expected = expected - 0.05 * acc
+  np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12)
+  # Keras keeps its learning rate in float32, hence the looser match.
+  np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
