@@ -73,7 +73,7 @@ def _limit_plain(p):
   return u, p.v_star(u)
 
 
-def _limit_l2rw(p):
+def _limit_reweighting(p):
   # Reweighting against the exact clean set recovers theta* despite the outliers (the plain
   # least-squares fit is 1.7 away); the step-to-step reselection of examples leaves a small
   # residual, hence this case's loose tolerance.
@@ -108,11 +108,11 @@ CASES = {
                differs_from_optimum=True),
     "plain": Case(dict(lr=3e-2), _limit_plain, 1500, 1e-2, differs_from_optimum=True),
     # Example reweighting: no outer variables, a problem with per-example losses.
-    "l2rw": Case(dict(lr=1e-2, momentum=0.9), _limit_l2rw, 3000, 0.15,
+    "l2rw": Case(dict(lr=1e-2, momentum=0.9), _limit_reweighting, 3000, 0.15,
                  problem=lambda seed: Regression(seed=seed)),
     # Splits of 3 rows: split 0 (validation) and two more are clean, the last holds the
     # outliers, whose weight goes to about 0.
-    "proximal": Case(dict(lr=3e-2, splits=4, mu=0.01), _limit_l2rw, 3000, 0.15,
+    "proximal": Case(dict(lr=3e-2, splits=4, mu=0.01), _limit_reweighting, 3000, 0.15,
                      problem=lambda seed: Regression(seed=seed)),
 }
 
