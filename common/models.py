@@ -14,6 +14,8 @@ import importlib
 import keras
 from keras import layers
 
+from common import nets
+
 
 def mnist_logreg(input_shape=(28, 28, 1), num_classes=10):
   """Multinomial logistic regression (MNIST small scale): 7,850 parameters."""
@@ -92,6 +94,11 @@ MODELS = {
     "mnist_cnn": mnist_cnn,
     "cifar10_cnn": cifar10_cnn,
     "svhn_cnn": svhn_cnn,
+    "l2rw_mnist_cnn": nets.l2rw_mnist_cnn,
+    "resnet32": nets.resnet32,
+    "wrn28_10": nets.wrn28_10,
+    "inception_small": nets.inception_small,
+    "preact_resnet18": nets.preact_resnet18,
 }
 
 
