@@ -9,8 +9,9 @@ Sources: "files" reads the dataset's canonical published format from `data_dir`;
 a prepared TensorFlow Datasets directory (downloading only with `tfds_download=True`);
 "embedded" (MNIST only) needs neither files nor network. A missing source is a
 `DataNotFoundError` naming what is expected and where to get it, never a fallback to other data.
-Splits are those of the reference experiments (penalty.md §6.2-6.5); a source holding fewer
-images gives a proportionally smaller split, stated in `info["note"]`.
+Splits are those of the reference experiments (penalty.md §6.2-6.5, and the Learning to
+Reweight CIFAR runs); a source holding fewer images gives a proportionally smaller split, stated
+in `info["note"]`.
 """
 
 import dataclasses
@@ -19,7 +20,7 @@ import pathlib
 
 import numpy as np
 
-from common.data import cifar10, mnist, svhn
+from common.data import cifar, cifar10, mnist, svhn
 from common.data.noise import flip_labels
 from common.data.splits import (DataNotFoundError, Pools, SplitSizes, Splits, apply_split,
                                 fixed_permutation)
@@ -40,6 +41,18 @@ class DatasetSpec:
   tfds_name: str
 
 
+# Learning to Reweight CIFAR (generate_noisy_cifar_data.py): of the 50000 training images, 5000
+# are held out as a clean validation set for model selection (not used here), `num_clean` form
+# the clean meta set (our val) and the rest is the noisy training set; test is the test set.
+# apply_split takes train first, then val, and leaves the last 5000 training images unused (a
+# smaller source is scaled on train + val, so it leaves none). The original draws both hold-outs
+# at random (seeded); here they are consecutive slices of the class-mixed file order. Neither
+# balances the clean set per class, although the paper says 10 images per class for
+# BACKGROUNDFLIP: the original draws `num_clean` images at random.
+L2RW_UNIFORM = SplitSizes(44000, 1000, 10000)         # UNIFORMFLIP: 1000 clean images
+L2RW_BACKGROUND_10 = SplitSizes(44900, 100, 10000)    # BACKGROUNDFLIP: 10 per class, CIFAR-10
+L2RW_BACKGROUND_100 = SplitSizes(44000, 1000, 10000)  # BACKGROUNDFLIP: 10 per class, CIFAR-100
+
 DATASETS = {
     "mnist": DatasetSpec(
         sources=("embedded", "files", "tfds"),
@@ -50,7 +63,8 @@ DATASETS = {
         files=mnist.FILES, urls=mnist.URLS, tfds_name="mnist"),
     "cifar10": DatasetSpec(
         sources=("files", "tfds"),
-        splits={"default": SplitSizes(40000, 10000, 10000)},  # §6.4
+        splits={"default": SplitSizes(40000, 10000, 10000),  # §6.4
+                "l2rw_uniform": L2RW_UNIFORM, "l2rw_background": L2RW_BACKGROUND_10},
         default_split="default", image_shape=cifar10.IMAGE_SHAPE, num_classes=10,
         class_names=cifar10.CANONICAL_CLASSES,
         files=(f"{cifar10.BATCH_DIR}/{{data_batch_1..5,test_batch}} or "
@@ -63,6 +77,16 @@ DATASETS = {
         default_split="default", image_shape=svhn.IMAGE_SHAPE, num_classes=10,
         class_names=svhn.CLASS_NAMES,
         files=svhn.FILES, urls=svhn.URLS, tfds_name="svhn_cropped"),
+    "cifar100": DatasetSpec(
+        sources=("files", "tfds"),
+        # Only the Learning to Reweight experiments use CIFAR-100: their uniform-flip split is
+        # the default.
+        splits={"l2rw_uniform": L2RW_UNIFORM, "l2rw_background": L2RW_BACKGROUND_100},
+        default_split="l2rw_uniform", image_shape=cifar.IMAGE_SHAPE, num_classes=100,
+        class_names=cifar.CIFAR100_CLASSES,
+        files=(f"{cifar.CIFAR100_DIR}/{{{cifar.CIFAR100_TRAIN},{cifar.CIFAR100_TEST},"
+               f"{cifar.CIFAR100_META}}} or {cifar.CIFAR100_TARBALL}",),
+        urls=(cifar.CIFAR100_URL,), tfds_name="cifar100"),
 }
 
 
@@ -79,8 +103,9 @@ def _read(name, source, data_dir, tfds_download, svhn_val_seed):
     x_train, y_train, x_test, y_test, names, origin = tfds_source.read_tfds(
         spec.tfds_name, data_dir, tfds_download)
     if names == tuple(str(i) for i in range(spec.num_classes)):
-      # TFDS numbers the classes when it has no names (cifar10 reads them while preparing,
-      # so a builder without its metadata has none); its ids follow the canonical order.
+      # TFDS numbers the classes when it has no names (cifar10 and cifar100 read them while
+      # preparing, so a builder without its metadata has none); its ids follow the canonical
+      # order. cifar100's "label" is the fine label, as in the pickles.
       names = spec.class_names
     if name == "svhn":
       # svhn_cropped labels are already 0-9; the rest of the preprocessing is the .mat one.
@@ -99,6 +124,8 @@ def _read(name, source, data_dir, tfds_download, svhn_val_seed):
     return pools, spec.class_names, origin
   if name == "cifar10":
     return cifar10.load_files(data_dir)
+  if name == "cifar100":
+    return cifar.load_cifar100_files(data_dir)
   pools, origin = svhn.load_files(data_dir, svhn_val_seed)
   return pools, spec.class_names, origin
 
@@ -113,7 +140,7 @@ def load(name, source="embedded", data_dir="", split="default", tfds_download=Fa
   """Train/val/test of dataset `name` as a `Splits` (x float32 NHWC, y int64 class ids).
 
   Args:
-    name: a key of DATASETS ("mnist", "cifar10", "svhn").
+    name: a key of DATASETS ("mnist", "cifar10", "svhn", "cifar100").
     source: "embedded" (MNIST only), "files" (canonical files in data_dir) or "tfds".
     data_dir: folder of the files, or the TFDS data directory ("" = TFDS's default).
     split: a split name of the dataset, or "default".
@@ -146,7 +173,7 @@ def load(name, source="embedded", data_dir="", split="default", tfds_download=Fa
     raise
   requested = spec.splits[split_name]
   parts, actual, scaled, note = apply_split(pools, requested, source, split_name)
-  # MNIST and CIFAR-10 pixels are uint8 scaled to [0, 1] like the reference's /255; SVHN grey
+  # MNIST and CIFAR pixels are uint8 scaled to [0, 1] like the reference's /255; SVHN grey
   # values are already float and stay on 0-255 unless asked otherwise.
   divide = name != "svhn" or svhn_rescale
   info = {

@@ -1,17 +1,16 @@
 """CIFAR-10 from the canonical python pickles (folder or the .tar.gz itself) or an image folder."""
 
 import pathlib
-import pickle
 import re
-import tarfile
 
 import numpy as np
 
+from common.data import cifar
 from common.data.splits import DataNotFoundError, Pools, fixed_permutation
 
 CANONICAL_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                      "ship", "truck")
-IMAGE_SHAPE = (32, 32, 3)
+IMAGE_SHAPE = cifar.IMAGE_SHAPE
 BATCH_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -47,33 +46,14 @@ def load_files(data_dir):
 
 def _parse_batch(raw, where):
   """uint8 images [N, 32, 32, 3] (HWC) and int64 labels [N] from one pickled batch."""
-  try:
-    batch = pickle.loads(raw, encoding="bytes")
-    data, labels = batch[b"data"], batch[b"labels"]
-  except (pickle.UnpicklingError, EOFError, KeyError, TypeError) as e:
-    raise ValueError(f"{where}: not a CIFAR-10 python batch (expected a pickled dict with "
-                     f"b'data' and b'labels'): {e!r}") from e
-  data = np.asarray(data)
-  labels = np.asarray(labels, dtype=np.int64)
-  if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-    raise ValueError(f"{where}: b'data' is {data.dtype} {data.shape}, expected uint8 [N, 3072]")
-  if len(labels) != len(data):
-    raise ValueError(f"{where}: {len(data)} images but {len(labels)} labels")
-  if labels.size and (labels.min() < 0 or labels.max() > 9):
-    raise ValueError(f"{where}: labels outside 0-9")
-  # Each row is the red plane, then green, then blue (CHW); the library works in NHWC.
-  return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+  data, labels = cifar.unpickle(raw, (b"data", b"labels"), where, "a CIFAR-10 python batch")
+  return cifar.rows_to_images(data, labels, 10, where)
 
 
 def _class_names_from_meta(raw, where):
-  try:
-    names = pickle.loads(raw, encoding="bytes")[b"label_names"]
-    names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-  except (pickle.UnpicklingError, EOFError, KeyError, TypeError) as e:
-    raise ValueError(f"{where}: not a CIFAR-10 batches.meta pickle: {e!r}") from e
-  if len(names) != 10:
-    raise ValueError(f"{where}: {len(names)} label names, CIFAR-10 has 10")
-  return names
+  what = "a CIFAR-10 batches.meta pickle"
+  (names,) = cifar.unpickle(raw, (b"label_names",), where, what)
+  return cifar.decode_names(names, 10, where, what)
 
 
 def _pools_from_batches(read, where):
@@ -89,43 +69,14 @@ def _pools_from_batches(read, where):
 
 
 def _load_pickle_folder(folder):
-  missing = [name for name in TRAIN_BATCHES + (TEST_BATCH,) if not (folder / name).is_file()]
-  if missing:
-    listed = "\n".join(f"  {folder / name}" for name in missing)
-    raise DataNotFoundError(f"CIFAR-10 python pickles incomplete in {folder}; missing:\n"
-                            f"{listed}\nDownload {URL} and unpack it (tar xzf), or use "
-                            f"source='tfds'.")
-
-  def read(name):
-    path = folder / name
-    if name == META and not path.is_file():
-      return None
-    return path.read_bytes()
-
+  read = cifar.read_folder(folder, TRAIN_BATCHES + (TEST_BATCH,), (META,), "CIFAR-10", URL)
   pools, names = _pools_from_batches(read, str(folder))
   return pools, names, f"CIFAR-10 python pickles in {folder}"
 
 
 def _load_tarball(path):
-  try:
-    with tarfile.open(path, "r:gz") as tar:
-      members = {m.name: m for m in tar.getmembers() if m.isfile()}
-
-      def read(name):
-        member = members.get(f"{BATCH_DIR}/{name}")
-        if member is None:
-          if name == META:
-            return None
-          raise DataNotFoundError(f"{path} holds no {BATCH_DIR}/{name}; it is not the "
-                                  f"CIFAR-10 python archive ({URL}) or it is incomplete")
-        return tar.extractfile(member).read()
-
-      pools, names = _pools_from_batches(read, f"{path}:{BATCH_DIR}")
-  except DataNotFoundError:
-    raise
-  except (tarfile.TarError, EOFError, OSError) as e:
-    raise ValueError(f"{path}: cannot read the archive ({e}); the download is probably "
-                     f"incomplete, fetch it again") from e
+  pools, names = cifar.read_tarball(path, BATCH_DIR, (META,), _pools_from_batches, "CIFAR-10",
+                                    URL)
   return pools, names, f"CIFAR-10 python archive {path}"
 
 

@@ -19,7 +19,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from common import data
-from common.data import cifar10, mnist, svhn
+from common.data import cifar, cifar10, mnist, svhn
+from common.data.splits import Pools, apply_split
 
 GREY = np.array([0.2989, 0.5870, 0.1140])
 
@@ -146,7 +147,7 @@ def test_unknown_dataset_source_and_split_list_the_choices():
     data.load("mnist", source="disk")
   with pytest.raises(ValueError, match="Unknown split 'huge'.*'default', 'small', 'large'"):
     data.load("mnist", split="huge")
-  assert set(data.DATASETS) == {"mnist", "cifar10", "svhn"}
+  assert set(data.DATASETS) == {"mnist", "cifar10", "svhn", "cifar100"}
   assert issubclass(data.DataNotFoundError, FileNotFoundError)
 
 
@@ -586,3 +587,184 @@ def test_flip_labels_edge_cases():
   for noise in (-0.1, 1.5, float("nan")):
     with pytest.raises(ValueError, match=r"noise must be a fraction in \[0, 1\]"):
       data.flip_labels(y, noise, 4, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-100
+
+CIFAR100_NAMES = [f"fine_{i:02d}".encode() for i in range(100)]
+
+
+def _cifar100_pickle(n, seed):
+  """HWC uint8 images, fine labels, and the canonical pickle (rows CHW, coarse labels too)."""
+  rng = np.random.default_rng(seed)
+  hwc = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+  fine = [int(v) for v in rng.integers(0, 100, size=n)]
+  record = {b"filenames": [b"x.png"] * n, b"batch_label": b"training batch 1 of 1",
+            b"fine_labels": fine, b"coarse_labels": [(f + 7) % 20 for f in fine],
+            b"data": hwc.transpose(0, 3, 1, 2).reshape(n, 3072)}
+  return hwc, np.array(fine), pickle.dumps(record)
+
+
+def _cifar100_files(n_train=90, n_test=10, meta=True):
+  """name -> pickled bytes of a tiny cifar-100-python, plus the expected arrays."""
+  train_x, train_y, train_raw = _cifar100_pickle(n_train, seed=11)
+  test_x, test_y, test_raw = _cifar100_pickle(n_test, seed=12)
+  files = {"train": train_raw, "test": test_raw}
+  if meta:
+    files["meta"] = pickle.dumps({b"fine_label_names": CIFAR100_NAMES,
+                                  b"coarse_label_names": [b"coarse"] * 20})
+  return files, train_x, train_y, test_x, test_y
+
+
+def _write_cifar100(folder, **kwargs):
+  files, *expected = _cifar100_files(**kwargs)
+  folder.mkdir(parents=True, exist_ok=True)
+  for name, raw in files.items():
+    (folder / name).write_bytes(raw)
+  return expected
+
+
+def _write_cifar100_tarball(folder, leave_out=(), **kwargs):
+  files, *expected = _cifar100_files(**kwargs)
+  with tarfile.open(folder / cifar.CIFAR100_TARBALL, "w:gz") as tar:
+    for name, raw in files.items():
+      if name in leave_out:
+        continue
+      member = tarfile.TarInfo(f"{cifar.CIFAR100_DIR}/{name}")
+      member.size = len(raw)
+      tar.addfile(member, io.BytesIO(raw))
+  return expected
+
+
+@pytest.mark.parametrize("layout", ["folder", "files_in_data_dir", "tarball"])
+def test_cifar100_pickles_fine_labels_chw_order_and_l2rw_default_split(tmp_path, layout):
+  if layout == "tarball":
+    train_x, train_y, test_x, test_y = _write_cifar100_tarball(tmp_path)
+  else:
+    target = tmp_path / cifar.CIFAR100_DIR if layout == "folder" else tmp_path
+    train_x, train_y, test_x, test_y = _write_cifar100(target)
+  splits = data.load("cifar100", source="files", data_dir=tmp_path)
+  # 90 training images for 44000 + 1000: train/val scaled to 88/2; the 10 test images.
+  assert splits.info["split"] == "l2rw_uniform"
+  assert splits.info["requested"] == {"train": 44000, "val": 1000, "test": 10000}
+  assert splits.info["actual"] == {"train": 88, "val": 2, "test": 10}
+  assert splits.x_train.shape == (88, 32, 32, 3) and splits.x_train.dtype == np.float32
+  np.testing.assert_array_equal(splits.x_train, train_x[:88] / np.float32(255))
+  np.testing.assert_array_equal(splits.x_val, train_x[88:] / np.float32(255))
+  np.testing.assert_array_equal(splits.x_test, test_x / np.float32(255))
+  # The fine labels (the coarse ones differ from them everywhere in these files).
+  np.testing.assert_array_equal(splits.y_train, train_y[:88])
+  np.testing.assert_array_equal(splits.y_val, train_y[88:])
+  np.testing.assert_array_equal(splits.y_test, test_y)
+  assert splits.y_train.dtype == np.int64 and splits.num_classes == 100
+  assert splits.class_names == tuple(n.decode() for n in CIFAR100_NAMES)  # read from meta
+  assert json.loads(json.dumps(splits.info)) == splits.info
+
+
+def test_cifar100_without_meta_uses_the_canonical_fine_names(tmp_path):
+  _write_cifar100(tmp_path / cifar.CIFAR100_DIR, meta=False)
+  splits = data.load("cifar100", source="files", data_dir=tmp_path, split="l2rw_background")
+  assert splits.class_names == cifar.CIFAR100_CLASSES
+  assert splits.info["actual"] == {"train": 88, "val": 2, "test": 10}
+  names = cifar.CIFAR100_CLASSES
+  # The meta file lists the fine names alphabetically, so label ids follow that order.
+  assert len(set(names)) == 100 and list(names) == sorted(names)
+  assert names[0] == "apple" and names[-1] == "worm"
+
+
+def test_cifar100_nothing_found_names_the_files_and_url(tmp_path):
+  with pytest.raises(data.DataNotFoundError) as error:
+    data.load("cifar100", source="files", data_dir=tmp_path)
+  message = str(error.value)
+  assert str(tmp_path / cifar.CIFAR100_DIR) in message
+  assert "{train,test}" in message and "meta" in message
+  assert str(tmp_path / cifar.CIFAR100_TARBALL) in message
+  assert "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz" in message
+  assert "source='tfds'" in message
+  with pytest.raises(data.DataNotFoundError, match="needs data_dir.*cifar-100-python"):
+    data.load("cifar100", source="files")
+
+
+def test_cifar100_missing_pickle_is_named(tmp_path):
+  folder = tmp_path / cifar.CIFAR100_DIR
+  _write_cifar100(folder)
+  (folder / "test").unlink()
+  with pytest.raises(data.DataNotFoundError) as error:
+    data.load("cifar100", source="files", data_dir=tmp_path)
+  message = str(error.value)
+  assert str(folder / "test") in message and str(folder / "train") not in message
+  assert cifar.CIFAR100_URL in message
+  # An archive without the test pickle is named as incomplete too.
+  other = tmp_path / "other"
+  other.mkdir()
+  _write_cifar100_tarball(other, leave_out=("test",))
+  with pytest.raises(data.DataNotFoundError, match="holds no cifar-100-python/test.*"
+                                                   "CIFAR-100 python archive"):
+    data.load("cifar100", source="files", data_dir=other)
+
+
+def test_cifar100_rejects_pickles_without_bytes_fine_labels(tmp_path):
+  folder = tmp_path / cifar.CIFAR100_DIR
+  _write_cifar100(folder)
+  rows = np.zeros((2, 3072), np.uint8)
+  # A CIFAR-10 batch (b'labels'), and a dict with str keys: neither is the CIFAR-100 format.
+  for record in ({b"data": rows, b"labels": [1, 2]}, {"data": rows, "fine_labels": [1, 2]}):
+    (folder / "train").write_bytes(pickle.dumps(record))
+    with pytest.raises(ValueError, match="not a CIFAR-100 python pickle.*b'fine_labels'"):
+      data.load("cifar100", source="files", data_dir=tmp_path)
+  (folder / "train").write_bytes(pickle.dumps({b"data": rows, b"fine_labels": [1, 100]}))
+  with pytest.raises(ValueError, match="labels outside 0-99"):
+    data.load("cifar100", source="files", data_dir=tmp_path)
+
+
+def test_tfds_cifar100_fine_labels_and_names(tmp_path):
+  with tfds.testing.mock_data(num_examples=60):
+    splits = data.load("cifar100", source="tfds", data_dir=tmp_path, tfds_download=True)
+    raw_x, raw_y = _raw_tfds("cifar100", "test", tmp_path)
+  assert splits.class_names == cifar.CIFAR100_CLASSES  # the mock builder has no names
+  assert splits.info["actual"] == {"train": 58, "val": 1, "test": 60}
+  assert splits.x_train.shape[1:] == (32, 32, 3) and splits.x_train.max() <= 1.0
+  np.testing.assert_array_equal(splits.x_test, raw_x / np.float32(255))
+  np.testing.assert_array_equal(splits.y_test, raw_y)
+  assert splits.y_test.max() < 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning to Reweight splits
+
+
+@pytest.mark.parametrize("name, split, expected", [
+    ("cifar10", "l2rw_uniform", (44000, 1000, 10000)),
+    ("cifar10", "l2rw_background", (44900, 100, 10000)),
+    ("cifar100", "l2rw_uniform", (44000, 1000, 10000)),
+    ("cifar100", "l2rw_background", (44000, 1000, 10000)),
+])
+def test_l2rw_splits_take_train_then_val_and_leave_the_last_5000(name, split, expected):
+  sizes = data.DATASETS[name].splits[split]
+  assert tuple(sizes) == expected
+  # Synthetic pools of the real sizes: the "image" is its index in the training pool.
+  pools = Pools(np.arange(50000), np.arange(50000) % 10, np.arange(10000), np.zeros(10000))
+  parts, actual, scaled, note = apply_split(pools, sizes, "files", split)
+  assert tuple(actual) == expected and not scaled and "as requested" in note
+  n_train, n_val = expected[:2]
+  np.testing.assert_array_equal(parts["x_train"], np.arange(n_train))
+  np.testing.assert_array_equal(parts["x_val"], np.arange(n_train, n_train + n_val))
+  assert len(parts["x_test"]) == 10000
+  # The 5000 images the original holds out for its own validation are left unused.
+  assert 50000 - n_train - n_val == 5000
+
+
+def test_split_names_and_defaults():
+  assert data.DATASETS["cifar10"].default_split == "default"
+  assert data.DATASETS["cifar10"].splits["default"] == data.SplitSizes(40000, 10000, 10000)
+  assert set(data.DATASETS["cifar10"].splits) == {"default", "l2rw_uniform", "l2rw_background"}
+  assert data.DATASETS["cifar100"].default_split == "l2rw_uniform"
+  assert set(data.DATASETS["cifar100"].splits) == {"l2rw_uniform", "l2rw_background"}
+  with pytest.raises(ValueError, match="Unknown split 'jenni' for dataset 'cifar10'.*'default', "
+                                       "'l2rw_uniform', 'l2rw_background'"):
+    data.load("cifar10", source="files", data_dir="/nonexistent", split="jenni")
+  with pytest.raises(ValueError, match="Unknown split 'l2rw' for dataset 'cifar100' "
+                                       r"\('default' = 'l2rw_uniform'\).*'default', "
+                                       "'l2rw_uniform', 'l2rw_background'"):
+    data.load("cifar100", source="tfds", split="l2rw")
