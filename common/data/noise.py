@@ -47,3 +47,105 @@ def flip_labels(y, noise, num_classes, seed):
   corrupted = np.zeros(len(y), dtype=bool)
   corrupted[:n_flip] = True
   return y_noisy, corrupted
+
+
+def _check(y, noise, num_classes):
+  """Validate like `flip_labels`; returns (y as int64 copy, K, floor(noise * N))."""
+  if not isinstance(noise, (int, float, np.integer, np.floating)) or isinstance(noise, bool):
+    raise ValueError(f"noise must be a number in [0, 1]; got {noise!r}")
+  if not 0.0 <= noise <= 1.0:
+    raise ValueError(f"noise must be a fraction in [0, 1]; got {noise}")
+  y = np.asarray(y)
+  if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f"y must be a 1-D array of integer class ids; got dtype {y.dtype} and "
+                     f"shape {y.shape}")
+  num_classes = int(num_classes)
+  if num_classes < 2:
+    raise ValueError(f"label noise needs at least 2 classes, got num_classes={num_classes}")
+  if y.size and (y.min() < 0 or y.max() >= num_classes):
+    raise ValueError(f"labels must lie in [0, {num_classes}); got range [{y.min()}, {y.max()}]")
+  return y.astype(np.int64, copy=True), num_classes, math.floor(noise * len(y))
+
+
+def uniform_flip(y, noise, num_classes, seed, as_coded=True):
+  """Learning to Reweight's UNIFORMFLIP on the first floor(noise * N) points.
+
+  ``as_coded=True`` is the official generator: each of those points gets a label drawn from
+  randint(0, K - 1), i.e. uniform over {0, ..., K - 2}: the true label may be redrawn (about
+  1/(K - 1) of them keep it) and class K - 1 never appears as a noisy label. ``as_coded=False``
+  is the paper's intent: a guaranteed flip to one of the other K - 1 classes, uniformly.
+
+  The returned mask marks the points whose label really changed (the official ``clean`` flag
+  also counts the redrawn-but-unchanged points as noisy; detection metrics here score the
+  labels a point actually carries).
+  """
+  y_noisy, k, n_flip = _check(y, noise, num_classes)
+  rng = np.random.default_rng(seed)
+  if as_coded:
+    y_noisy[:n_flip] = rng.integers(0, k - 1, size=n_flip)
+  else:
+    y_noisy[:n_flip] = (y_noisy[:n_flip] + rng.integers(1, k, size=n_flip)) % k
+  return y_noisy, y_noisy != np.asarray(y)
+
+
+def background_flip(y, noise, num_classes, seed, as_coded=True):
+  """Learning to Reweight's BACKGROUNDFLIP: noisy points all get one "background" class b.
+
+  ``as_coded=True`` is the official generator: b = randint(0, K - 1) (never class K - 1), and
+  the first floor(noise * N) points get label b; those whose true class is b stay correct.
+  ``as_coded=False``, the paper's intent: b uniform over all K classes and floor(noise * N)
+  points *not* of class b (the first ones in order) relabelled b, so exactly that many are
+  corrupted (an error if fewer than that many points are of another class).
+  """
+  y_noisy, k, n_flip = _check(y, noise, num_classes)
+  rng = np.random.default_rng(seed)
+  if as_coded:
+    b = int(rng.integers(0, k - 1))
+    y_noisy[:n_flip] = b
+  else:
+    b = int(rng.integers(0, k))
+    others = np.flatnonzero(y_noisy != b)
+    if len(others) < n_flip:
+      raise ValueError(f"background flip of {n_flip} points needs that many points outside "
+                       f"class {b}; only {len(others)} exist")
+    y_noisy[others[:n_flip]] = b
+  return y_noisy, y_noisy != np.asarray(y)
+
+
+def per_class_flip(y, noise, num_classes, seed):
+  """Deep Bilevel Learning's noise: in every class c exactly int(noise * n_c) of its points,
+  chosen at random, get a uniformly random *other* class (the flip is guaranteed)."""
+  y_noisy, k, _ = _check(y, noise, num_classes)
+  y0 = np.asarray(y)
+  rng = np.random.default_rng(seed)
+  for c in range(k):
+    members = np.flatnonzero(y0 == c)
+    chosen = rng.permutation(members)[:int(noise * len(members))]
+    y_noisy[chosen] = (c + rng.integers(1, k, size=len(chosen))) % k
+  return y_noisy, y_noisy != y0
+
+
+def _first_fraction(y, noise, num_classes, seed, as_coded=True):
+  del as_coded  # one procedure only
+  return flip_labels(y, noise, num_classes, seed)
+
+
+def _per_class(y, noise, num_classes, seed, as_coded=True):
+  del as_coded
+  return per_class_flip(y, noise, num_classes, seed)
+
+
+# name -> fn(y, noise, num_classes, seed, as_coded) -> (y_noisy, corrupted)
+NOISE_TYPES = {
+    "first_fraction": _first_fraction,   # penalty paper: first floor(noise N), guaranteed flip
+    "uniform": uniform_flip,             # L2RW UNIFORMFLIP
+    "background": background_flip,       # L2RW BACKGROUNDFLIP
+    "per_class": _per_class,             # Deep Bilevel Learning
+}
+
+
+def apply_noise(noise_type, y, noise, num_classes, seed, as_coded=True):
+  """Corrupt labels with procedure ``noise_type`` (a key of NOISE_TYPES)."""
+  if noise_type not in NOISE_TYPES:
+    raise ValueError(f"Unknown noise_type {noise_type!r}; choose one of {sorted(NOISE_TYPES)}.")
+  return NOISE_TYPES[noise_type](y, noise, num_classes, seed, as_coded=as_coded)
