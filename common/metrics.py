@@ -11,9 +11,15 @@ def predict(model, x, batch_size=1000):
   """Predicted classes of ``model`` (inference mode) on numpy ``x``.
 
   ``predict_on_batch`` reuses the model's one compiled predict function and, unlike
-  ``model.predict``, builds no tf.data pipeline per call.
+  ``model.predict``, builds no tf.data pipeline per call. A single-logit model is a binary
+  classifier: class 1 where the logit is positive.
   """
-  preds = [np.argmax(model.predict_on_batch(x[i:i + batch_size]), axis=-1)
+  def classes(logits):
+    if logits.shape[-1] == 1:
+      return (logits[:, 0] > 0).astype(np.int64)
+    return np.argmax(logits, axis=-1)
+
+  preds = [classes(model.predict_on_batch(x[i:i + batch_size]))
            for i in range(0, len(x), batch_size)]
   return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
 

@@ -7,7 +7,12 @@ from common.bilevel import BilevelProblem
 
 
 def cross_entropy(logits, labels):
-  """Per-example softmax cross-entropy with integer labels."""
+  """Per-example cross-entropy with integer labels: softmax over K logits, or, for a model
+  with a single logit (a binary task such as L2RW's 4-vs-9), the sigmoid cross-entropy of that
+  logit against labels in {0, 1}."""
+  if logits.shape[-1] == 1:
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, logits.dtype),
+                                                   logits=logits[:, 0])
   return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
                                                         logits=logits)
 

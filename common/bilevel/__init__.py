@@ -14,6 +14,7 @@ from common.bilevel.penalty import Penalty
 from common.bilevel.plain import Plain
 from common.bilevel.proximal import ProximalReweighting
 from common.bilevel.rmd import RMD
+from common.bilevel.rule_weights import RuleWeights
 
 METHODS = {
     "approxgrad": ApproxGrad,
@@ -40,4 +41,5 @@ def build_method(name, problem, config):
 
 
 __all__ = ["ApproxGrad", "BilevelProblem", "GD", "L2RW", "METHODS", "Method", "Penalty", "Plain",
-           "ProximalReweighting", "RMD", "build_method", "combined_step", "get_method"]
+           "ProximalReweighting", "RMD", "RuleWeights", "build_method", "combined_step",
+           "get_method"]

@@ -9,6 +9,8 @@ variable (rule 1 of DESIGN.md).
 
 import tensorflow as tf
 
+from common.bilevel.optim import MomentumSGD
+
 
 class BilevelProblem(tf.Module):
   """Base class of a bilevel problem  min_u f(u, v*(u))  s.t.  v*(u) = argmin_v g(u, v).
@@ -73,6 +75,20 @@ def epoch_decay_defaults(every_epochs=0):
   """Config entries of ``epoch_lr_decay`` (``every_epochs`` 0: off), for a method's block."""
   return {"lr_decay_every_epochs": every_epochs, "lr_decay_factor": 0.5,
           "lr_decay_epoch_offset": 0}
+
+
+def momentum_schedule_defaults():
+  """Config entries of the momentum-SGD methods' schedules (both off by default): the epoch
+  decay of ``epoch_lr_decay`` and TF1's step boundaries (``lr_boundaries_steps``, each one
+  multiplying the rate by ``lr_boundaries_factor``)."""
+  return {**epoch_decay_defaults(0), "lr_boundaries_steps": (), "lr_boundaries_factor": 0.1}
+
+
+def momentum_sgd(config, variables, name="momentum_sgd"):
+  """The ``MomentumSGD`` of a method whose config holds lr, momentum and the schedule keys."""
+  return MomentumSGD(variables, config.lr, config.momentum, name=name,
+                     boundaries=tuple(config.get("lr_boundaries_steps", ())),
+                     factor=config.get("lr_boundaries_factor", 0.1))
 
 
 def outer_and_inner(problem, method_name):

@@ -24,7 +24,6 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
-from common.bilevel.optim import MomentumSGD
 
 
 class L2RW(base.Method):
@@ -42,6 +41,9 @@ class L2RW(base.Method):
         "look_ahead": False,            # True: Algorithm 1 with the look-ahead model
         "alpha": 1.0,                   # look-ahead step; cancels after normalisation
         "decay_in_clean_gradient": True,  # the official CIFAR path includes wd * theta
+        # Learning-rate schedule (off): epoch decay and/or TF1 step boundaries, e.g. the
+        # official ResNet-32 run's x0.1 at steps 40k and 60k.
+        **base.momentum_schedule_defaults(),
     })
 
   def __init__(self, problem, config):
@@ -52,7 +54,7 @@ class L2RW(base.Method):
     if not v_vars:
       raise ValueError("L2RW needs inner variables (the model's weights).")
     dtype = v_vars[0].dtype
-    self.opt = MomentumSGD(v_vars, config.lr, config.momentum, name="momentum_sgd")
+    self.opt = base.momentum_sgd(config, v_vars)
     # The last batch's weights, for the problem to store per example.
     self.weights = tf.Variable(tf.zeros([problem.batch_size], dtype), trainable=False,
                                name="example_weights")
@@ -103,6 +105,9 @@ class L2RW(base.Method):
 
   # -- the update --------------------------------------------------------------------------
 
+  def end_epoch(self, epoch):
+    base.epoch_lr_decay(self.config, epoch, [self.opt.learning_rate])
+
   def step(self, batch):
     problem = self.problem
     v_vars = list(problem.inner_variables)
@@ -114,8 +119,8 @@ class L2RW(base.Method):
       weighted = tf.reduce_sum(w * losses)
       total = weighted + problem.weight_decay(v)
     grads = base.checked_gradients(tape.gradient(total, v), v_vars, "the weighted loss")
-    self.opt.apply(grads, v_vars)
+    lr = self.opt.apply(grads, v_vars)
     self.weights.assign(w)
     return {"weighted_loss": weighted, "mean_loss": tf.reduce_mean(losses),
             "zero_weight_fraction": tf.reduce_mean(tf.cast(tf.equal(w, 0.0), tf.float32)),
-            "lr": tf.identity(self.opt.learning_rate)}
+            "lr": lr}

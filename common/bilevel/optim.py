@@ -56,23 +56,44 @@ class MomentumSGD(tf.Module):
   """TF1's ``MomentumOptimizer``: ``accum = momentum * accum + g; var -= lr * accum``.
 
   (Keras' SGD keeps ``-lr * g`` in its velocity instead, which differs once the learning rate
-  changes.) The learning rate is a variable the method owns, as for ``Adam``.
+  changes.) The learning rate is a variable the method owns, as for ``Adam``; epoch schedules
+  multiply it. ``boundaries`` (steps) give TF1's piecewise-constant step schedule on top: the
+  rate used at step t is ``learning_rate * factor ** (number of boundaries <= t)``, t counted
+  from 0 by ``iterations``.
   """
 
-  def __init__(self, variables, learning_rate, momentum=0.9, name=None):
+  def __init__(self, variables, learning_rate, momentum=0.9, name=None, boundaries=(),
+               factor=0.1):
     super().__init__(name=name)
     if not variables:
       raise ValueError("MomentumSGD needs at least one variable to optimise.")
+    if list(boundaries) != sorted(boundaries):
+      raise ValueError(f"learning-rate boundaries must be increasing step numbers, got "
+                       f"{list(boundaries)}.")
     self.learning_rate = tf.Variable(learning_rate, dtype=variables[0].dtype, trainable=False,
                                      name="learning_rate")
     self.momentum = momentum
+    self.boundaries = tf.constant([int(b) for b in boundaries] or [-1], tf.int64)
+    self.use_boundaries = bool(boundaries)
+    self.factor = float(factor)
+    self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
     self.accumulators = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="accum")
                          for v in variables]
+
+  def current_rate(self):
+    """The learning rate the next ``apply`` uses."""
+    if not self.use_boundaries:
+      return tf.identity(self.learning_rate)
+    passed = tf.reduce_sum(tf.cast(self.iterations >= self.boundaries, self.learning_rate.dtype))
+    return self.learning_rate * tf.pow(tf.constant(self.factor, self.learning_rate.dtype), passed)
 
   def apply(self, grads, variables):
     if len(grads) != len(self.accumulators):
       raise ValueError(f"MomentumSGD was built for {len(self.accumulators)} variables, got "
                        f"{len(grads)} gradients.")
+    lr = self.current_rate()
     for g, var, acc in zip(grads, variables, self.accumulators):
       acc.assign(self.momentum * acc + tf.convert_to_tensor(g, dtype=var.dtype))
-      var.assign_sub(tf.cast(self.learning_rate, var.dtype) * acc)
+      var.assign_sub(tf.cast(lr, var.dtype) * acc)
+    self.iterations.assign_add(1)
+    return lr

@@ -19,7 +19,6 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
-from common.bilevel.optim import MomentumSGD
 
 
 class ProximalReweighting(base.Method):
@@ -27,6 +26,7 @@ class ProximalReweighting(base.Method):
   name_in_registry = "proximal"
   needs_outer_variables = False
   learns_example_weights = True
+  uses_clean_batches = False     # split 0 of each noisy batch validates
 
   @staticmethod
   def default_config():
@@ -37,6 +37,8 @@ class ProximalReweighting(base.Method):
         "lr": 0.1,
         "momentum": 0.9,
         "per_layer": False,
+        # Learning-rate schedule (off); the official CIFAR-10 run decays x0.95 every epoch.
+        **base.momentum_schedule_defaults(),
     })
 
   def __init__(self, problem, config):
@@ -52,7 +54,7 @@ class ProximalReweighting(base.Method):
     if not v_vars:
       raise ValueError("Proximal reweighting needs inner variables (the model's weights).")
     dtype = v_vars[0].dtype
-    self.opt = MomentumSGD(v_vars, config.lr, config.momentum, name="momentum_sgd")
+    self.opt = base.momentum_sgd(config, v_vars)
     # Per-row weights of the last batch (omega_bar of the row's split / split size; the
     # validation split's rows are not weighted) and which rows carry one.
     self.weights = tf.Variable(tf.zeros([n], dtype), trainable=False, name="example_weights")
@@ -91,6 +93,9 @@ class ProximalReweighting(base.Method):
     # Zero-sum guard: all-zero weights stay zero instead of 0 / 0.
     return omega / (total + tf.cast(tf.equal(total, 0.0), omega.dtype))
 
+  def end_epoch(self, epoch):
+    base.epoch_lr_decay(self.config, epoch, [self.opt.learning_rate])
+
   def step(self, batch):
     problem = self.problem
     v_vars = list(problem.inner_variables)
@@ -110,9 +115,9 @@ class ProximalReweighting(base.Method):
       tape.watch(v)
       decay = problem.weight_decay(v)
     decay_grads = tape.gradient(decay, v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    self.opt.apply([d + wd for d, wd in zip(data, decay_grads)], v_vars)
+    lr = self.opt.apply([d + wd for d, wd in zip(data, decay_grads)], v_vars)
     rows = tf.repeat(per_split / self.split_size, self.split_size)
     self.weights.assign(tf.concat([tf.zeros([self.split_size], rows.dtype), rows], 0))
     return {"validation_loss": losses[0], "training_loss": tf.add_n(losses[1:]) / len(rest),
             "negative_weight_fraction": tf.reduce_mean(tf.cast(per_split < 0, tf.float32)),
-            "lr": tf.identity(self.opt.learning_rate)}
+            "lr": lr}

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from common.bilevel.optim import Adam
@@ -77,3 +78,17 @@ def test_momentum_sgd_is_tf1_momentum_and_keras_sgd_at_constant_lr():
   np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12)
   # Keras keeps its learning rate in float32, hence the looser match.
   np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_momentum_sgd_step_boundaries_are_tf1_piecewise_constant():
+  from common.bilevel.optim import MomentumSGD
+  var = tf.Variable([1.0], dtype=tf.float64)
+  opt = MomentumSGD([var], 0.1, momentum=0.0, boundaries=(2, 4), factor=0.1)
+  rates = [float(opt.apply([tf.constant([1.0], tf.float64)], [var])) for _ in range(6)]
+  np.testing.assert_allclose(rates, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-12)
+  np.testing.assert_allclose(var.numpy(), [1.0 - 0.2 - 0.02 - 0.002], rtol=1e-12)
+  # An epoch decay multiplies the base rate; the boundaries still apply on top.
+  opt.learning_rate.assign(opt.learning_rate * 0.5)
+  assert float(opt.current_rate()) == pytest.approx(0.0005)
+  with pytest.raises(ValueError, match="must be increasing"):
+    MomentumSGD([var], 0.1, boundaries=(5, 3))

@@ -1,0 +1,85 @@
+"""Example weights from a fixed rule: the baselines that learned reweighting is compared with.
+
+Same update as the reweighting methods (momentum SGD on sum_i w_i l_i + decay, BN as in any
+training step), but the weights come from a rule that never looks at a clean set:
+
+  uniform       w_i = 1 / n                      (plain training: the mean loss)
+  class_ratio   w_i = class_weights[y_i]         (not normalised; L2RW's MNIST ``ratio``
+                                                  baseline uses (p, 1 - p) for labels (0, 1))
+  random        w_i = max(z_i, 0) / sum, z ~ N(0, 1) per example and step (all-zero guard)
+
+Not a bilevel method, so not in the registry; experiments build it directly.
+"""
+
+import ml_collections
+import tensorflow as tf
+
+from common.bilevel import base
+
+RULES = ("uniform", "class_ratio", "random")
+
+
+class RuleWeights(base.Method):
+
+  needs_outer_variables = False
+  learns_example_weights = True
+
+  @staticmethod
+  def default_config():
+    return ml_collections.ConfigDict({
+        "rule": "uniform",
+        "class_weights": (),       # class_ratio: one weight per class id
+        "lr": 1e-3,
+        "momentum": 0.9,
+        "seed": 0,                 # random: the weight stream
+        **base.momentum_schedule_defaults(),
+    })
+
+  def __init__(self, problem, config):
+    super().__init__(name=f"rule_weights_{config.rule}")
+    if config.rule not in RULES:
+      raise ValueError(f"Unknown weight rule {config.rule!r}; choose one of {list(RULES)}.")
+    if config.rule == "class_ratio" and not config.class_weights:
+      raise ValueError("rule 'class_ratio' needs class_weights (one per class).")
+    self.problem = problem
+    self.config = config
+    v_vars = list(problem.inner_variables)
+    dtype = v_vars[0].dtype
+    self.opt = base.momentum_sgd(config, v_vars)
+    self.weights = tf.Variable(tf.zeros([problem.batch_size], dtype), trainable=False,
+                               name="example_weights")
+    self.class_weights = tf.constant(list(config.class_weights) or [1.0], dtype)
+    # Checkpointed with the method, so a resumed run continues the same random stream.
+    self.rng = tf.random.Generator.from_seed(int(config.seed))
+
+  def example_weights(self, batch):
+    b = self.problem.batch_size
+    dtype = self.weights.dtype
+    rule = self.config.rule
+    if rule == "uniform":
+      return tf.fill([b], tf.constant(1.0 / b, dtype))
+    if rule == "class_ratio":
+      labels = batch[self.problem.train_key]["y"]
+      return tf.gather(self.class_weights, tf.cast(labels, tf.int32))
+    w = tf.maximum(self.rng.normal([b], dtype=dtype), 0.0)
+    total = tf.reduce_sum(w)
+    return w / (total + tf.cast(tf.equal(total, 0.0), dtype))
+
+  def end_epoch(self, epoch):
+    base.epoch_lr_decay(self.config, epoch, [self.opt.learning_rate])
+
+  def step(self, batch):
+    problem = self.problem
+    v_vars = list(problem.inner_variables)
+    w = self.example_weights(batch)
+    v = base.values(v_vars)
+    with tf.GradientTape() as tape:
+      tape.watch(v)
+      losses = problem.example_losses(v, batch, update_state=True)
+      weighted = tf.reduce_sum(w * losses)
+      total = weighted + problem.weight_decay(v)
+    grads = base.checked_gradients(tape.gradient(total, v), v_vars, "the weighted loss")
+    lr = self.opt.apply(grads, v_vars)
+    self.weights.assign(w)
+    return {"weighted_loss": weighted, "mean_loss": tf.reduce_mean(losses),
+            "lr": lr}
