@@ -36,7 +36,8 @@ def importance_figure(path, importances, corrupted, curves, title=""):
     ax1.plot(np.arange(1, len(vals) + 1), vals, label=phase)
   ax1.set_xlabel("epoch of the phase")
   ax1.set_ylabel("test accuracy")
-  ax1.legend()
+  if curves:
+    ax1.legend()
   ax1.set_title("test accuracy per epoch")
   if title:
     fig.suptitle(title)
@@ -107,4 +108,20 @@ def mean_curves_panels(path, panels, x, y, title=""):
     fig.suptitle(title)
   fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
   fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def sweep_errorbars(path, xs, series, xlabel, ylabel, title=""):
+  """Mean +- std against a swept value; ``series[name] = (means, stds)``, one line each."""
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for name, (means, stds) in series.items():
+    ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  if title:
+    ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -1,7 +1,10 @@
 """The importance-learning protocol of the penalty paper, phase by phase.
 
   baseline  plain training on the noisy training set (+ the clean validation set): the
-            comparison every run reports
+            comparison every run reports. For the per-step reweighting methods (L2RW, proximal)
+            it is the same training with uniform weights instead: their optimiser, schedule,
+            batches and augmentation, no clean data (the originals' ``--baseline`` and
+            StandardTrainer)
   pretrain  plain training of the bilevel classifier on the validation set only
   bilevel   importances initialised by agreement with the pretrained model (a_hi / a_lo),
             then epochs of bilevel steps; at each epoch end the importances are renormalised
@@ -24,6 +27,8 @@ from common import models
 from common import plots
 from common import runner as runnerlib
 from common.data import augment as augmentlib
+from common.data import noise as noiselib
+from common.data.sampling import ClassMatchedSampler
 from common.problems import Classification, ExampleReweighting
 from importance_learning.problem import ImportanceProblem
 
@@ -59,6 +64,9 @@ def _validate(config):
   if config.method not in config:
     raise ValueError(f"the config has no block '{config.method}' for method {config.method!r}.")
   models.resolve(config.model)
+  if config.noise_type not in noiselib.NOISE_TYPES:
+    raise ValueError(f"Unknown noise_type {config.noise_type!r}; choose one of "
+                     f"{sorted(noiselib.NOISE_TYPES)}.")
   if config.augmentation not in augmentlib.AUGMENTATIONS:
     raise ValueError(f"Unknown augmentation {config.augmentation!r}; choose one of "
                      f"{sorted(augmentlib.AUGMENTATIONS)}.")
@@ -76,10 +84,15 @@ def _reweights(method_class):
   return getattr(method_class, "learns_example_weights", False)
 
 
+def _uses_clean_batches(method_class):
+  """Proximal reweighting validates on a split of each (noisy) batch, not on clean data."""
+  return getattr(method_class, "uses_clean_batches", True)
+
+
 class _Batcher:
   """Batches as a pure function of the step number, so resumed runs see the same data."""
 
-  def __init__(self, x, y, batch_size, seed, stream, augment=None):
+  def __init__(self, x, y, batch_size, seed, stream, augment=None, transform=None):
     self.x = tf.constant(x)
     self.y = tf.constant(np.asarray(y, np.int64))
     self.n = len(x)
@@ -88,7 +101,7 @@ class _Batcher:
     if self.steps_per_epoch < 1:
       raise ValueError(f"{stream}: {self.n} examples are fewer than one batch of {batch_size}.")
     self.seed, self.stream = seed, stream
-    self.augment = augment
+    self.augment, self.transform = augment, transform
     self._perm_epoch, self._perm = None, None
 
   def _rng(self, *keys):
@@ -105,6 +118,10 @@ class _Batcher:
       self._perm_epoch, self._perm = epoch, self._rng(epoch).permutation(self.n)
     return self._gather(self._perm[k * self.batch_size:(k + 1) * self.batch_size], step)
 
+  def indexed_batch(self, index, step):
+    """The batch of the given training-set indices (a sampler's choice)."""
+    return self._gather(index, step)
+
   def random_batch(self, step):
     """``batch_size`` points drawn without replacement, independently at every step."""
     return self._gather(self._rng(step).choice(self.n, self.batch_size, replace=False), step)
@@ -114,7 +131,14 @@ class _Batcher:
     x = tf.gather(self.x, index)
     if self.augment is not None:
       x = self.augment(x, seed=(self.seed, self.stream_id, step))
+    elif self.transform is not None:
+      x = self.transform(x)
     return {"x": x, "y": tf.gather(self.y, index), "index": index}
+
+
+def _num_steps(config, steps_per_epoch):
+  """``config.steps`` when set (the originals that count steps, not epochs), else whole epochs."""
+  return int(config.steps) if config.get("steps", 0) else config.epochs * steps_per_epoch
 
 
 def _plain_config(lr):
@@ -136,55 +160,93 @@ def run(config, workdir, log=print):
                     svhn_rescale=config.svhn_rescale)
   if ds.info.get("scaled"):
     log(f"NOTE: {ds.info['note']}")
-  y_noisy, corrupted = datalib.flip_labels(ds.y_train, config.noise, ds.num_classes, config.seed)
-  n_train, shape = len(ds.x_train), ds.x_train.shape[1:]
+  y_noisy, corrupted = noiselib.apply_noise(config.noise_type, ds.y_train, config.noise,
+                                            ds.num_classes, config.seed,
+                                            as_coded=config.noise_as_coded)
+  n_train = len(ds.x_train)
   log(f"{config.dataset} ({ds.info['source']}): train {n_train} ({int(corrupted.sum())} "
-      f"labels corrupted), val {len(ds.x_val)}, test {len(ds.x_test)}.")
+      f"labels corrupted, {config.noise_type} noise), val {len(ds.x_val)}, "
+      f"test {len(ds.x_test)}.")
 
-  build = lambda: models.build(config.model, shape, ds.num_classes)
   augment = augmentlib.AUGMENTATIONS[config.augmentation]
+  transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
+  shape = augmentlib.output_shape(config.augmentation, ds.x_train.shape[1:])
+  build = lambda: models.build(config.model, shape, ds.num_classes)
+  method_class = bilevel.get_method(config.method)
   method_cfg = config[config.method]
+  reweighting = _reweights(method_class)
+  if reweighting and _uses_clean_batches(method_class) and len(ds.x_val) == 0:
+    raise ConfigError(f"method {config.method!r} needs clean validation batches, but split "
+                      f"{ds.info['split']!r} holds no validation images; choose another split.")
+
+  def evaluable(x):
+    """Images as the model sees them at evaluation (the augmentation's eval transform)."""
+    if transform is None:
+      return x
+    return np.concatenate([transform(tf.constant(x[i:i + 1000])).numpy()
+                           for i in range(0, len(x), 1000)])
+
+  x_test_eval = evaluable(ds.x_test)
 
   # Everything stateful is created before the runner restores the checkpoint.
   base_model, clf_model, retrain_model = build(), build(), build()
-  reweighting = _reweights(bilevel.get_method(config.method))
   if reweighting:
-    # Weights come from each step's clean batch: no pretraining, no importance variables.
+    # Weights come from each step's batches: no pretraining, no importance variables.
     imp = ExampleReweighting(clf_model, config.batch_size, config.weight_decay,
                              config.dropout_in_training, num_train=n_train)
   else:
     imp = ImportanceProblem(clf_model, n_train, config.batch_size, config.dropout_in_training,
                             config.per_example_state)
   method = bilevel.build_method(config.method, imp, method_cfg)
-  baseline_x = np.concatenate([ds.x_train, ds.x_val]) if config.baseline.include_val \
-      else ds.x_train
-  baseline_y = np.concatenate([y_noisy, ds.y_val]) if config.baseline.include_val else y_noisy
+  include_val = config.baseline.include_val and not reweighting
+  baseline_x = np.concatenate([ds.x_train, ds.x_val]) if include_val else ds.x_train
+  baseline_y = np.concatenate([y_noisy, ds.y_val]) if include_val else y_noisy
   plain = {}
   for name, model, lr in (("baseline", base_model, config.baseline.lr),
                           ("pretrain", clf_model, config.pretrain.lr),
                           ("retrain", retrain_model, config.retrain.lr)):
     plain[name] = bilevel.Plain(Classification(model, training=config.dropout_in_training),
                                 _plain_config(lr))
+  if reweighting:
+    # The reweighting method's own training with uniform weights.
+    uniform_cfg = bilevel.RuleWeights.default_config()
+    uniform_cfg.update({k: method_cfg[k] for k in uniform_cfg if k in method_cfg})
+    uniform_cfg.rule = "uniform"
+    plain["baseline"] = bilevel.RuleWeights(
+        ExampleReweighting(base_model, config.batch_size, config.weight_decay,
+                           config.dropout_in_training), uniform_cfg)
   state = dict(base_model=base_model, clf_model=clf_model, retrain_model=retrain_model,
                importance=imp, method=method, **{f"{k}_opt": v for k, v in plain.items()})
   run_ = runnerlib.Runner(workdir, config.runner, state, PHASES, run_config=config, log=log)
 
   def test_acc(model):
-    return metriclib.accuracy(model, ds.x_test, ds.y_test, config.eval_batch_size,
+    return metriclib.accuracy(model, x_test_eval, ds.y_test, config.eval_batch_size,
                               config.batch_size if config.legacy_eval_divisor else None)
 
-  def plain_phase(name, model, x, y, epochs):
-    batcher = _Batcher(x, y, config.batch_size, config.seed, name)
+  def plain_phase(name, model, x, y, epochs, num_steps=None):
+    if not (num_steps or epochs):
+      run_.run_phase(name, None, None, 0)      # logs that the phase is not part of this run
+      return
+    reweighted_baseline = reweighting and name == "baseline"
+    batcher = _Batcher(x, y, config.batch_size, config.seed, name,
+                       augment if reweighted_baseline else None, transform)
     step = bilevel.combined_step(plain[name].problem, plain[name])
+
+    def epoch_end(e):
+      plain[name].end_epoch(e)     # the reweighting baseline's schedule; Plain has none
+      if e % config.eval_every_epochs == 0 or e == epochs:
+        return {"test_accuracy": test_acc(model)}
+      return None
+
     run_.run_phase(name, step, lambda s: {"train": batcher.epoch_batch(s)},
-                   epochs * batcher.steps_per_epoch, batcher.steps_per_epoch,
-                   on_epoch_end=lambda e: ({"test_accuracy": test_acc(model)}
-                                           if e % config.eval_every_epochs == 0 or e == epochs
-                                           else None))
+                   num_steps or epochs * batcher.steps_per_epoch, batcher.steps_per_epoch,
+                   on_epoch_end=epoch_end)
 
   # 1. Baseline: the same classifier trained on the noisy data.
   if config.baseline.enabled:
-    plain_phase("baseline", base_model, baseline_x, baseline_y, config.baseline.epochs)
+    plain_phase("baseline", base_model, baseline_x, baseline_y,
+                config.epochs if reweighting else config.baseline.epochs,
+                _num_steps(config, len(baseline_x) // config.batch_size) if reweighting else None)
 
   # 2. Pretrain the bilevel classifier on the clean validation set.
   plain_phase("pretrain", clf_model, ds.x_val, ds.y_val,
@@ -192,13 +254,20 @@ def run(config, workdir, log=print):
 
   # 3. Bilevel importance learning.
   train_b = _Batcher(ds.x_train, y_noisy, config.batch_size, config.seed, "bilevel_train",
-                     augment)
-  val_b = _Batcher(ds.x_val, ds.y_val, config.val_batch_size, config.seed, "bilevel_val", augment)
+                     augment, transform)
+  if _uses_clean_batches(method_class):
+    val_b = _Batcher(ds.x_val, ds.y_val, config.val_batch_size, config.seed, "bilevel_val",
+                     augment, transform)
+    batch_fn = lambda s: {"train": train_b.epoch_batch(s), "val": val_b.random_batch(s)}
+  else:
+    # Proximal reweighting: splits with identical label multisets, split 0 validates.
+    sampler = ClassMatchedSampler(y_noisy, method_cfg.splits, method.split_size, config.seed)
+    batch_fn = lambda s: {"train": train_b.indexed_batch(sampler.batch_indices(s), s)}
 
   def init_importances():
     if reweighting:
       return
-    pred = metriclib.predict(clf_model, ds.x_train, config.eval_batch_size)
+    pred = metriclib.predict(clf_model, evaluable(ds.x_train), config.eval_batch_size)
     if config.importance_init.legacy_scalar_argmax:
       # The original before May 2020 compared predictions with np.argmax(Y_onehot) without an
       # axis: a scalar, the label of training point 0.
@@ -222,9 +291,8 @@ def run(config, workdir, log=print):
     out.update({f"detect_{k}": det[k] for k in ("precision", "recall", "roc_auc")})
     return out
 
-  run_.run_phase("bilevel", bilevel.combined_step(imp, method),
-                 lambda s: {"train": train_b.epoch_batch(s), "val": val_b.random_batch(s)},
-                 config.epochs * train_b.steps_per_epoch, train_b.steps_per_epoch,
+  run_.run_phase("bilevel", bilevel.combined_step(imp, method), batch_fn,
+                 _num_steps(config, train_b.steps_per_epoch), train_b.steps_per_epoch,
                  on_start=init_importances, on_epoch_end=bilevel_epoch_end)
 
   a = imp.scores()
@@ -239,8 +307,9 @@ def run(config, workdir, log=print):
       "mean_importance_corrupted": float(a[corrupted].mean()) if corrupted.any() else None,
   }
 
-  # 4. Small-scale protocol: retrain on the confident points plus the validation set.
-  if config.retrain.enabled:
+  # 4. Small-scale protocol: retrain on the confident points plus the validation set (the
+  # penalty paper's protocol; the reweighting methods' own protocols end with their model).
+  if config.retrain.enabled and not reweighting:
     keep = a > config.retrain.threshold
     results["retrain_selected"] = int(keep.sum())
     results["retrain_selected_corrupted"] = int((keep & corrupted).sum())

@@ -1,8 +1,10 @@
-"""Data denoising by importance learning.
+"""Data denoising by importance learning and example reweighting; class imbalance.
 
   python importance_learning/run.py                      # embedded MNIST, 50% noise, offline
   python importance_learning/run.py --config=importance_learning/configs/cifar10.py:0.5 \
       --config.data_dir=/data/cifar10 --workdir=runs/cifar10_50
+  python importance_learning/run.py --config=importance_learning/configs/mnist_imbalance.py \
+      --workdir=runs/imbalance                            # L2RW's 4-vs-9 imbalance, offline
 
 Re-running the same command resumes from --workdir.
 """
@@ -22,6 +24,7 @@ from ml_collections import config_flags  # noqa: E402
 from common import data  # noqa: E402
 from common import runner  # noqa: E402
 from importance_learning import experiment  # noqa: E402
+from importance_learning import imbalance  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(pathlib.Path(__file__).parent / "configs" / "default.py"),
@@ -34,16 +37,18 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
+  config = _CONFIG.value
+  module = imbalance if config.get("experiment") == "imbalance" else experiment
   try:
-    results = experiment.run(_CONFIG.value, _WORKDIR.value)
+    results = module.run(config, _WORKDIR.value)
   except runner.Interrupted as stop:
     print(stop)
     return
-  except (experiment.ConfigError, data.DataNotFoundError, runner.NonFiniteError,
-          runner.ConfigMismatchError) as e:
+  except (experiment.ConfigError, imbalance.ConfigError, data.DataNotFoundError,
+          runner.NonFiniteError, runner.ConfigMismatchError) as e:
     # Errors in what the user asked for: the message says what to do; no traceback.
     sys.exit(f"error ({type(e).__name__}): {e}")
-  print("\n" + experiment.summary(results))
+  print("\n" + module.summary(results))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ class DatasetSpec:
 L2RW_UNIFORM = SplitSizes(44000, 1000, 10000)         # UNIFORMFLIP: 1000 clean images
 L2RW_BACKGROUND_10 = SplitSizes(44900, 100, 10000)    # BACKGROUNDFLIP: 10 per class, CIFAR-10
 L2RW_BACKGROUND_100 = SplitSizes(44000, 1000, 10000)  # BACKGROUNDFLIP: 10 per class, CIFAR-100
+# Deep Bilevel Learning trains on all 50000 (noisy) images and has no clean set at all.
+ALL_TRAIN = SplitSizes(50000, 0, 10000)
 
 DATASETS = {
     "mnist": DatasetSpec(
@@ -64,7 +66,8 @@ DATASETS = {
     "cifar10": DatasetSpec(
         sources=("files", "tfds"),
         splits={"default": SplitSizes(40000, 10000, 10000),  # §6.4
-                "l2rw_uniform": L2RW_UNIFORM, "l2rw_background": L2RW_BACKGROUND_10},
+                "l2rw_uniform": L2RW_UNIFORM, "l2rw_background": L2RW_BACKGROUND_10,
+                "all_train": ALL_TRAIN},
         default_split="default", image_shape=cifar10.IMAGE_SHAPE, num_classes=10,
         class_names=cifar10.CANONICAL_CLASSES,
         files=(f"{cifar10.BATCH_DIR}/{{data_batch_1..5,test_batch}} or "
@@ -81,7 +84,8 @@ DATASETS = {
         sources=("files", "tfds"),
         # Only the Learning to Reweight experiments use CIFAR-100: their uniform-flip split is
         # the default.
-        splits={"l2rw_uniform": L2RW_UNIFORM, "l2rw_background": L2RW_BACKGROUND_100},
+        splits={"l2rw_uniform": L2RW_UNIFORM, "l2rw_background": L2RW_BACKGROUND_100,
+                "all_train": ALL_TRAIN},
         default_split="l2rw_uniform", image_shape=cifar.IMAGE_SHAPE, num_classes=100,
         class_names=cifar.CIFAR100_CLASSES,
         files=(f"{cifar.CIFAR100_DIR}/{{{cifar.CIFAR100_TRAIN},{cifar.CIFAR100_TEST},"

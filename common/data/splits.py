@@ -106,7 +106,8 @@ def apply_split(pools, sizes, source, split):
     parts, actual, scaled, note = _two_pools(pools, sizes, source, split)
   else:
     parts, actual, scaled, note = _held_out_val(pools, sizes, source, split)
-  empty = [name for name, n in actual._asdict().items() if n == 0]
+  # A part the split asks to be empty (no clean validation set) may be; others may not.
+  empty = [name for name, n in actual._asdict().items() if n == 0 and getattr(sizes, name) > 0]
   if empty:
     raise ValueError(f"too few images for split {split!r}: {note}; the "
                      f"{' and '.join(empty)} part would be empty")

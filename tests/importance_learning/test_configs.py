@@ -6,10 +6,12 @@ import pathlib
 import pytest
 
 from importance_learning import experiment
+from importance_learning import imbalance
 
+IMBALANCE_CONFIGS = ("mnist_imbalance",)
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] /
                                   "importance_learning" / "configs").glob("*.py")
-                 if p.stem not in ("__init__", "base"))
+                 if p.stem not in ("__init__", "base") + IMBALANCE_CONFIGS)
 
 
 def _load(name, arg=None):
@@ -43,3 +45,30 @@ def test_approxgrad_rows_carry_the_original_scripts_values():
       (1e-6, 1e-5, 20, 101, 1, 200, 0.5)
   # The penalty rows they derive from are unchanged.
   assert _load("cifar10").method == "penalty" and _load("cifar10").pretrain.lr == 1e-4
+
+
+@pytest.mark.parametrize("arg", [None, "tiny", "paper", "0.95", "paper,tiny"])
+def test_imbalance_config_validates(arg):
+  c = _load("mnist_imbalance", arg)
+  assert c.experiment == "imbalance"
+  imbalance.validate(c)
+
+
+def test_imbalance_paper_config_is_the_official_sweep():
+  c = _load("mnist_imbalance", "paper")
+  assert c.source == "files" and c.imbalance.proportions == (0.9, 0.95, 0.98, 0.99, 0.995)
+  assert (c.imbalance.n_train, c.imbalance.n_val, c.imbalance.n_test, c.imbalance.batch_size,
+          c.imbalance.num_seeds, c.imbalance.l2rw_steps, c.imbalance.baseline_steps) == \
+      (5000, 10, 500, 100, 10, 4000, 8000)
+  assert (c.l2rw.lr, c.l2rw.momentum) == (1e-3, 0.9)
+  assert imbalance.seeds(3) == [0, 23456789 % 100000, 246913578 % 100000]
+
+
+def test_imbalance_rejects_a_proportion_the_data_cannot_give():
+  c = _load("mnist_imbalance", "0.99")       # embedded scale: n_train 400
+  with pytest.raises(imbalance.ConfigError, match="leaves -1 fours for training"):
+    imbalance.validate(c)
+  c = _load("mnist_imbalance")
+  c.imbalance.methods = ("hm",)
+  with pytest.raises(imbalance.ConfigError, match=r"Unknown imbalance methods \['hm'\]"):
+    imbalance.validate(c)

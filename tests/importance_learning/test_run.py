@@ -137,3 +137,69 @@ def test_l2rw_reweights_per_step_without_pretraining(tmp_path):
   assert (w == 0).sum() > 50 and len(np.unique(np.round(w, 5))) > 100
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
   assert not any(r["phase"] == "pretrain" for r in recs)
+
+
+@pytest.mark.slow
+def test_proximal_uses_class_matched_noisy_splits_and_a_uniform_weight_baseline(tmp_path):
+  proc = _ok(_run(TINY.replace(":tiny", ":0.4,tiny"), f"--workdir={tmp_path}",
+                  "--config.method=proximal", "--config.noise_type=per_class"))
+  assert "proximal (bilevel classifier)" in proc.stdout and "retrained" not in proc.stdout
+  assert "per_class noise" in proc.stdout
+  res = json.loads((tmp_path / "results.json").read_text())
+  # per_class: int(0.4 * n_c) in every class of the 1250 training points.
+  assert 450 <= res["num_corrupted"] <= 500 and "retrained_test_accuracy" not in res
+  w = np.load(tmp_path / "importances.npy")
+  # Weights are per split: 8 splits of 25 rows, split 0 (validation) unweighted, so one batch
+  # writes at most 7 distinct values; they are signed.
+  assert w.shape == (1250,) and len(np.unique(np.round(w, 6))) > 7
+  recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  bil = [r for r in recs if r["phase"] == "bilevel" and r["kind"] == "step"]
+  assert bil and all("negative_weight_fraction" in r for r in bil)
+  # The baseline is the method's optimiser with uniform weights: momentum SGD at its lr,
+  # trained on the noisy set only (1250 / 200 = 6 steps per epoch, 2 epochs).
+  base = [r for r in recs if r["phase"] == "baseline" and r["kind"] == "step"]
+  assert max(r["step"] for r in base) == 12 and all(r["lr"] == pytest.approx(1e-3) for r in base)
+
+
+@pytest.mark.slow
+def test_imbalance_experiment_end_to_end_and_resume(tmp_path):
+  args = ("--config=importance_learning/configs/mnist_imbalance.py:tiny", f"--workdir={tmp_path}")
+  proc = _ok(_run(*args))
+  assert "NOTE: embedded MNIST holds 500 images per digit" in proc.stdout
+  assert "| 0.98 |" in proc.stdout and "± " in proc.stdout
+  res = json.loads((tmp_path / "results.json").read_text())
+  assert set(res["table"]["0.98"]) == {"l2rw", "plain", "random"}
+  assert len(res["table"]["0.98"]["l2rw"]["values"]) == 2
+  runs = {(r["method"], r["seed"]): r for r in res["runs"]}
+  # L2RW takes its 10 clean images out of the training budget; the baselines do not.
+  assert runs[("l2rw", 0)]["counts"]["train_4"] == 3 and runs[("plain", 0)]["counts"]["train_4"] == 8
+  assert (tmp_path / "runs" / "p0.98" / "l2rw" / "seed0" / "weights.npy").exists()
+  assert (tmp_path / "accuracy_vs_proportion.png").stat().st_size > 10_000
+  assert "| proportion of 9s |" in (tmp_path / "results.md").read_text()
+  # Re-running skips finished runs; adding a seed reuses them (the sweep may grow).
+  again = _ok(_run(*args))
+  assert "[train]" not in again.stdout
+  more = _ok(_run(*args, "--config.imbalance.num_seeds=3", "--config.imbalance.methods=('plain',)"))
+  assert more.stdout.count("Results written to") == 2      # the new run and the sweep
+  changed = _run(*args, "--config.imbalance.n_train=300")
+  assert changed.returncode != 0 and "different config" in changed.stdout + changed.stderr
+
+
+CIFAR = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR.is_dir(), reason="needs ../shared/data/cifar10 (CIFAR-10 subset)")
+@pytest.mark.parametrize("config, extra", [
+    ("l2rw_cifar_background.py:tiny", ()),
+    ("proximal_cifar10.py:tiny", ("--config.proximal.splits=4",)),
+])
+def test_reweighting_cifar_rows_run_on_real_images(tmp_path, config, extra):
+  proc = _ok(_run(f"--config=importance_learning/configs/{config}", f"--workdir={tmp_path}",
+                  f"--config.data_dir={CIFAR}", "--config.batch_size=16",
+                  "--config.val_batch_size=16", *extra, timeout=600))
+  assert "bilevel classifier" in proc.stdout and "ROC AUC" in proc.stdout
+  res = json.loads((tmp_path / "results.json").read_text())
+  assert res["data"]["scaled"] and res["num_corrupted"] > 0
+  recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert max(r["step"] for r in recs if r["phase"] == "bilevel") == 4   # tiny: 4 steps

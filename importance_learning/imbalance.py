@@ -1,0 +1,264 @@
+"""Learning to Reweight's MNIST 4-vs-9 class-imbalance experiment, with its baselines.
+
+For every proportion p of 9s, every method and every seed, one run: the official CNN (one
+logit, sigmoid cross-entropy) trained with momentum SGD on batches of 100, and test accuracy
+on a balanced 4-vs-9 test set. Methods:
+
+  l2rw         Learning to Reweight: weights from the 10 clean validation images each step
+  plain        uniform weights (the mean loss)
+  class_ratio  w = p for a 4, 1 - p for a 9 (not normalised)
+  random       w = max(N(0, 1), 0), normalised
+
+Only ``l2rw`` uses the clean images; for the baselines nothing is taken out of the training
+budget (the original's n_val = 0). Seeds are the original's (k * 123456789) mod 100000.
+
+Outputs in the workdir:
+
+  runs/p{p}/{method}/seed{seed}/   one Runner workdir per run (checkpoints, metrics.jsonl,
+                                   TensorBoard, results.json, and for l2rw the last weight
+                                   of every training image in weights.npy)
+  results.json, results.md        test accuracy mean, std and every value, per (p, method)
+  accuracy_vs_proportion.png      mean +- std against p, one line per method
+
+A finished run is skipped when the command is re-run; an interrupted one resumes.
+"""
+
+import json
+import pathlib
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import bilevel
+from common import data as datalib
+from common import metrics as metriclib
+from common import models
+from common import plots
+from common import runner as runnerlib
+from common.data import imbalance as imbalancelib
+from common.data import mnist as mnistlib
+from common.problems import ExampleReweighting
+
+METHODS = ("l2rw", "plain", "class_ratio", "random")
+_RULES = {"plain": "uniform", "class_ratio": "class_ratio", "random": "random"}
+SWEEP_FIELDS = ("proportions", "methods", "num_seeds")
+
+
+class ConfigError(ValueError):
+  """The config asks for something that does not exist or cannot work."""
+
+
+def seeds(num_seeds):
+  """The original's run seeds: (k * 123456789) mod 100000 for k = 0, 1, ..."""
+  return [(k * 123456789) % 100000 for k in range(int(num_seeds))]
+
+
+def validate(config):
+  """Fail fast, before any data is read or any file written, on a bad config."""
+  try:
+    _validate(config)
+  except ConfigError:
+    raise
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+def _validate(config):
+  imb = config.imbalance
+  if config.dataset != "mnist":
+    raise ConfigError(f"the imbalance experiment is MNIST 4-vs-9; got dataset {config.dataset!r}.")
+  unknown = sorted(set(imb.methods) - set(METHODS))
+  if unknown or not imb.methods:
+    raise ConfigError(f"Unknown imbalance methods {unknown}; choose from {list(METHODS)}.")
+  if not imb.proportions:
+    raise ConfigError("imbalance.proportions is empty.")
+  for p in imb.proportions:
+    if not 0.0 < p < 1.0:
+      raise ConfigError(f"a proportion of 9s must lie in (0, 1), got {p}.")
+    if "l2rw" in imb.methods:
+      fours, _ = imbalancelib.class_counts(p, imb.n_train, imb.n_val)
+      if fours < 1:
+        raise ConfigError(
+            f"proportion {p} with n_train {imb.n_train} leaves {fours} fours for training after "
+            f"the {imb.n_val // 2} clean validation fours; drop it from imbalance.proportions or "
+            "raise imbalance.n_train (the full MNIST files allow the paper's 5000).")
+  for key in ("n_train", "n_val", "n_test", "batch_size", "num_seeds", "l2rw_steps",
+              "baseline_steps", "eval_every_steps"):
+    if int(imb[key]) < 1:
+      raise ConfigError(f"imbalance.{key} must be >= 1, got {imb[key]}.")
+  if imb.n_val % 2 or imb.n_test % 2:
+    raise ConfigError(f"imbalance.n_val and n_test must be even, got {imb.n_val}, {imb.n_test}.")
+  models.resolve(config.model)
+
+
+def digit_pools(config, log=print):
+  """(x_pool, y_pool, x_test_pool, y_test_pool, note) as float32 images in [0, 1].
+
+  With one pool only (the embedded 5000 images), the last n_test / 2 images of digits 4 and 9
+  in the pool's order are the test pool and the rest is the training pool.
+  """
+  imb = config.imbalance
+  if config.source == "embedded":
+    x, y = mnistlib._embedded_arrays()  # pylint: disable=protected-access
+    test = np.zeros(len(y), bool)
+    for digit in (imbalancelib.MINORITY_DIGIT, imbalancelib.MAJORITY_DIGIT):
+      test[np.flatnonzero(y == digit)[-(imb.n_test // 2):]] = True
+    x = x.astype(np.float32) / 255.0
+    note = (f"embedded MNIST holds 500 images per digit: {imb.n_test // 2} 4s and 9s held out "
+            f"for testing, the rest (about {500 - imb.n_test // 2} per digit) is the training "
+            f"pool; the official run draws n_train 5000 / n_test 500 from the full MNIST files "
+            f"(--config=importance_learning/configs/mnist_imbalance.py:paper), this one "
+            f"{imb.n_train} / {imb.n_test}.")
+    return x[~test], y[~test], x[test], y[test], note
+  ds = datalib.load("mnist", source=config.source, data_dir=config.data_dir, split="large",
+                    tfds_download=config.tfds_download)
+  x_pool = np.concatenate([ds.x_train, ds.x_val])
+  y_pool = np.concatenate([ds.y_train, ds.y_val])
+  note = f"MNIST from {ds.info['origin']}: {len(y_pool)} training and {len(ds.y_test)} test images."
+  return x_pool, y_pool, ds.x_test, ds.y_test, note
+
+
+def _batcher(x, y, batch_size, seed):
+  """Epoch-wise reshuffled batches (the original's DataSet.next_batch), a function of step."""
+  n = len(x)
+  per_epoch = n // batch_size
+  cache = {}
+  x, y = tf.constant(x), tf.constant(y)
+
+  def batch(step):
+    epoch, k = divmod(step, per_epoch)
+    if epoch not in cache:
+      cache.clear()
+      cache[epoch] = np.random.default_rng([seed, epoch]).permutation(n)
+    index = tf.constant(cache[epoch][k * batch_size:(k + 1) * batch_size], tf.int64)
+    return {"x": tf.gather(x, index), "y": tf.gather(y, index), "index": index}
+
+  return batch
+
+
+def run_one(config, workdir, pools, proportion, method, seed, log=print):
+  """One (proportion, method, seed) run; returns its results dict (cached in workdir)."""
+  workdir = pathlib.Path(workdir)
+  done = workdir / "results.json"
+  if done.exists():
+    return json.loads(done.read_text())
+  imb = config.imbalance
+  n_val = imb.n_val if method == "l2rw" else 0
+  x_pool, y_pool, x_test_pool, y_test_pool = pools
+  d = imbalancelib.four_vs_nine(x_pool, y_pool, x_test_pool, y_test_pool, proportion,
+                                imb.n_train, n_val, imb.n_test, seed)
+  if len(d.y_train) < imb.batch_size:
+    raise ConfigError(f"{len(d.y_train)} training images are fewer than one batch of "
+                      f"{imb.batch_size}.")
+  keras.utils.set_random_seed(seed)
+  model = models.build(config.model, d.x_train.shape[1:], 1)
+  problem = ExampleReweighting(model, imb.batch_size, 0.0, training=True,
+                               num_train=len(d.y_train))
+  if method == "l2rw":
+    method_obj = bilevel.L2RW(problem, config.l2rw)
+    steps = imb.l2rw_steps
+  else:
+    cfg = bilevel.RuleWeights.default_config()
+    cfg.update(dict(rule=_RULES[method], lr=config.l2rw.lr, momentum=config.l2rw.momentum,
+                    seed=seed, class_weights=(proportion, 1.0 - proportion)))
+    method_obj = bilevel.RuleWeights(problem, cfg)
+    steps = imb.baseline_steps
+  state = dict(model=model, problem=problem, method=method_obj)
+  run_ = runnerlib.Runner(workdir, config.runner, state, ("train",), log=log)
+  train = _batcher(d.x_train, d.y_train, imb.batch_size, seed)
+  val = {"x": tf.constant(d.x_val), "y": tf.constant(d.y_val)} if n_val else None
+
+  def batch_fn(step):
+    b = {"train": train(step)}
+    if val is not None:
+      b["val"] = val                  # the whole clean set at every step, as the original
+    return b
+
+  def test_acc():
+    return metriclib.accuracy(model, d.x_test, d.y_test, 1000)
+
+  run_.run_phase("train", bilevel.combined_step(problem, method_obj), batch_fn, steps,
+                 steps_per_epoch=imb.eval_every_steps,
+                 on_epoch_end=lambda e: {"test_accuracy": test_acc()})
+  w = problem.scores()
+  results = {"proportion": proportion, "method": method, "seed": seed, "steps": steps,
+             "counts": d.counts, "test_accuracy": test_acc()}
+  if method == "l2rw":
+    np.save(workdir / "weights.npy", w)
+    results["mean_weight_4"] = float(w[d.y_train == 0].mean())
+    results["mean_weight_9"] = float(w[d.y_train == 1].mean())
+  run_.write_results(results)
+  return results
+
+
+def aggregate(records, proportions, methods):
+  """{p: {method: {mean, std, values}}} over seeds (std with ddof 0, as numpy's default)."""
+  table = {}
+  for p in proportions:
+    for m in methods:
+      vals = [r["test_accuracy"] for r in records if r["proportion"] == p and r["method"] == m]
+      if vals:
+        table.setdefault(str(p), {})[m] = {"mean": float(np.mean(vals)),
+                                           "std": float(np.std(vals)), "values": vals}
+  return table
+
+
+def markdown(table, methods):
+  lines = ["| proportion of 9s | " + " | ".join(methods) + " |",
+           "|---|" + "---|" * len(methods)]
+  for p, row in table.items():
+    cells = [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f} ({len(row[m]['values'])})"
+             if m in row else "-" for m in methods]
+    lines.append(f"| {p} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n\nCells: test accuracy, mean ± std over seeds (number of seeds).\n"
+
+
+def run(config, workdir, log=print):
+  validate(config)
+  t_start = time.time()
+  # Every run builds a fresh model, whose predict function Keras then traces once; TensorFlow
+  # reports that as retracing. The runner checks its own step functions for retracing.
+  tf.get_logger().addFilter(lambda rec: "triggered tf.function retracing" not in rec.getMessage())
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  # Which proportions, methods and seeds a sweep covers may change between invocations (each
+  # run is self-contained and cached); everything else must match.
+  defining = config.copy_and_resolve_references()
+  with defining.unlocked():
+    for key in SWEEP_FIELDS:
+      del defining.imbalance[key]
+  runnerlib.check_or_write_config(workdir, defining)
+  imb = config.imbalance
+  *pools, note = digit_pools(config, log)
+  log(f"NOTE: {note}")
+  records = []
+  for p in imb.proportions:
+    for method in imb.methods:
+      for seed in seeds(imb.num_seeds):
+        sub = workdir / "runs" / f"p{p}" / method / f"seed{seed}"
+        log(f"[imbalance] p={p} {method} seed {seed}")
+        rec = run_one(config, sub, pools, p, method, seed, log)
+        log(f"[imbalance] p={p} {method} seed {seed}: test accuracy {rec['test_accuracy']:.4f}")
+        records.append(rec)
+  table = aggregate(records, imb.proportions, imb.methods)
+  results = {"experiment": "imbalance", "note": note, "table": table, "runs": records,
+             "wall_seconds_this_invocation": time.time() - t_start,
+             "git_commit": runnerlib.git_commit()}
+  runnerlib.write_json_atomic(workdir / "results.json", results)
+  (workdir / "results.md").write_text(
+      f"# MNIST 4-vs-9 imbalance\n\n{note}\n\n" + markdown(table, list(imb.methods)))
+  plots.sweep_errorbars(
+      workdir / "accuracy_vs_proportion.png", [float(p) for p in table],
+      {m: ([table[p][m]["mean"] for p in table], [table[p][m]["std"] for p in table])
+       for m in imb.methods},
+      xlabel="proportion of 9s in training", ylabel="test accuracy",
+      title=f"MNIST 4 vs 9, mean ± std over {imb.num_seeds} seeds")
+  log(f"Results written to {workdir / 'results.json'}, results.md, accuracy_vs_proportion.png")
+  return results
+
+
+def summary(results):
+  methods = list(next(iter(results["table"].values())))
+  return markdown(results["table"], methods)
