@@ -91,6 +91,20 @@ def momentum_sgd(config, variables, name="momentum_sgd"):
                      factor=config.get("lr_boundaries_factor", 0.1))
 
 
+def weighted_loss_step(problem, opt, weights, batch):
+  """One ``opt`` step on sum_i w_i l_i + decay for a reweighting problem (training-mode pass,
+  batch-norm statistics updated); returns (weighted loss, mean unweighted loss, rate used)."""
+  v_vars = list(problem.inner_variables)
+  v = values(v_vars)
+  with tf.GradientTape() as tape:
+    tape.watch(v)
+    losses = problem.example_losses(v, batch, update_state=True)
+    weighted = tf.reduce_sum(weights * losses)
+    total = weighted + problem.weight_decay(v)
+  grads = checked_gradients(tape.gradient(total, v), v_vars, "the weighted loss")
+  return weighted, tf.reduce_mean(losses), opt.apply(grads, v_vars)
+
+
 def outer_and_inner(problem, method_name):
   """The problem's (outer, inner) variable lists; an error if either is empty."""
   u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)

@@ -69,17 +69,7 @@ class RuleWeights(base.Method):
     base.epoch_lr_decay(self.config, epoch, [self.opt.learning_rate])
 
   def step(self, batch):
-    problem = self.problem
-    v_vars = list(problem.inner_variables)
     w = self.example_weights(batch)
-    v = base.values(v_vars)
-    with tf.GradientTape() as tape:
-      tape.watch(v)
-      losses = problem.example_losses(v, batch, update_state=True)
-      weighted = tf.reduce_sum(w * losses)
-      total = weighted + problem.weight_decay(v)
-    grads = base.checked_gradients(tape.gradient(total, v), v_vars, "the weighted loss")
-    lr = self.opt.apply(grads, v_vars)
+    weighted, mean_loss, lr = base.weighted_loss_step(self.problem, self.opt, w, batch)
     self.weights.assign(w)
-    return {"weighted_loss": weighted, "mean_loss": tf.reduce_mean(losses),
-            "lr": lr}
+    return {"weighted_loss": weighted, "mean_loss": mean_loss, "lr": lr}

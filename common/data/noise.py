@@ -1,4 +1,4 @@
-"""Label noise as in the importance-learning experiments (penalty.md §6.1, step 1)."""
+"""Label noise of the experiments: the penalty paper's (§6.1, step 1), L2RW's and Deep Bilevel's."""
 
 import math
 
@@ -23,24 +23,7 @@ def flip_labels(y, noise, num_classes, seed):
   Returns:
     (y_noisy int64 copy of y, corrupted bool mask; True exactly on the first floor(noise*N)).
   """
-  if not isinstance(noise, (int, float, np.integer, np.floating)) or isinstance(noise, bool):
-    raise ValueError(f"noise must be a number in [0, 1]; got {noise!r}")
-  if not 0.0 <= noise <= 1.0:  # also rejects NaN
-    raise ValueError(f"noise must be a fraction in [0, 1]; got {noise}")
-  y = np.asarray(y)
-  if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"y must be a 1-D array of integer class ids; got dtype {y.dtype} and "
-                     f"shape {y.shape} (one-hot labels: pass argmax(y, axis=1))")
-  num_classes = int(num_classes)
-  if y.size and (y.min() < 0 or y.max() >= num_classes):
-    raise ValueError(f"labels must lie in [0, {num_classes}); got range "
-                     f"[{y.min()}, {y.max()}]")
-  # math.floor of the product, like the original int(noise * len(X_train)).
-  n_flip = math.floor(noise * len(y))
-  if n_flip and num_classes < 2:
-    raise ValueError(f"cannot flip labels to a different class with num_classes={num_classes}")
-
-  y_noisy = y.astype(np.int64, copy=True)
+  y_noisy, num_classes, n_flip = _check(y, noise, num_classes)
   rng = np.random.default_rng(seed)
   offsets = rng.integers(1, num_classes, size=n_flip) if n_flip else np.zeros(0, np.int64)
   y_noisy[:n_flip] = (y_noisy[:n_flip] + offsets) % num_classes
@@ -50,7 +33,7 @@ def flip_labels(y, noise, num_classes, seed):
 
 
 def _check(y, noise, num_classes):
-  """Validate like `flip_labels`; returns (y as int64 copy, K, floor(noise * N))."""
+  """Shared input checks; returns (y as an int64 copy, K, floor(noise * N))."""
   if not isinstance(noise, (int, float, np.integer, np.floating)) or isinstance(noise, bool):
     raise ValueError(f"noise must be a number in [0, 1]; got {noise!r}")
   if not 0.0 <= noise <= 1.0:
@@ -58,13 +41,16 @@ def _check(y, noise, num_classes):
   y = np.asarray(y)
   if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
     raise ValueError(f"y must be a 1-D array of integer class ids; got dtype {y.dtype} and "
-                     f"shape {y.shape}")
+                     f"shape {y.shape} (one-hot labels: pass argmax(y, axis=1))")
   num_classes = int(num_classes)
-  if num_classes < 2:
-    raise ValueError(f"label noise needs at least 2 classes, got num_classes={num_classes}")
   if y.size and (y.min() < 0 or y.max() >= num_classes):
-    raise ValueError(f"labels must lie in [0, {num_classes}); got range [{y.min()}, {y.max()}]")
-  return y.astype(np.int64, copy=True), num_classes, math.floor(noise * len(y))
+    raise ValueError(f"labels must lie in [0, {num_classes}); got range "
+                     f"[{y.min()}, {y.max()}]")
+  # math.floor of the product, like the originals' int(noise * len(X_train)).
+  n_flip = math.floor(noise * len(y))
+  if n_flip and num_classes < 2:
+    raise ValueError(f"cannot flip labels to a different class with num_classes={num_classes}")
+  return y.astype(np.int64, copy=True), num_classes, n_flip
 
 
 def uniform_flip(y, noise, num_classes, seed, as_coded=True):

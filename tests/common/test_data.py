@@ -758,9 +758,11 @@ def test_l2rw_splits_take_train_then_val_and_leave_the_last_5000(name, split, ex
 def test_split_names_and_defaults():
   assert data.DATASETS["cifar10"].default_split == "default"
   assert data.DATASETS["cifar10"].splits["default"] == data.SplitSizes(40000, 10000, 10000)
-  assert set(data.DATASETS["cifar10"].splits) == {"default", "l2rw_uniform", "l2rw_background"}
+  assert set(data.DATASETS["cifar10"].splits) == {"default", "l2rw_uniform", "l2rw_background",
+                                                      "all_train"}
   assert data.DATASETS["cifar100"].default_split == "l2rw_uniform"
-  assert set(data.DATASETS["cifar100"].splits) == {"l2rw_uniform", "l2rw_background"}
+  assert set(data.DATASETS["cifar100"].splits) == {"l2rw_uniform", "l2rw_background",
+                                                    "all_train"}
   with pytest.raises(ValueError, match="Unknown split 'jenni' for dataset 'cifar10'.*'default', "
                                        "'l2rw_uniform', 'l2rw_background'"):
     data.load("cifar10", source="files", data_dir="/nonexistent", split="jenni")
@@ -768,3 +770,16 @@ def test_split_names_and_defaults():
                                        r"\('default' = 'l2rw_uniform'\).*'default', "
                                        "'l2rw_uniform', 'l2rw_background'"):
     data.load("cifar100", source="tfds", split="l2rw")
+
+
+def test_all_train_split_has_no_validation_part_and_other_empty_parts_still_fail():
+  from common.data.splits import Pools, apply_split
+  x = np.zeros((60, 2, 2, 1), np.uint8)
+  y = np.arange(60) % 10
+  pools = Pools(x[:50], y[:50], x[50:], y[50:])
+  parts, actual, _, _ = apply_split(pools, data.DATASETS["cifar10"].splits["all_train"],
+                                    "files", "all_train")
+  assert actual == data.SplitSizes(50, 0, 10) and len(parts["x_val"]) == 0
+  with pytest.raises(ValueError, match="the val part would be empty"):
+    apply_split(Pools(x[:3], y[:3], x[50:], y[50:]), data.SplitSizes(40000, 10, 10000), "files",
+                "default")
