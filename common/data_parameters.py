@@ -29,6 +29,9 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from common import models
+from common.bilevel.optim import MomentumSGD
+
 # sigma in [1/20, 20], written as the original writes its clamp config: log-space bounds
 # (the original's keys say "sigma" but hold log(sigma)).
 LOG_SIGMA_MIN = float(np.log(1 / 20))
@@ -251,3 +254,73 @@ class DataParameters(tf.Module):
     for grad, opt in zip(grads, optimizers):
       opt.apply(grad)
     self.clamp()
+
+
+class DataParametersTraining(tf.Module):
+  """One training step of the original (§2.4) for a Keras classifier: a method in the
+  library's sense (``step(batch)`` -> scalar metrics, all state owned for checkpoints), not in
+  the bilevel registry (there is no outer problem).
+
+    loss = mean CE(logits / sigma, y) + data-parameter penalty       (one backward pass)
+    model: PyTorch momentum SGD on grad + wd * theta (coupled L2 on *every* trainable weight,
+           biases and batch norm included), i.e. TF1's MomentumSGD form
+    data parameters: SparseMomentumSGD per learned tensor (class, then instance), then clamp
+
+  With neither tensor learned this is the plain baseline. ``batch["train"]`` holds ``x``,
+  ``y`` and ``index`` (the training-set index of each row). ``end_epoch`` applies the model's
+  learning-rate schedule: x``lr_decay_factor`` after each epoch in ``lr_milestones_epochs``
+  (CIFAR-100: 80, 100) or every ``lr_decay_every_epochs`` epochs (ImageNet: 30).
+  """
+
+  @staticmethod
+  def default_config():
+    """The model side of the CIFAR-100 recipe (§4.3) and the data-parameter flags (§4.1)."""
+    return ml_collections.ConfigDict({
+        "lr": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,          # coupled L2 on all model weights
+        "lr_milestones_epochs": (80, 100),
+        "lr_decay_every_epochs": 0,
+        "lr_decay_factor": 0.1,
+        "data_params": DataParameters.default_config(),
+    })
+
+  def __init__(self, model, num_classes, num_instances, config, training=True):
+    super().__init__(name="data_parameters_training")
+    self.model = model
+    self.config = config
+    self.training = training
+    self.data_params = DataParameters.from_config(config.data_params, num_classes, num_instances)
+    self.dp_optimizers = self.data_params.make_optimizers(config.data_params)
+    self.opt = MomentumSGD(list(model.trainable_variables), config.lr, config.momentum,
+                           name="model_sgd")
+
+  def end_epoch(self, epoch):
+    cfg = self.config
+    every = int(cfg.lr_decay_every_epochs)
+    if epoch in tuple(cfg.lr_milestones_epochs) or (every > 0 and epoch % every == 0):
+      self.opt.learning_rate.assign(self.opt.learning_rate * cfg.lr_decay_factor)
+
+  def step(self, batch):
+    b = batch["train"]
+    x, y, index = b["x"], tf.cast(b["y"], tf.int32), b["index"]
+    v_vars = list(self.model.trainable_variables)
+    dp = self.data_params
+    learned = dp.learned_variables
+    v = [tf.convert_to_tensor(w) for w in v_vars]
+    with tf.GradientTape() as tape:
+      tape.watch(v)
+      logits = models.forward(self.model, v, x, self.training)
+      scaled = dp.scale_logits(logits, y, index)
+      ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
+                                                                         logits=scaled))
+      loss = ce + tf.cast(dp.penalty(y, index), ce.dtype)
+    grads = tape.gradient(loss, v + learned)
+    model_grads = [g + self.config.weight_decay * w for g, w in zip(grads[:len(v)], v)]
+    lr = self.opt.apply(model_grads, v_vars)
+    dp.apply_gradients(grads[len(v):], self.dp_optimizers)
+    sigma = dp.sigma(y, index)
+    accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(scaled, -1, output_type=tf.int32), y),
+                                      tf.float32))
+    return {"loss": loss, "cross_entropy": ce, "train_accuracy": accuracy,
+            "mean_batch_sigma": tf.reduce_mean(sigma), "lr": lr}

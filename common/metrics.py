@@ -57,3 +57,12 @@ def detection(weights, corrupted, threshold=0.5):
   if 0 < corrupted.sum() < len(corrupted):
     out["roc_auc"] = float(skm.roc_auc_score(corrupted, -weights))
   return out
+
+
+def roc_auc(positive, scores):
+  """ROC AUC of ``scores`` (higher = more likely positive) for the boolean mask ``positive``;
+  NaN when one of the two classes is empty."""
+  positive = np.asarray(positive, bool)
+  if not 0 < positive.sum() < len(positive):
+    return float("nan")
+  return float(skm.roc_auc_score(positive, np.asarray(scores, np.float64)))

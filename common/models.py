@@ -99,6 +99,8 @@ MODELS = {
     "wrn28_10": nets.wrn28_10,
     "inception_small": nets.inception_small,
     "preact_resnet18": nets.preact_resnet18,
+    "wrn28_10_dp": nets.wrn28_10_dp,
+    "resnet18_imagenet": nets.resnet18_imagenet,
 }
 
 

@@ -6,6 +6,9 @@
     inception_small   Deep Bilevel Learning (Jenni & Favaro 2018), the small Inception of
                       Zhang et al. 2017 on 29x29 crops
     preact_resnet18   mixup (Zhang et al. 2018), PreAct ResNet-18
+    wrn28_10_dp       Data Parameters (Saxena et al. 2019), CIFAR-100 wide ResNet-28-10
+                      (PyTorch, conv biases, no dropout)
+    resnet18_imagenet Data Parameters, ImageNet: torchvision's ResNet-18
 
 Every builder is called as ``fn(input_shape, num_classes)`` and returns a built functional or
 sequential ``keras.Model`` mapping NHWC images to logits (no softmax). All state lives in Keras
@@ -292,3 +295,117 @@ def preact_resnet18(input_shape=(32, 32, 3), num_classes=10, stem_bn_relu=True):
   x = layers.Flatten()(x)
   outputs = layers.Dense(num_classes)(x)
   return keras.Model(inputs, outputs, name="preact_resnet18")
+
+
+# ------------------------------------------------------------------------------------------------
+# Data parameters: WRN-28-10 (CIFAR-100) and torchvision's ResNet-18 (ImageNet)
+# ------------------------------------------------------------------------------------------------
+
+
+def _torch_conv(x, filters, kernel, strides=1, use_bias=True):
+  """nn.Conv2d(kernel, stride, padding=kernel // 2) on ``x`` (odd ``kernel``).
+
+  At stride 1 Keras' same padding is the same symmetric kernel // 2 pixels. At stride 2 it would
+  pad an even input only at the bottom and right, shifting every sampled position by one pixel
+  against PyTorch, so the strided convs pad explicitly on all sides and convolve valid. 1x1
+  convs have no padding.
+  """
+  if kernel > 1 and strides == 1:
+    return layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias)(x)
+  if kernel > 1:
+    x = layers.ZeroPadding2D(kernel // 2)(x)
+  return layers.Conv2D(filters, kernel, strides=strides, padding="valid", use_bias=use_bias)(x)
+
+
+def _dp_wide_block(x, in_planes, planes, strides):
+  """WideBasic of the data-parameters code: BN-ReLU -> conv3x3 -> [dropout, rate 0, omitted] ->
+  BN-ReLU -> conv3x3(strides), plus the shortcut of the block's *input* ``x`` (before the first
+  BN-ReLU): a 1x1 conv with bias and the block's stride when the shape changes, else ``x``."""
+  out = layers.ReLU()(_torch_bn()(x))
+  out = _torch_conv(out, planes, 3)
+  out = layers.ReLU()(_torch_bn()(out))
+  out = _torch_conv(out, planes, 3, strides)
+  shortcut = x
+  if strides != 1 or in_planes != planes:
+    shortcut = _torch_conv(x, planes, 1, strides)
+  return layers.Add()([out, shortcut])
+
+
+def wrn28_10_dp(input_shape=(32, 32, 3), num_classes=100):
+  """The WRN-28-10 of Data Parameters (Saxena et al. 2019; ``apple/ml-data-parameters``,
+  ``models/wide_resnet.py``, ``WideResNet28_10``, itself from meliketoy/wide-resnet.pytorch).
+
+  conv3x3 16 -> 3 stages of 4 WideBasic blocks (widths 160, 320, 640, strides 1, 2, 2) -> BN-ReLU
+  -> average pool 8x8 -> flatten -> dense logits. Unlike ``wrn28_10`` (Learning to Reweight's TF
+  network) every conv, the stem's and the 1x1 shortcuts' included, has a bias; the stride sits on
+  each block's *second* conv; a shape change goes through a 1x1 projection, not zero channels;
+  and the shortcut always leaves from the block input, before its BN-ReLU. The original asserts
+  a dropout rate of 0, so its ``nn.Dropout`` is left out. The 8x8 pool makes the final map 1x1
+  only for 32x32 inputs.
+
+  Batch norm is PyTorch's default (eps 1e-5, momentum 0.1, Keras 0.9) except the final one, which
+  the original creates with PyTorch momentum 0.9 (Keras 0.1): its moving statistics are 90% the
+  latest batch. The original defines a Xavier init (gain sqrt(2)) but never applies it, so it
+  trains from PyTorch's default init (kaiming-uniform(a=sqrt(5)) kernels, uniform biases); the
+  Keras defaults here (Glorot-uniform kernels, zero biases) differ from both. The original's
+  weight decay (torch SGD over ``model.parameters()``) also covers the biases and batch-norm
+  parameters, not only the variables named ``kernel``.
+
+  36,546,980 trainable parameters (36,564,932 with the batch-norm moving statistics).
+  """
+  inputs = keras.Input(input_shape)
+  x = _torch_conv(inputs, 16, 3)
+  in_planes = 16
+  for planes, stage_stride in zip((160, 320, 640), (1, 2, 2)):
+    for block in range(4):
+      x = _dp_wide_block(x, in_planes, planes, stage_stride if block == 0 else 1)
+      in_planes = planes
+  x = layers.BatchNormalization(momentum=0.1, epsilon=1e-5)(x)
+  x = layers.ReLU()(x)
+  x = layers.AveragePooling2D(8)(x)
+  x = layers.Flatten()(x)
+  outputs = layers.Dense(num_classes)(x)
+  return keras.Model(inputs, outputs, name="wrn28_10_dp")
+
+
+def _torchvision_basic_block(x, in_planes, planes, strides):
+  """torchvision BasicBlock: conv3x3(strides) -> BN-ReLU -> conv3x3 -> BN, plus the input (through
+  conv1x1(strides) -> BN when the shape changes), then ReLU. No conv has a bias."""
+  out = _torch_conv(x, planes, 3, strides, use_bias=False)
+  out = layers.ReLU()(_torch_bn()(out))
+  out = _torch_bn()(_torch_conv(out, planes, 3, use_bias=False))
+  shortcut = x
+  if strides != 1 or in_planes != planes:
+    shortcut = _torch_bn()(_torch_conv(x, planes, 1, strides, use_bias=False))
+  return layers.ReLU()(layers.Add()([out, shortcut]))
+
+
+def resnet18_imagenet(input_shape=(224, 224, 3), num_classes=1000):
+  """torchvision's ``resnet18()``, the default model of Data Parameters' ``main_imagenet.py``.
+
+  conv7x7/2 64 (pad 3, no bias) -> BN-ReLU -> max-pool 3x3/2 (pad 1) -> 4 stages of 2 BasicBlocks,
+  widths 64, 128, 256, 512, strides 1, 2, 2, 2 -> global average pool -> dense logits. Padding is
+  explicit as in PyTorch (see ``_torch_conv``). The max-pool pads with zeros where PyTorch pads
+  with -inf; that gives the same maxima because its input has passed a ReLU and every window
+  holds at least one real pixel. Global pooling (torchvision's adaptive 1x1 pool) lets any input
+  of 32x32 or more through: 224 -> 112 -> 56 -> 56, 28, 14, 7.
+
+  Batch norm eps 1e-5, Keras momentum 0.9 (PyTorch 0.1). Initialisers are the Keras defaults,
+  not torchvision's (kaiming-normal fan-out conv kernels, PyTorch's default dense init).
+
+  11,689,512 trainable parameters for 1000 classes, torchvision's count (11,699,112 with the
+  batch-norm moving statistics).
+  """
+  inputs = keras.Input(input_shape)
+  x = _torch_conv(inputs, 64, 7, strides=2, use_bias=False)
+  x = layers.ReLU()(_torch_bn()(x))
+  x = layers.ZeroPadding2D(1)(x)
+  x = layers.MaxPooling2D(3, strides=2)(x)
+  in_planes = 64
+  for planes, stage_stride in zip((64, 128, 256, 512), (1, 2, 2, 2)):
+    for block in range(2):
+      x = _torchvision_basic_block(x, in_planes, planes, stage_stride if block == 0 else 1)
+      in_planes = planes
+  x = layers.GlobalAveragePooling2D()(x)
+  outputs = layers.Dense(num_classes)(x)
+  return keras.Model(inputs, outputs, name="resnet18_imagenet")

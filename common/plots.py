@@ -125,3 +125,36 @@ def sweep_errorbars(path, xs, series, xlabel, ylabel, title=""):
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def data_parameter_figure(path, snapshots, learn_class, learn_inst, title=""):
+  """How the learned temperatures evolve: per epoch, the median and the 5-95% and 25-75%
+  bands of the class sigmas, and of the instance sigmas of clean and corrupted points."""
+  panels = ([("class", "class sigma")] if learn_class else []) + \
+      ([("inst", "instance sigma")] if learn_inst else [])
+  fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 3.8),
+                           squeeze=False)
+  epochs = [s["epoch"] for s in snapshots]
+  for ax, (key, label) in zip(axes[0], panels):
+    series = [("class", "all classes")] if key == "class" else \
+        [("inst_clean", "clean points"), ("inst_corrupted", "corrupted points")]
+    for field, name in series:
+      rows = [(e, s[field]) for e, s in zip(epochs, snapshots) if s.get(field)]
+      if not rows:
+        continue
+      x = np.array([e for e, _ in rows])
+      q = np.array([v for _, v in rows])      # percentiles 5, 25, 50, 75, 95
+      line, = ax.plot(x, q[:, 2], label=f"{name} (median)")
+      ax.fill_between(x, q[:, 0], q[:, 4], color=line.get_color(), alpha=0.12)
+      ax.fill_between(x, q[:, 1], q[:, 3], color=line.get_color(), alpha=0.25)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=8)
+  if title:
+    fig.suptitle(title + " (bands: 5-95% and 25-75%)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

@@ -28,6 +28,7 @@ from common import plots
 from common import runner as runnerlib
 from common.data import augment as augmentlib
 from common.data import noise as noiselib
+from common.data.batching import Batcher, evaluable
 from common.data.sampling import ClassMatchedSampler
 from common.problems import Classification, ExampleReweighting
 from importance_learning.problem import ImportanceProblem
@@ -89,53 +90,6 @@ def _uses_clean_batches(method_class):
   return getattr(method_class, "uses_clean_batches", True)
 
 
-class _Batcher:
-  """Batches as a pure function of the step number, so resumed runs see the same data."""
-
-  def __init__(self, x, y, batch_size, seed, stream, augment=None, transform=None):
-    self.x = tf.constant(x)
-    self.y = tf.constant(np.asarray(y, np.int64))
-    self.n = len(x)
-    self.batch_size = batch_size
-    self.steps_per_epoch = self.n // batch_size
-    if self.steps_per_epoch < 1:
-      raise ValueError(f"{stream}: {self.n} examples are fewer than one batch of {batch_size}.")
-    self.seed, self.stream = seed, stream
-    self.augment, self.transform = augment, transform
-    self._perm_epoch, self._perm = None, None
-
-  def _rng(self, *keys):
-    return np.random.default_rng([self.seed, self.stream_id, *keys])
-
-  @property
-  def stream_id(self):
-    return sum(ord(c) * 31 ** i for i, c in enumerate(self.stream)) % (2 ** 31)
-
-  def epoch_batch(self, step):
-    """Batch ``step`` of an epoch-wise reshuffled pass (without replacement)."""
-    epoch, k = divmod(step, self.steps_per_epoch)
-    if self._perm_epoch != epoch:
-      self._perm_epoch, self._perm = epoch, self._rng(epoch).permutation(self.n)
-    return self._gather(self._perm[k * self.batch_size:(k + 1) * self.batch_size], step)
-
-  def indexed_batch(self, index, step):
-    """The batch of the given training-set indices (a sampler's choice)."""
-    return self._gather(index, step)
-
-  def random_batch(self, step):
-    """``batch_size`` points drawn without replacement, independently at every step."""
-    return self._gather(self._rng(step).choice(self.n, self.batch_size, replace=False), step)
-
-  def _gather(self, index, step):
-    index = tf.constant(index, tf.int64)
-    x = tf.gather(self.x, index)
-    if self.augment is not None:
-      x = self.augment(x, seed=(self.seed, self.stream_id, step))
-    elif self.transform is not None:
-      x = self.transform(x)
-    return {"x": x, "y": tf.gather(self.y, index), "index": index}
-
-
 def _num_steps(config, steps_per_epoch):
   """``config.steps`` when set (the originals that count steps, not epochs), else whole epochs."""
   return int(config.steps) if config.get("steps", 0) else config.epochs * steps_per_epoch
@@ -179,14 +133,7 @@ def run(config, workdir, log=print):
     raise ConfigError(f"method {config.method!r} needs clean validation batches, but split "
                       f"{ds.info['split']!r} holds no validation images; choose another split.")
 
-  def evaluable(x):
-    """Images as the model sees them at evaluation (the augmentation's eval transform)."""
-    if transform is None:
-      return x
-    return np.concatenate([transform(tf.constant(x[i:i + 1000])).numpy()
-                           for i in range(0, len(x), 1000)])
-
-  x_test_eval = evaluable(ds.x_test)
+  x_test_eval = evaluable(ds.x_test, transform)
 
   # Everything stateful is created before the runner restores the checkpoint.
   base_model, clf_model, retrain_model = build(), build(), build()
@@ -228,7 +175,7 @@ def run(config, workdir, log=print):
       run_.run_phase(name, None, None, 0)      # logs that the phase is not part of this run
       return
     reweighted_baseline = reweighting and name == "baseline"
-    batcher = _Batcher(x, y, config.batch_size, config.seed, name,
+    batcher = Batcher(x, y, config.batch_size, config.seed, name,
                        augment if reweighted_baseline else None, transform)
     step = bilevel.combined_step(plain[name].problem, plain[name])
 
@@ -253,10 +200,10 @@ def run(config, workdir, log=print):
               0 if reweighting else config.pretrain.epochs)
 
   # 3. Bilevel importance learning.
-  train_b = _Batcher(ds.x_train, y_noisy, config.batch_size, config.seed, "bilevel_train",
+  train_b = Batcher(ds.x_train, y_noisy, config.batch_size, config.seed, "bilevel_train",
                      augment, transform)
   if _uses_clean_batches(method_class):
-    val_b = _Batcher(ds.x_val, ds.y_val, config.val_batch_size, config.seed, "bilevel_val",
+    val_b = Batcher(ds.x_val, ds.y_val, config.val_batch_size, config.seed, "bilevel_val",
                      augment, transform)
     batch_fn = lambda s: {"train": train_b.epoch_batch(s), "val": val_b.random_batch(s)}
   else:
@@ -267,7 +214,7 @@ def run(config, workdir, log=print):
   def init_importances():
     if reweighting:
       return
-    pred = metriclib.predict(clf_model, evaluable(ds.x_train), config.eval_batch_size)
+    pred = metriclib.predict(clf_model, evaluable(ds.x_train, transform), config.eval_batch_size)
     if config.importance_init.legacy_scalar_argmax:
       # The original before May 2020 compared predictions with np.argmax(Y_onehot) without an
       # axis: a scalar, the label of training point 0.

@@ -28,6 +28,12 @@ original order, kept as they are: the brightness shift is undone exactly by the 
 channel about its own mean, so after standardisation it only changes how much the channel means
 differ relative to the pixel variation. Evaluation crops the centre 29x29 (offset (32-29)//2 = 1
 at the top and left, as resize_image_with_crop_or_pad does) and standardises.
+
+``dp_cifar`` is Data Parameters' CIFAR-100 pipeline (apple/ml-data-parameters, main_cifar.py):
+RandomCrop(32, padding=4) with zero fill, RandomHorizontalFlip, ToTensor, then Normalize with
+the *CIFAR-10* constants, mean (0.4914, 0.4822, 0.4465) and std (0.2023, 0.1994, 0.2010), which
+the original uses for CIFAR-100 as well. The padding zeros are black pixels, so they are
+normalised with the image. Evaluation only normalises.
 """
 
 import math
@@ -155,10 +161,37 @@ def jenni_cifar_eval(x):
   return tf.image.per_image_standardization(x)
 
 
+DP_PAD = 4                                # RandomCrop(32, padding=4)
+DP_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # CIFAR-10's, used by the original for CIFAR-100 too
+DP_CIFAR_STD = (0.2023, 0.1994, 0.2010)
+
+
+def dp_cifar_eval(x):
+  """Data Parameters' CIFAR evaluation transform: (x - mean) / std per channel.
+
+  A true division (divide_no_nan; std is never zero): inside a tf.function, grappler's constant
+  folding turns a plain division by a constant into a multiplication by its reciprocal, which
+  rounds differently in the last bit, so traced and eager results would differ.
+  """
+  x = tf.convert_to_tensor(x, tf.float32) - tf.constant(DP_CIFAR_MEAN, tf.float32)
+  return tf.math.divide_no_nan(x, tf.constant(DP_CIFAR_STD, tf.float32))
+
+
+def dp_cifar(x, seed):
+  """Data Parameters' CIFAR training transform: pad 4 zeros, crop back, flip, normalise.
+
+  The crop has the input's size (32x32 for CIFAR), so the model sees the shape it was given.
+  """
+  x = tf.convert_to_tensor(x, tf.float32)
+  height = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+  width = x.shape[2] if x.shape[2] is not None else tf.shape(x)[2]
+  return dp_cifar_eval(_crop_flip(_pad(x, DP_PAD), _key(seed), height, width))
+
+
 AUGMENTATIONS = {"none": None, "cifar": cifar, "l2rw_cifar": l2rw_cifar,
-                 "jenni_cifar": jenni_cifar}
+                 "jenni_cifar": jenni_cifar, "dp_cifar": dp_cifar}
 EVAL_TRANSFORMS = {"none": None, "cifar": None, "l2rw_cifar": l2rw_cifar_eval,
-                   "jenni_cifar": jenni_cifar_eval}
+                   "jenni_cifar": jenni_cifar_eval, "dp_cifar": dp_cifar_eval}
 _CROPPED = {"jenni_cifar": (JENNI_SIZE, JENNI_SIZE)}
 
 

@@ -111,6 +111,22 @@ def per_class_flip(y, noise, num_classes, seed):
   return y_noisy, y_noisy != y0
 
 
+def permute_first(y, noise, num_classes, seed):
+  """Data parameters' CIFAR-100 noise: the first floor(noise * N) points swap labels among
+  themselves by one random permutation.
+
+  The original permutes the *images* of those points and keeps their targets; permuting the
+  labels instead gives the same (image, label) pairs at other indices, so the label marginal
+  of the subset is kept and a few points keep their own label by chance. The returned mask
+  marks the points whose label changed (the original's logs call all first floor(noise * N)
+  points "corrupt").
+  """
+  y_noisy, _, n = _check(y, noise, num_classes)
+  rng = np.random.default_rng(seed)
+  y_noisy[:n] = y_noisy[:n][rng.permutation(n)]
+  return y_noisy, y_noisy != np.asarray(y)
+
+
 def _first_fraction(y, noise, num_classes, seed, as_coded=True):
   del as_coded  # one procedure only
   return flip_labels(y, noise, num_classes, seed)
@@ -121,12 +137,18 @@ def _per_class(y, noise, num_classes, seed, as_coded=True):
   return per_class_flip(y, noise, num_classes, seed)
 
 
+def _permute_first(y, noise, num_classes, seed, as_coded=True):
+  del as_coded
+  return permute_first(y, noise, num_classes, seed)
+
+
 # name -> fn(y, noise, num_classes, seed, as_coded) -> (y_noisy, corrupted)
 NOISE_TYPES = {
     "first_fraction": _first_fraction,   # penalty paper: first floor(noise N), guaranteed flip
     "uniform": uniform_flip,             # L2RW UNIFORMFLIP
     "background": background_flip,       # L2RW BACKGROUNDFLIP
     "per_class": _per_class,             # Deep Bilevel Learning
+    "permute_first": _permute_first,     # data parameters (CIFAR-100)
 }
 
 

@@ -1,4 +1,5 @@
-"""common.data.augment: the L2RW and Deep Bilevel CIFAR transforms on small synthetic batches."""
+"""common.data.augment: the L2RW, Deep Bilevel and Data Parameters CIFAR transforms on small
+synthetic batches."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import tensorflow as tf
 
 from common.data import augment
 
-NEW = ("l2rw_cifar", "jenni_cifar")
+NEW = ("l2rw_cifar", "jenni_cifar", "dp_cifar")
 
 
 def _images(n, seed=0, size=32):
@@ -38,7 +39,8 @@ def test_registries_name_the_same_transforms():
 
 @pytest.mark.parametrize("name, expected", [("none", (32, 32, 3)), ("cifar", (32, 32, 3)),
                                             ("l2rw_cifar", (32, 32, 3)),
-                                            ("jenni_cifar", (29, 29, 3))])
+                                            ("jenni_cifar", (29, 29, 3)),
+                                            ("dp_cifar", (32, 32, 3))])
 def test_train_and_eval_shapes_match_output_shape(name, expected):
   x = _images(3)
   assert augment.output_shape(name, x.shape[1:]) == expected
@@ -89,10 +91,11 @@ def test_l2rw_train_is_a_window_of_the_padded_image_drawn_per_image():
   assert {flip for _, _, flip in found} == {0, 1}
 
 
-@pytest.mark.parametrize("name, left, right", [("l2rw_cifar", 10, 21), ("jenni_cifar", 5, 22)])
+@pytest.mark.parametrize("name, left, right", [("l2rw_cifar", 10, 21), ("jenni_cifar", 5, 22),
+                                               ("dp_cifar", 10, 21)])
 def test_flip_mirrors_some_images_of_a_batch(name, left, right):
   # Columns `left` and `right` of the output lie in the image's left and right halves for every
-  # crop offset (l2rw: input column j-2..j+2; jenni: j-4..j+7).
+  # crop offset (l2rw: input column j-2..j+2; jenni: j-4..j+7; dp: j-4..j+4).
   out = augment.AUGMENTATIONS[name](_halves(64), (0, 1, 2)).numpy()
   dark_left = out[:, 14, left, 0] < out[:, 14, right, 0]
   mirrored = out[:, 14, left, 0] > out[:, 14, right, 0]
@@ -118,3 +121,34 @@ def test_jenni_eval_crops_the_centre_at_offset_one_and_standardises():
   np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
   # A constant image stays finite: its standard deviation is clamped to 1/sqrt(H*W*C).
   assert np.all(augment.jenni_cifar_eval(np.full((1, 32, 32, 3), 0.5, np.float32)).numpy() == 0)
+
+
+_DP_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
+_DP_STD = np.array([0.2023, 0.1994, 0.2010], np.float32)
+
+
+def test_dp_eval_is_exactly_the_cifar10_normalisation():
+  x = np.concatenate([_images(2, seed=4), np.zeros((1, 32, 32, 3), np.float32)])
+  out = augment.dp_cifar_eval(x).numpy()
+  np.testing.assert_array_equal(out, (x - _DP_MEAN) / _DP_STD)
+  # Also when traced: a division by a constant must not become a multiplication by 1 / std.
+  np.testing.assert_array_equal(tf.function(augment.dp_cifar_eval)(x).numpy(), out)
+  # The original's constants are CIFAR-10's, also for CIFAR-100.
+  assert augment.DP_CIFAR_MEAN == (0.4914, 0.4822, 0.4465)
+  assert augment.DP_CIFAR_STD == (0.2023, 0.1994, 0.2010)
+
+
+def test_dp_train_is_a_normalised_window_of_the_zero_padded_image():
+  x = _images(12, seed=5)
+  out = augment.dp_cifar(x, (6, 7, 8)).numpy() * _DP_STD + _DP_MEAN  # undo the normalisation
+  padded = np.pad(x, [(0, 0), (4, 4), (4, 4), (0, 0)])  # zeros before normalising
+  found = []
+  for image, result in zip(padded, out):
+    matches = [(top, left, flip) for top in range(9) for left in range(9) for flip in (0, 1)
+               if np.allclose(result, (image[top:top + 32, left:left + 32, :][:, ::-1]
+                                       if flip else image[top:top + 32, left:left + 32, :]),
+                              atol=1e-6)]
+    assert len(matches) == 1, matches
+    found.append(matches[0])
+  assert len({(top, left) for top, left, _ in found}) > 1
+  assert {flip for _, _, flip in found} == {0, 1}

@@ -17,6 +17,17 @@ def wrn():
   return nets.wrn28_10()
 
 
+@pytest.fixture(scope="module")
+def wrn_dp():
+  """Data Parameters' WRN-28-10 for CIFAR-100, built once (36M parameters)."""
+  return nets.wrn28_10_dp()
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+  return nets.resnet18_imagenet()
+
+
 def _sizes(variables):
   return int(sum(v.numpy().size for v in variables))
 
@@ -33,6 +44,24 @@ def _l2rw_resnet_counts(units, widths, num_classes=10):
       cin = width
   bn_channels += cin
   trainable = convs + bn_channels + cin * num_classes + num_classes
+  return trainable + 2 * bn_channels, trainable
+
+
+def _wrn_dp_counts(num_classes=100):
+  """(total, trainable) of ``wrn28_10_dp`` counted by hand: every conv cin*cout*k*k kernel
+  entries plus cout biases; gamma, beta and two moving statistics per batch-norm channel (a BN
+  before each of a block's two convs, one at the end); a 1x1 projection in each stage's first
+  block (16 -> 160, then the stride-2 blocks); dense kernel and bias."""
+  trainable, bn_channels, cin = 9 * 3 * 16 + 16, 0, 16
+  for width in (160, 320, 640):
+    for block in range(4):
+      trainable += 9 * cin * width + width + 9 * width * width + width
+      bn_channels += cin + width
+      if block == 0:
+        trainable += cin * width + width
+      cin = width
+  bn_channels += cin
+  trainable += 2 * bn_channels + cin * num_classes + num_classes
   return trainable + 2 * bn_channels, trainable
 
 
@@ -55,11 +84,14 @@ def _producer(layer):
 def test_hand_formula_matches_the_pinned_resnet_counts():
   assert _l2rw_resnet_counts(5, (16, 32, 64)) == (465_290, 463_018)
   assert _l2rw_resnet_counts(4, (160, 320, 640)) == (36_229_610, 36_211_658)
+  assert _wrn_dp_counts() == (36_564_932, 36_546_980)
 
 
 @pytest.mark.parametrize("fixture, total, trainable", [
     ("resnet", 465_290, 463_018),
     ("wrn", 36_229_610, 36_211_658),
+    ("wrn_dp", 36_564_932, 36_546_980),
+    ("resnet18", 11_699_112, 11_689_512),  # torchvision's resnet18(): 11,689,512 parameters
 ])
 def test_resnet_parameter_counts(request, fixture, total, trainable):
   model = request.getfixturevalue(fixture)
@@ -85,6 +117,7 @@ def test_other_parameter_counts(build, total, trainable):
     ("wrn28_10", (32, 32, 3), 10),
     ("inception_small", (29, 29, 3), 10),
     ("preact_resnet18", (32, 32, 3), 100),
+    ("resnet18_imagenet", (64, 64, 3), 10),
 ])
 def test_registry_builds_each_model(name, shape, num_classes):
   model = models.build(name, shape, num_classes)
@@ -157,3 +190,104 @@ def test_forward_leaves_moving_statistics_alone_unless_asked(resnet):
 def test_resnet_round_trips_through_its_config(resnet):
   clone = keras.Model.from_config(resnet.get_config())
   assert _sizes(clone.weights) == _sizes(resnet.weights)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data Parameters: WRN-28-10 and ResNet-18
+# ------------------------------------------------------------------------------------------------
+
+
+def test_data_parameters_models_are_registered():
+  assert models.resolve("wrn28_10_dp") is nets.wrn28_10_dp
+  assert models.resolve("resnet18_imagenet") is nets.resnet18_imagenet
+
+
+def test_strided_torch_conv_pads_on_all_sides_like_pytorch():
+  # nn.Conv2d(3, stride=2, padding=1) of a 4x4 image of ones with an all-ones kernel: the first
+  # window covers a padded row and column (4 ones), the last lies inside the image (9 ones).
+  # Keras' same padding would pad only the bottom and right and give [[9, 6], [6, 4]].
+  inputs = keras.Input((4, 4, 1))
+  model = keras.Model(inputs, nets._torch_conv(inputs, 1, 3, strides=2, use_bias=False))
+  (conv,) = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+  conv.kernel.assign(np.ones((3, 3, 1, 1), np.float32))
+  out = keras.ops.convert_to_numpy(model(np.ones((1, 4, 4, 1), np.float32)))
+  np.testing.assert_array_equal(out[0, :, :, 0], [[4.0, 6.0], [6.0, 9.0]])
+
+
+def test_wrn_dp_forward_gives_one_logit_per_class(wrn_dp):
+  x = tf.random.stateless_normal((2, 32, 32, 3), seed=(5, 6))
+  assert wrn_dp(x, training=False).shape == (2, 100)
+  (pool,) = [l for l in wrn_dp.layers if isinstance(l, keras.layers.AveragePooling2D)]
+  assert tuple(pool.input.shape) == (None, 8, 8, 640) and pool.pool_size == (8, 8)
+  assert not [l for l in wrn_dp.layers if isinstance(l, keras.layers.Dropout)]  # rate 0
+
+
+def test_wrn_dp_convs_all_have_biases(wrn_dp):
+  convs = [l for l in wrn_dp.layers if isinstance(l, keras.layers.Conv2D)]
+  # Stem, two per block, and the three 1x1 projections (16 -> 160, and the two strided stages).
+  assert len(convs) == 1 + 2 * 12 + 3
+  assert all(l.use_bias and tuple(l.bias.shape) == (l.filters,) for l in convs)
+  assert sorted(tuple(l.kernel.shape[:2]) for l in convs).count((1, 1)) == 3
+
+
+def test_wrn_dp_stride_sits_on_the_second_conv_and_shortcuts_leave_the_block_input(wrn_dp):
+  convs = [l for l in wrn_dp.layers if isinstance(l, keras.layers.Conv2D)]
+  strided = [l for l in convs if l.strides == (2, 2) and l.kernel.shape[0] == 3]
+  assert len(strided) == 2
+  for conv in strided:
+    # Block input (an Add) -> BN -> ReLU -> conv3x3 stride 1 -> BN -> ReLU -> pad 1 -> this conv.
+    pad = _producer(conv)
+    assert isinstance(pad, keras.layers.ZeroPadding2D) and pad.padding == ((1, 1), (1, 1))
+    assert conv.padding == "valid"
+    relu = _producer(pad)
+    assert isinstance(relu, keras.layers.ReLU)
+    first = _producer(_producer(relu))
+    assert isinstance(first, keras.layers.Conv2D) and first.strides == (1, 1)
+    assert tuple(first.kernel.shape[:2]) == (3, 3)
+    block_input = _producer(_producer(_producer(first)))
+    assert isinstance(block_input, keras.layers.Add)
+  projections = [l for l in convs if l.kernel.shape[0] == 1]
+  assert [l.strides for l in projections] == [(1, 1), (2, 2), (2, 2)]
+  # The first projection reads the stem conv, the others the previous block's sum: all take the
+  # block input itself, not its BN-ReLU.
+  assert [type(_producer(l)) for l in projections] == [keras.layers.Conv2D, keras.layers.Add,
+                                                      keras.layers.Add]
+  assert all(l.padding == "valid" for l in projections)
+
+
+def test_wrn_dp_final_batch_norm_keeps_pytorch_momentum_0_9(wrn_dp):
+  batch_norms = [l for l in wrn_dp.layers if isinstance(l, keras.layers.BatchNormalization)]
+  assert len(batch_norms) == 2 * 12 + 1
+  assert all(l.epsilon == 1e-5 and l.center and l.scale for l in batch_norms)
+  (pool,) = [l for l in wrn_dp.layers if isinstance(l, keras.layers.AveragePooling2D)]
+  final = _producer(_producer(pool))
+  assert isinstance(final, keras.layers.BatchNormalization)
+  assert final.momentum == pytest.approx(0.1)
+  assert all(l.momentum == pytest.approx(0.9) for l in batch_norms if l is not final)
+
+
+def test_resnet18_geometry_matches_torchvision(resnet18):
+  (stem,) = [l for l in resnet18.layers
+             if isinstance(l, keras.layers.Conv2D) and l.kernel.shape[0] == 7]
+  assert stem.strides == (2, 2) and not stem.use_bias
+  assert _producer(stem).padding == ((3, 3), (3, 3))
+  (pool,) = [l for l in resnet18.layers if isinstance(l, keras.layers.MaxPooling2D)]
+  assert tuple(pool.input.shape) == (None, 114, 114, 64)  # 112 plus one pixel each side
+  assert tuple(pool.output.shape) == (None, 56, 56, 64)
+  (gap,) = [l for l in resnet18.layers if isinstance(l, keras.layers.GlobalAveragePooling2D)]
+  assert tuple(gap.input.shape) == (None, 7, 7, 512)
+  convs = [l for l in resnet18.layers if isinstance(l, keras.layers.Conv2D)]
+  assert len(convs) == 1 + 16 + 3 and not any(l.use_bias for l in convs)
+  downsamples = [l for l in convs if l.kernel.shape[0] == 1]
+  assert [l.strides for l in downsamples] == [(2, 2)] * 3
+  assert all(isinstance(_consumers(resnet18, l)[0], keras.layers.BatchNormalization)
+             for l in downsamples)
+  batch_norms = [l for l in resnet18.layers if isinstance(l, keras.layers.BatchNormalization)]
+  assert len(batch_norms) == 1 + 16 + 3
+  assert all(l.momentum == pytest.approx(0.9) and l.epsilon == 1e-5 for l in batch_norms)
+
+
+def test_resnet18_takes_inputs_down_to_32_pixels():
+  model = nets.resnet18_imagenet((32, 32, 3), 10)
+  x = tf.random.stateless_normal((2, 32, 32, 3), seed=(7, 8))
+  assert model(x, training=False).shape == (2, 10)

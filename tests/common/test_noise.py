@@ -77,3 +77,12 @@ def test_every_procedure_is_deterministic_and_validates(noise_type):
 def test_unknown_noise_type():
   with pytest.raises(ValueError, match="Unknown noise_type 'gaussian'"):
     noiselib.apply_noise("gaussian", _labels(10), 0.1, K, seed=0)
+
+
+def test_permute_first_shuffles_labels_within_the_subset_only():
+  y = _labels(10000)
+  y_noisy, corrupted = noiselib.permute_first(y, 0.4, K, seed=1)
+  np.testing.assert_array_equal(y_noisy[4000:], y[4000:])
+  np.testing.assert_array_equal(np.sort(y_noisy[:4000]), np.sort(y[:4000]))  # same marginal
+  np.testing.assert_array_equal(corrupted, y_noisy != y)
+  assert abs(corrupted[:4000].mean() - 0.9) < 0.02      # 1/K keep their label by chance

@@ -1,0 +1,58 @@
+"""Fields shared by every curriculum config, with the CIFAR-100 instance-level recipe.
+
+Config arguments (after the colon in ``--config=...py:ARG``), comma-separated: a noise level
+such as ``0.4`` and/or ``tiny`` (a few steps, for smoke tests).
+"""
+
+import ml_collections
+
+from common import runner
+from common.data_parameters import DataParametersTraining
+
+
+def base():
+  c = ml_collections.ConfigDict()
+  c.dataset = "cifar100"
+  c.source = "files"
+  c.data_dir = ""
+  c.split = "all_train"      # all 50,000 training images, no clean set
+  c.tfds_download = False
+  c.noise = 0.4
+  c.noise_type = "permute_first"   # labels of the first floor(noise N) points permuted
+  c.noise_as_coded = True
+  c.augmentation = "dp_cifar"
+  c.model = "wrn28_10_dp"
+  # The model side (momentum SGD lr 0.1, coupled wd 5e-4, x0.1 at epochs 80 and 100) and the
+  # data-parameter flags, named as the original's command-line flags.
+  c.training = DataParametersTraining.default_config()
+  c.training.data_params.learn_inst_parameters = True
+  c.training.data_params.init_inst_param = 1.0
+  c.training.data_params.lr_inst_param = 0.2
+  c.training.data_params.wd_inst_param = 0.0
+  c.batch_size = 128
+  c.epochs = 120
+  c.report_epoch = 84        # the original's early-stopping epoch for noisy data
+  c.baseline_enabled = True
+  c.eval_batch_size = 500
+  c.seed = 1                 # the original's seed
+  c.deterministic = True
+  c.runner = runner.default_config()
+  return c
+
+
+def apply_args(c, arg, default_noise):
+  c.noise = default_noise
+  for token in filter(None, (arg or "").split(",")):
+    if token == "tiny":
+      c.epochs = 2
+      c.report_epoch = 1
+      c.runner.progress_bar = False
+      c.runner.log_every = 1
+      c.runner.checkpoint_every = 2
+    else:
+      try:
+        c.noise = float(token)
+      except ValueError:
+        raise ValueError(f"Config argument {token!r} is neither a noise level nor 'tiny'.") \
+            from None
+  return c

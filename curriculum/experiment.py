@@ -1,0 +1,250 @@
+"""Data parameters (Saxena et al., NeurIPS 2019): a learned class/instance curriculum.
+
+Two phases through ``common.runner.Runner``, each a fresh model trained with the original's
+recipe (momentum SGD with coupled L2, the epoch schedule, batches of the training set with the
+dataset index of every row):
+
+  baseline         data parameters off (sigma = 1): plain training on the noisy labels
+  data_parameters  the same, with the class and/or instance temperatures learned
+
+There is no clean validation set: the training set is the whole (noisy) training pool of the
+split (its train and val parts together), and the test set is evaluated every epoch with
+*unscaled* logits, as the original does. Every epoch also records the mean / highest / lowest
+of the class and instance parameters, the instance sigmas of corrupted and clean points
+(TensorBoard scalars and histograms), and a snapshot for the figure of how the distributions
+evolve. ``report_epoch`` (84 in the original's noisy-data results, chosen there by
+cross-validation) names the epoch whose test accuracy is reported beside the final one.
+
+Outputs: results.json, sigmas_instance.npy / sigmas_class.npy (final sigma = exp(parameter)),
+data_parameters.png (class and instance sigma percentiles per epoch, corrupted vs clean),
+metrics.jsonl, TensorBoard, checkpoints. Re-running the same command resumes.
+"""
+
+import json
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import data as datalib
+from common import metrics as metriclib
+from common import models
+from common import plots
+from common import runner as runnerlib
+from common.data import augment as augmentlib
+from common.data import noise as noiselib
+from common.data.batching import Batcher, evaluable
+from common.data_parameters import DataParametersTraining
+
+PHASES = ("baseline", "data_parameters")
+
+
+class ConfigError(ValueError):
+  """The config asks for something that does not exist or cannot work."""
+
+
+def validate(config):
+  """Fail fast, before any data is read or any file written, on a bad config."""
+  try:
+    _validate(config)
+  except ConfigError:
+    raise
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+def _validate(config):
+  if not 0.0 <= config.noise <= 1.0:
+    raise ConfigError(f"noise must be a fraction in [0, 1], got {config.noise}.")
+  if config.dataset not in datalib.DATASETS:
+    raise ValueError(f"Unknown dataset {config.dataset!r}; choose one of "
+                     f"{sorted(datalib.DATASETS)}.")
+  spec = datalib.DATASETS[config.dataset]
+  if config.source not in spec.sources:
+    raise ValueError(f"Unknown source {config.source!r} for dataset {config.dataset!r}; choose "
+                     f"one of {list(spec.sources)}.")
+  if config.split != "default" and config.split not in spec.splits:
+    raise ValueError(f"Unknown split {config.split!r} for dataset {config.dataset!r}; choose "
+                     f"one of {['default', *spec.splits]}.")
+  if config.noise_type not in noiselib.NOISE_TYPES:
+    raise ValueError(f"Unknown noise_type {config.noise_type!r}; choose one of "
+                     f"{sorted(noiselib.NOISE_TYPES)}.")
+  if config.augmentation not in augmentlib.AUGMENTATIONS:
+    raise ValueError(f"Unknown augmentation {config.augmentation!r}; choose one of "
+                     f"{sorted(augmentlib.AUGMENTATIONS)}.")
+  models.resolve(config.model)
+  dp = config.training.data_params
+  if not (dp.learn_class_parameters or dp.learn_inst_parameters):
+    raise ValueError("the data_parameters phase learns nothing: set "
+                     "training.data_params.learn_class_parameters and/or learn_inst_parameters "
+                     "(the baseline phase is the run without them).")
+  for key in ("init_class_param", "init_inst_param"):
+    if not dp[key] > 0:
+      raise ValueError(f"training.data_params.{key} is a temperature and must be > 0, got "
+                       f"{dp[key]}.")
+  for key in ("batch_size", "epochs"):
+    if int(config[key]) < 1:
+      raise ValueError(f"{key} must be >= 1, got {config[key]}.")
+
+
+def _without_data_parameters(cfg):
+  cfg = cfg.copy_and_resolve_references()
+  cfg.data_params.learn_class_parameters = False
+  cfg.data_params.learn_inst_parameters = False
+  return cfg
+
+
+def _stats(name, values):
+  return {f"{name}_mean": float(np.mean(values)), f"{name}_highest": float(np.max(values)),
+          f"{name}_lowest": float(np.min(values))}
+
+
+def run(config, workdir, log=print):
+  """Run both phases (resuming from ``workdir``) and return the results dict."""
+  validate(config)
+  t_start = time.time()
+  keras.utils.set_random_seed(config.seed)
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+  ds = datalib.load(config.dataset, source=config.source, data_dir=config.data_dir,
+                    split=config.split, tfds_download=config.tfds_download)
+  if ds.info.get("scaled"):
+    log(f"NOTE: {ds.info['note']}")
+  # No clean set in this method: the split's train and val parts are one training pool.
+  x_train = np.concatenate([ds.x_train, ds.x_val])
+  y_clean = np.concatenate([ds.y_train, ds.y_val])
+  y_noisy, corrupted = noiselib.apply_noise(config.noise_type, y_clean, config.noise,
+                                            ds.num_classes, config.seed,
+                                            as_coded=config.noise_as_coded)
+  n = len(x_train)
+  log(f"{config.dataset} ({ds.info['source']}): train {n} ({int(corrupted.sum())} labels "
+      f"corrupted, {config.noise_type} noise), test {len(ds.x_test)}.")
+
+  augment = augmentlib.AUGMENTATIONS[config.augmentation]
+  transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
+  shape = augmentlib.output_shape(config.augmentation, x_train.shape[1:])
+  x_test = evaluable(ds.x_test, transform)
+  k = ds.num_classes
+  base_model = models.build(config.model, shape, k)
+  dp_model = models.build(config.model, shape, k)
+  methods = {
+      "baseline": DataParametersTraining(base_model, k, n,
+                                         _without_data_parameters(config.training)),
+      "data_parameters": DataParametersTraining(dp_model, k, n, config.training),
+  }
+  run_ = runnerlib.Runner(workdir, config.runner, dict(base_model=base_model, dp_model=dp_model,
+                                                       **methods),
+                          PHASES, run_config=config, log=log)
+  dp = methods["data_parameters"].data_params
+  snapshots_path = run_.workdir / "sigma_snapshots.jsonl"
+
+  def test_acc(model):
+    return metriclib.accuracy(model, x_test, ds.y_test, config.eval_batch_size)
+
+  def epoch_end(name, model, epoch):
+    methods[name].end_epoch(epoch)
+    out = {"test_accuracy": test_acc(model)}
+    if name != "data_parameters":
+      return out
+    inst = np.exp(dp.inst_parameters.numpy())
+    cls = np.exp(dp.class_parameters.numpy())
+    if dp.learn_class_parameters:
+      out.update(_stats("class_sigma", cls))
+    if dp.learn_inst_parameters:
+      out.update(_stats("inst_sigma", inst))
+      if corrupted.any():
+        out["inst_sigma_corrupted_mean"] = float(inst[corrupted].mean())
+      if (~corrupted).any():
+        out["inst_sigma_clean_mean"] = float(inst[~corrupted].mean())
+      if 0 < corrupted.sum() < n:
+        out["inst_sigma_roc_auc"] = metriclib.roc_auc(corrupted, inst)
+    step = int(run_.progress[name].numpy())
+    with run_.writer.as_default():
+      if dp.learn_class_parameters:
+        tf.summary.histogram("data_parameters/class_sigma", cls, step=step)
+      if dp.learn_inst_parameters:
+        tf.summary.histogram("data_parameters/inst_sigma_clean", inst[~corrupted], step=step)
+        tf.summary.histogram("data_parameters/inst_sigma_corrupted", inst[corrupted], step=step)
+    q = [5, 25, 50, 75, 95]
+    snap = {"epoch": epoch, "class": np.percentile(cls, q).tolist(),
+            "inst_clean": np.percentile(inst[~corrupted], q).tolist() if (~corrupted).any()
+            else None,
+            "inst_corrupted": np.percentile(inst[corrupted], q).tolist() if corrupted.any()
+            else None}
+    _append_snapshot(snapshots_path, snap)
+    return out
+
+  batcher = Batcher(x_train, y_noisy, config.batch_size, config.seed, "train", augment,
+                    transform)
+  steps = config.epochs * batcher.steps_per_epoch
+  for name, model in (("baseline", base_model), ("data_parameters", dp_model)):
+    if name == "baseline" and not config.baseline_enabled:
+      run_.run_phase(name, None, None, 0)
+      continue
+    run_.run_phase(name, methods[name].step, lambda s: {"train": batcher.epoch_batch(s)}, steps,
+                   batcher.steps_per_epoch,
+                   on_epoch_end=lambda e, name=name, model=model: epoch_end(name, model, e))
+
+  curves = plots.epoch_curves(run_.metrics_path)
+  inst = np.exp(dp.inst_parameters.numpy())
+  cls = np.exp(dp.class_parameters.numpy())
+  results = {"dataset": config.dataset, "noise": config.noise, "noise_type": config.noise_type,
+             "model": config.model, "data": ds.info, "num_train": n,
+             "num_corrupted": int(corrupted.sum()), "report_epoch": config.report_epoch}
+  for name, model in (("baseline", base_model), ("data_parameters", dp_model)):
+    if name == "baseline" and not config.baseline_enabled:
+      continue
+    results[f"{name}_test_accuracy"] = test_acc(model)
+    _, accs = curves.get(name, ([], []))
+    if 0 < config.report_epoch <= len(accs):
+      results[f"{name}_test_accuracy_at_report_epoch"] = accs[config.report_epoch - 1]
+  if dp.learn_inst_parameters:
+    results["inst_sigma_corrupted_mean"] = float(inst[corrupted].mean()) if corrupted.any() \
+        else None
+    results["inst_sigma_clean_mean"] = float(inst[~corrupted].mean()) if (~corrupted).any() \
+        else None
+    results["inst_sigma_roc_auc"] = metriclib.roc_auc(corrupted, inst) \
+        if 0 < corrupted.sum() < n else None
+    np.save(run_.workdir / "sigmas_instance.npy", inst)
+  if dp.learn_class_parameters:
+    np.save(run_.workdir / "sigmas_class.npy", cls)
+  snaps = [json.loads(line) for line in snapshots_path.open()] if snapshots_path.exists() else []
+  plots.data_parameter_figure(run_.workdir / "data_parameters.png", snaps,
+                              learn_class=dp.learn_class_parameters,
+                              learn_inst=dp.learn_inst_parameters,
+                              title=f"{config.dataset}, {config.noise:.0%} {config.noise_type}")
+  results["wall_seconds_this_invocation"] = time.time() - t_start
+  run_.write_results(results)
+  return results
+
+
+def _append_snapshot(path, snap):
+  """One line per epoch; an epoch re-run after a resume replaces its earlier line."""
+  lines = []
+  if path.exists():
+    lines = [l for l in path.read_text().splitlines() if json.loads(l)["epoch"] < snap["epoch"]]
+  lines.append(json.dumps(snap))
+  tmp = path.with_suffix(".tmp")
+  tmp.write_text("\n".join(lines) + "\n")
+  tmp.replace(path)
+
+
+def summary(results):
+  rows = []
+  e = results["report_epoch"]
+  for name, what in (("baseline", "baseline (no data parameters)"),
+                     ("data_parameters", "data parameters")):
+    if f"{name}_test_accuracy" in results:
+      rows.append({"what": what, "final": results[f"{name}_test_accuracy"],
+                   "at": results.get(f"{name}_test_accuracy_at_report_epoch")})
+  table = runnerlib.summary_table(rows, [("what", "model"), ("final", "test accuracy (final)"),
+                                         ("at", f"at epoch {e}")])
+  out = table
+  if results.get("inst_sigma_roc_auc") is not None:
+    out += (f"\n\ninstance sigma: corrupted points {results['inst_sigma_corrupted_mean']:.4f}, "
+            f"clean points {results['inst_sigma_clean_mean']:.4f} (mean); ROC AUC of sigma as "
+            f"a corruption score {results['inst_sigma_roc_auc']:.4f} "
+            f"({results['num_corrupted']} corrupted of {results['num_train']})")
+  return out

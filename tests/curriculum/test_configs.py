@@ -1,0 +1,34 @@
+"""Every curriculum config loads, validates and carries the original's values."""
+
+import importlib
+import pathlib
+
+import pytest
+
+from curriculum import experiment
+
+CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] / "curriculum" /
+                                  "configs").glob("*.py") if p.stem not in ("__init__", "base"))
+
+
+def _load(name, arg=None):
+  return importlib.import_module(f"curriculum.configs.{name}").get_config(arg)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_validates(name):
+  for arg in (None, "tiny", "0.2,tiny"):
+    experiment.validate(_load(name, arg))
+  assert _load(name, "0.8").noise == 0.8
+
+
+def test_cifar100_row_is_the_readme_command():
+  c = _load("cifar100_instance", "0.4")
+  dp = c.training.data_params
+  assert (c.dataset, c.split, c.model, c.augmentation, c.noise_type) == \
+      ("cifar100", "all_train", "wrn28_10_dp", "dp_cifar", "permute_first")
+  assert (dp.learn_inst_parameters, dp.learn_class_parameters, dp.init_inst_param,
+          dp.lr_inst_param, dp.wd_inst_param) == (True, False, 1.0, 0.2, 0.0)
+  assert (c.training.lr, c.training.momentum, c.training.weight_decay,
+          tuple(c.training.lr_milestones_epochs), c.batch_size, c.epochs, c.report_epoch,
+          c.seed) == (0.1, 0.9, 5e-4, (80, 100), 128, 120, 84, 1)

@@ -1,0 +1,92 @@
+"""curriculum/run.py through its real command line, and the training step it runs."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common.data_parameters import DataParametersTraining
+from tests import cli
+
+TINY = "--config=curriculum/configs/default.py:tiny"
+
+
+def _run(*args, timeout=300):
+  return cli.run("curriculum/run.py", *args, timeout=timeout)
+
+
+def test_training_step_is_coupled_l2_momentum_sgd_plus_sparse_data_parameters():
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((3,), dtype="float64"),
+                            keras.layers.Dense(4, dtype="float64")])
+  cfg = DataParametersTraining.default_config()
+  cfg.update(dict(lr=0.1, momentum=0.9, weight_decay=0.01))
+  cfg.data_params.update(dict(learn_inst_parameters=True, lr_inst_param=0.2))
+  method = DataParametersTraining(model, 4, 6, cfg)
+  dp = method.data_params
+  # float64 model, float32 data parameters (as the original's tensors).
+  x = tf.constant(np.random.default_rng(1).normal(size=(3, 3)))
+  y, index = tf.constant([0, 2, 2]), tf.constant([1, 4, 4], tf.int64)
+  v0 = [w.numpy().copy() for w in model.trainable_variables]
+  s0 = dp.inst_parameters.numpy().copy()
+  v = [tf.convert_to_tensor(w) for w in model.trainable_variables]
+  with tf.GradientTape() as tape:
+    tape.watch(v)
+    logits = tf.matmul(x, v[0]) + v[1]
+    sigma = tf.cast(tf.exp(tf.gather(dp.inst_parameters, index)), tf.float64)
+    ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=y, logits=logits / sigma[:, None]))
+  g = tape.gradient(ce, v)
+  method.step({"train": {"x": x, "y": y, "index": index}})
+  for w, w0, gw in zip(model.trainable_variables, v0, g):
+    np.testing.assert_allclose(w.numpy(), w0 - 0.1 * (gw.numpy() + 0.01 * w0), rtol=1e-10)
+  s = dp.inst_parameters.numpy()
+  # Only the rows in the batch move; the duplicate row 4 moved once with the summed gradient.
+  np.testing.assert_array_equal(s[[0, 2, 3, 5]], s0[[0, 2, 3, 5]])
+  assert s[1] != s0[1] and s[4] != s0[4]
+  # Epoch schedule: x0.1 after the milestone epochs.
+  method.end_epoch(80)
+  assert float(method.opt.learning_rate) == pytest.approx(0.01)
+  method.end_epoch(81)
+  assert float(method.opt.learning_rate) == pytest.approx(0.01)
+
+
+@pytest.mark.slow
+def test_tiny_run_end_to_end_and_resume(tmp_path):
+  proc = cli.ok(_run(TINY, f"--workdir={tmp_path}"))
+  assert "baseline (no data parameters)" in proc.stdout and "ROC AUC of sigma" in proc.stdout
+  assert "scaled by 0.25" in proc.stdout
+  res = json.loads((tmp_path / "results.json").read_text())
+  assert res["num_train"] == 2500 and 0 < res["num_corrupted"] <= 1000
+  for key in ("baseline_test_accuracy", "data_parameters_test_accuracy",
+              "data_parameters_test_accuracy_at_report_epoch", "inst_sigma_roc_auc"):
+    assert key in res, key
+  sig = np.load(tmp_path / "sigmas_instance.npy")
+  assert sig.shape == (2500,) and (sig >= 0.05 - 1e-6).all() and (sig <= 20 + 1e-4).all()
+  assert (tmp_path / "data_parameters.png").stat().st_size > 10_000
+  recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  ep = [r for r in recs if r["phase"] == "data_parameters" and r["kind"] == "epoch"]
+  assert len(ep) == 2 and all("inst_sigma_corrupted_mean" in r and "inst_sigma_highest" in r
+                              for r in ep)
+  events = list((tmp_path / "tensorboard").glob("events.*"))
+  assert events and sum(e.stat().st_size for e in events) > 1000
+  again = cli.ok(_run(TINY, f"--workdir={tmp_path}"))
+  assert again.stdout.count("already complete") == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.noise=1.5"], "noise must be a fraction in [0, 1], got 1.5"),
+    (["--config.noise_type=gaussian"], "Unknown noise_type 'gaussian'"),
+    (["--config.training.data_params.learn_inst_parameters=False"], "learns nothing"),
+    (["--config.training.data_params.init_inst_param=0.0"], "must be > 0"),
+    (["--config.dataset=cifar100", "--config.split=all_train", "--config.source=files",
+      "--config.data_dir=/nonexistent"], "does not exist"),
+    (["--config.dataset=cifar100"], "Unknown source 'embedded' for dataset 'cifar100'"),
+])
+def test_bad_input_fails_fast(tmp_path, args, message):
+  workdir = tmp_path / "w"
+  proc = _run(TINY, f"--workdir={workdir}", *args, timeout=120)
+  assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stderr[-2000:]
+  assert not workdir.exists()
