@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import config_checks
 from common import data as datalib
 from common import metrics as metriclib
 from common import models
@@ -40,40 +41,16 @@ from common.data_parameters import DataParametersTraining
 PHASES = ("baseline", "data_parameters")
 
 
-class ConfigError(ValueError):
-  """The config asks for something that does not exist or cannot work."""
+ConfigError = config_checks.ConfigError
 
 
 def validate(config):
   """Fail fast, before any data is read or any file written, on a bad config."""
-  try:
-    _validate(config)
-  except ConfigError:
-    raise
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
+  config_checks.validated(_validate, config)
 
 
 def _validate(config):
-  if not 0.0 <= config.noise <= 1.0:
-    raise ConfigError(f"noise must be a fraction in [0, 1], got {config.noise}.")
-  if config.dataset not in datalib.DATASETS:
-    raise ValueError(f"Unknown dataset {config.dataset!r}; choose one of "
-                     f"{sorted(datalib.DATASETS)}.")
-  spec = datalib.DATASETS[config.dataset]
-  if config.source not in spec.sources:
-    raise ValueError(f"Unknown source {config.source!r} for dataset {config.dataset!r}; choose "
-                     f"one of {list(spec.sources)}.")
-  if config.split != "default" and config.split not in spec.splits:
-    raise ValueError(f"Unknown split {config.split!r} for dataset {config.dataset!r}; choose "
-                     f"one of {['default', *spec.splits]}.")
-  if config.noise_type not in noiselib.NOISE_TYPES:
-    raise ValueError(f"Unknown noise_type {config.noise_type!r}; choose one of "
-                     f"{sorted(noiselib.NOISE_TYPES)}.")
-  if config.augmentation not in augmentlib.AUGMENTATIONS:
-    raise ValueError(f"Unknown augmentation {config.augmentation!r}; choose one of "
-                     f"{sorted(augmentlib.AUGMENTATIONS)}.")
-  models.resolve(config.model)
+  config_checks.check_data_and_model(config)
   dp = config.training.data_params
   if not (dp.learn_class_parameters or dp.learn_inst_parameters):
     raise ValueError("the data_parameters phase learns nothing: set "

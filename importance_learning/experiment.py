@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import bilevel
+from common import config_checks
 from common import data as datalib
 from common import metrics as metriclib
 from common import models
@@ -34,28 +35,16 @@ from common.problems import Classification, ExampleReweighting
 from importance_learning.problem import ImportanceProblem
 
 PHASES = ("baseline", "pretrain", "bilevel", "retrain")
-
-
-class ConfigError(ValueError):
-  """The config asks for something that does not exist or cannot work."""
+ConfigError = config_checks.ConfigError
 
 
 def validate(config):
   """Fail fast, before any data is read or any file written, on a bad config."""
-  try:
-    _validate(config)
-  except ConfigError:
-    raise
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
+  config_checks.validated(_validate, config)
 
 
 def _validate(config):
-  if not 0.0 <= config.noise <= 1.0:
-    raise ConfigError(f"noise must be a fraction in [0, 1], got {config.noise}.")
-  if config.dataset not in datalib.DATASETS:
-    raise ValueError(f"Unknown dataset {config.dataset!r}; choose one of "
-                     f"{sorted(datalib.DATASETS)}.")
+  config_checks.check_data_and_model(config)
   method = bilevel.get_method(config.method)
   if not (method.needs_outer_variables or _reweights(method)):
     usable = sorted(n for n, m in bilevel.METHODS.items()
@@ -64,13 +53,6 @@ def _validate(config):
                      f"in every experiment anyway); choose one of {usable}.")
   if config.method not in config:
     raise ValueError(f"the config has no block '{config.method}' for method {config.method!r}.")
-  models.resolve(config.model)
-  if config.noise_type not in noiselib.NOISE_TYPES:
-    raise ValueError(f"Unknown noise_type {config.noise_type!r}; choose one of "
-                     f"{sorted(noiselib.NOISE_TYPES)}.")
-  if config.augmentation not in augmentlib.AUGMENTATIONS:
-    raise ValueError(f"Unknown augmentation {config.augmentation!r}; choose one of "
-                     f"{sorted(augmentlib.AUGMENTATIONS)}.")
   a_lo, a_hi = config.importance_init.a_lo, config.importance_init.a_hi
   if not (0.0 < a_lo < 1.0 and 0.0 < a_hi < 1.0):
     raise ValueError(f"importance_init a_lo and a_hi must lie in (0, 1), got {a_lo}, {a_hi}.")

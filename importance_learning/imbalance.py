@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import bilevel
+from common import config_checks
 from common import data as datalib
 from common import metrics as metriclib
 from common import models
@@ -46,8 +47,7 @@ _RULES = {"plain": "uniform", "class_ratio": "class_ratio", "random": "random"}
 SWEEP_FIELDS = ("proportions", "methods", "num_seeds")
 
 
-class ConfigError(ValueError):
-  """The config asks for something that does not exist or cannot work."""
+ConfigError = config_checks.ConfigError
 
 
 def seeds(num_seeds):
@@ -57,12 +57,7 @@ def seeds(num_seeds):
 
 def validate(config):
   """Fail fast, before any data is read or any file written, on a bad config."""
-  try:
-    _validate(config)
-  except ConfigError:
-    raise
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
+  config_checks.validated(_validate, config)
 
 
 def _validate(config):

@@ -1,0 +1,48 @@
+"""Config validation shared by the experiment families: one error type, one wrapper, and the
+checks of the data fields every family has."""
+
+from common import data as datalib
+from common import models
+from common.data import augment as augmentlib
+from common.data import noise as noiselib
+
+
+class ConfigError(ValueError):
+  """The config asks for something that does not exist or cannot work."""
+
+
+def validated(check, config):
+  """Run ``check(config)``, turning any ValueError into a ConfigError (the run scripts print
+  those without a traceback). Call it before any data is read or any file written."""
+  try:
+    check(config)
+  except ConfigError:
+    raise
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+def check_data_and_model(config):
+  """noise in [0, 1], a known dataset / source / split, noise type, augmentation and model.
+
+  Only the fields the config has are checked (not every family corrupts labels or augments).
+  """
+  if "noise" in config and not 0.0 <= config.noise <= 1.0:
+    raise ConfigError(f"noise must be a fraction in [0, 1], got {config.noise}.")
+  if config.dataset not in datalib.DATASETS:
+    raise ConfigError(f"Unknown dataset {config.dataset!r}; choose one of "
+                      f"{sorted(datalib.DATASETS)}.")
+  spec = datalib.DATASETS[config.dataset]
+  if "source" in config and config.source not in spec.sources:
+    raise ConfigError(f"Unknown source {config.source!r} for dataset {config.dataset!r}; "
+                      f"choose one of {list(spec.sources)}.")
+  if "split" in config and config.split != "default" and config.split not in spec.splits:
+    raise ConfigError(f"Unknown split {config.split!r} for dataset {config.dataset!r}; choose "
+                      f"one of {['default', *spec.splits]}.")
+  if "noise_type" in config and config.noise_type not in noiselib.NOISE_TYPES:
+    raise ConfigError(f"Unknown noise_type {config.noise_type!r}; choose one of "
+                      f"{sorted(noiselib.NOISE_TYPES)}.")
+  if "augmentation" in config and config.augmentation not in augmentlib.AUGMENTATIONS:
+    raise ConfigError(f"Unknown augmentation {config.augmentation!r}; choose one of "
+                      f"{sorted(augmentlib.AUGMENTATIONS)}.")
+  models.resolve(config.model)
