@@ -25,14 +25,14 @@ import tensorflow as tf
 import tqdm
 
 from common import bilevel
+from common import config_checks
 from common.bilevel import base as bilevel_base
 from common import plots
 from common import runner as runnerlib
 from synthetic.problems import PROBLEMS
 
 
-class ConfigError(ValueError):
-  """The config asks for something that does not exist or cannot work."""
+ConfigError = config_checks.ConfigError
 
 
 def validate(config):

@@ -16,10 +16,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from common import runner  # noqa: E402
+from common import cli  # noqa: E402
 from synthetic import experiment  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -30,15 +29,8 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/synthetic/default",
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)
-  try:
-    results = experiment.run(_CONFIG.value, _WORKDIR.value)
-  except (experiment.ConfigError, runner.NonFiniteError, runner.ConfigMismatchError) as e:
-    sys.exit(f"error ({type(e).__name__}): {e}")
-  print("\n" + experiment.summary(results))
-  print(f"\nCurves, table and figures in {_WORKDIR.value}")
+  cli.run_experiment(argv, experiment, _CONFIG.value, _WORKDIR.value,
+                     footer=f"\nCurves, table and figures in {_WORKDIR.value}")
 
 
 if __name__ == "__main__":
