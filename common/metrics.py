@@ -66,3 +66,19 @@ def roc_auc(positive, scores):
   if not 0 < positive.sum() < len(positive):
     return float("nan")
   return float(skm.roc_auc_score(positive, np.asarray(scores, np.float64)))
+
+
+def topk_accuracies(model, batches, ks=(1, 5)):
+  """{k: fraction of examples whose label is among the k highest logits} over ``batches``, an
+  iterable of (x, y) (e.g. a tf.data dataset), the model in inference mode. Ties at the k-th
+  logit count as hits, as with ``tf.math.in_top_k``."""
+  hits = {k: 0 for k in ks}
+  total = 0
+  for x, y in batches:
+    logits = tf.convert_to_tensor(model.predict_on_batch(x))
+    y = tf.cast(y, tf.int32)
+    for k in ks:
+      hits[k] += int(tf.reduce_sum(tf.cast(tf.math.in_top_k(y, logits, min(k, logits.shape[-1])),
+                                           tf.int32)))
+    total += int(tf.shape(y)[0])
+  return {k: hits[k] / max(total, 1) for k in ks}

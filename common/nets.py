@@ -302,7 +302,7 @@ def preact_resnet18(input_shape=(32, 32, 3), num_classes=10, stem_bn_relu=True):
 # ------------------------------------------------------------------------------------------------
 
 
-def _torch_conv(x, filters, kernel, strides=1, use_bias=True):
+def _torch_conv(x, filters, kernel, strides=1, use_bias=True, kernel_initializer="glorot_uniform"):
   """nn.Conv2d(kernel, stride, padding=kernel // 2) on ``x`` (odd ``kernel``).
 
   At stride 1 Keras' same padding is the same symmetric kernel // 2 pixels. At stride 2 it would
@@ -311,10 +311,12 @@ def _torch_conv(x, filters, kernel, strides=1, use_bias=True):
   convs have no padding.
   """
   if kernel > 1 and strides == 1:
-    return layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias)(x)
+    return layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias,
+                         kernel_initializer=kernel_initializer)(x)
   if kernel > 1:
     x = layers.ZeroPadding2D(kernel // 2)(x)
-  return layers.Conv2D(filters, kernel, strides=strides, padding="valid", use_bias=use_bias)(x)
+  return layers.Conv2D(filters, kernel, strides=strides, padding="valid", use_bias=use_bias,
+                       kernel_initializer=kernel_initializer)(x)
 
 
 def _dp_wide_block(x, in_planes, planes, strides):
@@ -368,15 +370,32 @@ def wrn28_10_dp(input_shape=(32, 32, 3), num_classes=100):
   return keras.Model(inputs, outputs, name="wrn28_10_dp")
 
 
+def _kaiming_normal_fan_out():
+  """torchvision ResNet's conv init: kaiming_normal_(mode="fan_out", nonlinearity="relu"), i.e.
+  N(0, 2 / (k * k * out_channels)) untruncated (Keras' fan_out of a conv kernel is the same
+  k * k * out_channels)."""
+  return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
+
+
+def _torch_linear_init(fan_in):
+  """nn.Linear's default init: weight and bias both U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+  (kaiming_uniform with a = sqrt(5) gives exactly that bound for the weight)."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return (keras.initializers.RandomUniform(-bound, bound),
+          keras.initializers.RandomUniform(-bound, bound))
+
+
 def _torchvision_basic_block(x, in_planes, planes, strides):
   """torchvision BasicBlock: conv3x3(strides) -> BN-ReLU -> conv3x3 -> BN, plus the input (through
   conv1x1(strides) -> BN when the shape changes), then ReLU. No conv has a bias."""
-  out = _torch_conv(x, planes, 3, strides, use_bias=False)
+  init = _kaiming_normal_fan_out()
+  out = _torch_conv(x, planes, 3, strides, use_bias=False, kernel_initializer=init)
   out = layers.ReLU()(_torch_bn()(out))
-  out = _torch_bn()(_torch_conv(out, planes, 3, use_bias=False))
+  out = _torch_bn()(_torch_conv(out, planes, 3, use_bias=False, kernel_initializer=init))
   shortcut = x
   if strides != 1 or in_planes != planes:
-    shortcut = _torch_bn()(_torch_conv(x, planes, 1, strides, use_bias=False))
+    shortcut = _torch_bn()(_torch_conv(x, planes, 1, strides, use_bias=False,
+                                       kernel_initializer=init))
   return layers.ReLU()(layers.Add()([out, shortcut]))
 
 
@@ -390,14 +409,16 @@ def resnet18_imagenet(input_shape=(224, 224, 3), num_classes=1000):
   holds at least one real pixel. Global pooling (torchvision's adaptive 1x1 pool) lets any input
   of 32x32 or more through: 224 -> 112 -> 56 -> 56, 28, 14, 7.
 
-  Batch norm eps 1e-5, Keras momentum 0.9 (PyTorch 0.1). Initialisers are the Keras defaults,
-  not torchvision's (kaiming-normal fan-out conv kernels, PyTorch's default dense init).
+  Batch norm eps 1e-5, Keras momentum 0.9 (PyTorch 0.1), gamma 1 and beta 0. Initialisers are
+  torchvision's: kaiming-normal fan-out conv kernels, nn.Linear's default uniform init for the
+  classifier (``zero_init_residual`` is off in torchvision's default, so here too).
 
   11,689,512 trainable parameters for 1000 classes, torchvision's count (11,699,112 with the
   batch-norm moving statistics).
   """
   inputs = keras.Input(input_shape)
-  x = _torch_conv(inputs, 64, 7, strides=2, use_bias=False)
+  x = _torch_conv(inputs, 64, 7, strides=2, use_bias=False,
+                  kernel_initializer=_kaiming_normal_fan_out())
   x = layers.ReLU()(_torch_bn()(x))
   x = layers.ZeroPadding2D(1)(x)
   x = layers.MaxPooling2D(3, strides=2)(x)
@@ -407,5 +428,7 @@ def resnet18_imagenet(input_shape=(224, 224, 3), num_classes=1000):
       x = _torchvision_basic_block(x, in_planes, planes, stage_stride if block == 0 else 1)
       in_planes = planes
   x = layers.GlobalAveragePooling2D()(x)
-  outputs = layers.Dense(num_classes)(x)
+  kernel_init, bias_init = _torch_linear_init(in_planes)
+  outputs = layers.Dense(num_classes, kernel_initializer=kernel_init,
+                         bias_initializer=bias_init)(x)
   return keras.Model(inputs, outputs, name="resnet18_imagenet")

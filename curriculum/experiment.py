@@ -20,6 +20,7 @@ data_parameters.png (class and instance sigma percentiles per epoch, corrupted v
 metrics.jsonl, TensorBoard, checkpoints. Re-running the same command resumes.
 """
 
+import dataclasses
 import json
 import time
 
@@ -34,11 +35,15 @@ from common import models
 from common import plots
 from common import runner as runnerlib
 from common.data import augment as augmentlib
+from common.data import imagefolder
 from common.data import noise as noiselib
 from common.data.batching import Batcher, evaluable
 from common.data_parameters import DataParametersTraining
 
 PHASES = ("baseline", "data_parameters")
+# Datasets streamed from image folders (training/ and validation/ under data_dir) rather than
+# loaded by ``common.data.load``; their augmentation is the ImageNet one (imagefolder.py).
+FOLDER_DATASETS = ("imagenet",)
 
 
 ConfigError = config_checks.ConfigError
@@ -50,7 +55,10 @@ def validate(config):
 
 
 def _validate(config):
-  config_checks.check_data_and_model(config)
+  if config.dataset in FOLDER_DATASETS:
+    _validate_folder_dataset(config)
+  else:
+    config_checks.check_data_and_model(config)
   dp = config.training.data_params
   if not (dp.learn_class_parameters or dp.learn_inst_parameters):
     raise ValueError("the data_parameters phase learns nothing: set "
@@ -65,6 +73,28 @@ def _validate(config):
       raise ValueError(f"{key} must be >= 1, got {config[key]}.")
 
 
+def _validate_folder_dataset(config):
+  if not 0.0 <= config.noise <= 1.0:
+    raise ValueError(f"noise must be a fraction in [0, 1], got {config.noise}.")
+  if config.noise_type not in noiselib.NOISE_TYPES:
+    raise ValueError(f"Unknown noise_type {config.noise_type!r}; choose one of "
+                     f"{sorted(noiselib.NOISE_TYPES)}.")
+  if config.augmentation != "imagenet":
+    raise ValueError(f"{config.dataset} is read from image folders with the ImageNet transforms "
+                     f"(augmentation='imagenet'), got augmentation={config.augmentation!r}.")
+  for key in ("image_size", "eval_resize"):
+    if key not in config:
+      raise ValueError(f"{config.dataset} needs config.{key} (see "
+                       f"curriculum/configs/imagenet.py).")
+  if int(config.image_size) < 32:
+    raise ValueError(f"image_size must be >= 32 (ResNet-18 downsamples by 32), got "
+                     f"{config.image_size}.")
+  if int(config.eval_resize) < int(config.image_size):
+    raise ValueError(f"eval_resize ({config.eval_resize}) must be >= image_size "
+                     f"({config.image_size}): the evaluation centre-crops the resized image.")
+  models.resolve(config.model)
+
+
 def _without_data_parameters(cfg):
   cfg = cfg.copy_and_resolve_references()
   cfg.data_params.learn_class_parameters = False
@@ -77,6 +107,72 @@ def _stats(name, values):
           f"{name}_lowest": float(np.min(values))}
 
 
+@dataclasses.dataclass
+class _Data:
+  """The training pool (noisy labels, corruption mask, batches) and the test evaluation."""
+
+  n: int
+  y_noisy: np.ndarray
+  corrupted: np.ndarray
+  num_classes: int
+  input_shape: tuple
+  batcher: object          # epoch_batch(step) -> {"x", "y", "index"}; steps_per_epoch
+  evaluate: object         # model -> {"test_accuracy", ["test_top5_accuracy"]}
+  info: dict
+
+
+def _load_data(config, log):
+  if config.dataset in FOLDER_DATASETS:
+    folders = imagefolder.load_folders(config.data_dir)
+    y_clean = folders.train.labels
+    info = folders.info
+    num_classes = folders.num_classes
+    num_test = len(folders.test)
+  else:
+    ds = datalib.load(config.dataset, source=config.source, data_dir=config.data_dir,
+                      split=config.split, tfds_download=config.tfds_download)
+    if ds.info.get("scaled"):
+      log(f"NOTE: {ds.info['note']}")
+    # No clean set in this method: the split's train and val parts are one training pool.
+    x_train = np.concatenate([ds.x_train, ds.x_val])
+    y_clean = np.concatenate([ds.y_train, ds.y_val])
+    info = ds.info
+    num_classes = ds.num_classes
+    num_test = len(ds.x_test)
+  y_noisy, corrupted = noiselib.apply_noise(config.noise_type, y_clean, config.noise,
+                                            num_classes, config.seed,
+                                            as_coded=config.noise_as_coded)
+  n = len(y_clean)
+  log(f"{config.dataset} ({info['source']}): train {n} ({int(corrupted.sum())} labels "
+      f"corrupted, {config.noise_type} noise), test {num_test}, {num_classes} classes.")
+
+  if config.dataset in FOLDER_DATASETS:
+    size = int(config.image_size)
+    batcher = imagefolder.FolderBatcher(folders.train, y_noisy, config.batch_size, config.seed,
+                                        "train", size)
+    test_batches = imagefolder.eval_dataset(folders.test, config.eval_batch_size, size,
+                                            int(config.eval_resize))
+
+    def evaluate(model):
+      acc = metriclib.topk_accuracies(model, test_batches, (1, 5))
+      return {"test_accuracy": acc[1], "test_top5_accuracy": acc[5]}
+
+    return _Data(n, y_noisy, corrupted, num_classes, (size, size, 3), batcher, evaluate, info)
+
+  augment = augmentlib.AUGMENTATIONS[config.augmentation]
+  transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
+  shape = augmentlib.output_shape(config.augmentation, x_train.shape[1:])
+  x_test = evaluable(ds.x_test, transform)
+  batcher = Batcher(x_train, y_noisy, config.batch_size, config.seed, "train", augment,
+                    transform)
+
+  def evaluate(model):
+    return {"test_accuracy": metriclib.accuracy(model, x_test, ds.y_test,
+                                                config.eval_batch_size)}
+
+  return _Data(n, y_noisy, corrupted, num_classes, tuple(shape), batcher, evaluate, info)
+
+
 def run(config, workdir, log=print):
   """Run both phases (resuming from ``workdir``) and return the results dict."""
   validate(config)
@@ -85,25 +181,9 @@ def run(config, workdir, log=print):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
 
-  ds = datalib.load(config.dataset, source=config.source, data_dir=config.data_dir,
-                    split=config.split, tfds_download=config.tfds_download)
-  if ds.info.get("scaled"):
-    log(f"NOTE: {ds.info['note']}")
-  # No clean set in this method: the split's train and val parts are one training pool.
-  x_train = np.concatenate([ds.x_train, ds.x_val])
-  y_clean = np.concatenate([ds.y_train, ds.y_val])
-  y_noisy, corrupted = noiselib.apply_noise(config.noise_type, y_clean, config.noise,
-                                            ds.num_classes, config.seed,
-                                            as_coded=config.noise_as_coded)
-  n = len(x_train)
-  log(f"{config.dataset} ({ds.info['source']}): train {n} ({int(corrupted.sum())} labels "
-      f"corrupted, {config.noise_type} noise), test {len(ds.x_test)}.")
-
-  augment = augmentlib.AUGMENTATIONS[config.augmentation]
-  transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
-  shape = augmentlib.output_shape(config.augmentation, x_train.shape[1:])
-  x_test = evaluable(ds.x_test, transform)
-  k = ds.num_classes
+  data = _load_data(config, log)
+  n, y_noisy, corrupted, k = data.n, data.y_noisy, data.corrupted, data.num_classes
+  shape = data.input_shape
   base_model = models.build(config.model, shape, k)
   dp_model = models.build(config.model, shape, k)
   methods = {
@@ -117,12 +197,9 @@ def run(config, workdir, log=print):
   dp = methods["data_parameters"].data_params
   snapshots_path = run_.workdir / "sigma_snapshots.jsonl"
 
-  def test_acc(model):
-    return metriclib.accuracy(model, x_test, ds.y_test, config.eval_batch_size)
-
   def epoch_end(name, model, epoch):
     methods[name].end_epoch(epoch)
-    out = {"test_accuracy": test_acc(model)}
+    out = data.evaluate(model)
     if name != "data_parameters":
       return out
     inst = np.exp(dp.inst_parameters.numpy())
@@ -141,9 +218,11 @@ def run(config, workdir, log=print):
     with run_.writer.as_default():
       if dp.learn_class_parameters:
         tf.summary.histogram("data_parameters/class_sigma", cls, step=step)
-      if dp.learn_inst_parameters:
+      if dp.learn_inst_parameters and corrupted.any():
         tf.summary.histogram("data_parameters/inst_sigma_clean", inst[~corrupted], step=step)
         tf.summary.histogram("data_parameters/inst_sigma_corrupted", inst[corrupted], step=step)
+      elif dp.learn_inst_parameters:
+        tf.summary.histogram("data_parameters/inst_sigma", inst, step=step)
     q = [5, 25, 50, 75, 95]
     snap = {"epoch": epoch, "class": np.percentile(cls, q).tolist(),
             "inst_clean": np.percentile(inst[~corrupted], q).tolist() if (~corrupted).any()
@@ -153,8 +232,7 @@ def run(config, workdir, log=print):
     _append_snapshot(snapshots_path, snap)
     return out
 
-  batcher = Batcher(x_train, y_noisy, config.batch_size, config.seed, "train", augment,
-                    transform)
+  batcher = data.batcher
   steps = config.epochs * batcher.steps_per_epoch
   for name, model in (("baseline", base_model), ("data_parameters", dp_model)):
     if name == "baseline" and not config.baseline_enabled:
@@ -168,12 +246,15 @@ def run(config, workdir, log=print):
   inst = np.exp(dp.inst_parameters.numpy())
   cls = np.exp(dp.class_parameters.numpy())
   results = {"dataset": config.dataset, "noise": config.noise, "noise_type": config.noise_type,
-             "model": config.model, "data": ds.info, "num_train": n,
+             "model": config.model, "data": data.info, "num_train": n,
              "num_corrupted": int(corrupted.sum()), "report_epoch": config.report_epoch}
   for name, model in (("baseline", base_model), ("data_parameters", dp_model)):
     if name == "baseline" and not config.baseline_enabled:
       continue
-    results[f"{name}_test_accuracy"] = test_acc(model)
+    final = data.evaluate(model)
+    results[f"{name}_test_accuracy"] = final["test_accuracy"]
+    if "test_top5_accuracy" in final:
+      results[f"{name}_test_top5_accuracy"] = final["test_top5_accuracy"]
     _, accs = curves.get(name, ([], []))
     if 0 < config.report_epoch <= len(accs):
       results[f"{name}_test_accuracy_at_report_epoch"] = accs[config.report_epoch - 1]
@@ -211,14 +292,19 @@ def _append_snapshot(path, snap):
 def summary(results):
   rows = []
   e = results["report_epoch"]
+  top5 = any(f"{name}_test_top5_accuracy" in results for name in PHASES)
   for name, what in (("baseline", "baseline (no data parameters)"),
                      ("data_parameters", "data parameters")):
     if f"{name}_test_accuracy" in results:
       rows.append({"what": what, "final": results[f"{name}_test_accuracy"],
+                   "top5": results.get(f"{name}_test_top5_accuracy"),
                    "at": results.get(f"{name}_test_accuracy_at_report_epoch")})
-  table = runnerlib.summary_table(rows, [("what", "model"), ("final", "test accuracy (final)"),
-                                         ("at", f"at epoch {e}")])
-  out = table
+  columns = [("what", "model"), ("final", "test accuracy (final)")]
+  if top5:
+    columns.append(("top5", "top-5 (final)"))
+  if e > 0:
+    columns.append(("at", f"at epoch {e}"))
+  out = runnerlib.summary_table(rows, columns)
   if results.get("inst_sigma_roc_auc") is not None:
     out += (f"\n\ninstance sigma: corrupted points {results['inst_sigma_corrupted_mean']:.4f}, "
             f"clean points {results['inst_sigma_clean_mean']:.4f} (mean); ROC AUC of sigma as "

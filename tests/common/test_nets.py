@@ -1,3 +1,5 @@
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -291,3 +293,19 @@ def test_resnet18_takes_inputs_down_to_32_pixels():
   model = nets.resnet18_imagenet((32, 32, 3), 10)
   x = tf.random.stateless_normal((2, 32, 32, 3), seed=(7, 8))
   assert model(x, training=False).shape == (2, 10)
+
+
+def test_resnet18_uses_torchvision_initialisers(resnet18):
+  """Conv kernels N(0, 2 / (k k out)) (kaiming normal, fan out); the classifier's weight and bias
+  U(-1/sqrt(512), 1/sqrt(512)) (nn.Linear's default)."""
+  stem = next(l for l in resnet18.layers if isinstance(l, keras.layers.Conv2D))
+  w = stem.kernel.numpy()
+  assert w.shape == (7, 7, 3, 64)
+  assert np.std(w) == pytest.approx(math.sqrt(2.0 / (7 * 7 * 64)), rel=0.03)
+  assert np.abs(w).max() > 2.5 * math.sqrt(2.0 / (7 * 7 * 64))   # untruncated
+  dense = resnet18.layers[-1]
+  bound = 1 / math.sqrt(512)
+  for var in (dense.kernel.numpy(), dense.bias.numpy()):
+    assert np.abs(var).max() <= bound
+    assert np.abs(var).max() > 0.9 * bound
+  assert np.std(dense.kernel.numpy()) == pytest.approx(bound / math.sqrt(3), rel=0.03)

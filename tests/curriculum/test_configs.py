@@ -32,3 +32,26 @@ def test_cifar100_row_is_the_readme_command():
   assert (c.training.lr, c.training.momentum, c.training.weight_decay,
           tuple(c.training.lr_milestones_epochs), c.batch_size, c.epochs, c.report_epoch,
           c.seed) == (0.1, 0.9, 5e-4, (80, 100), 128, 120, 84, 1)
+
+
+@pytest.mark.parametrize("arg", ["class", "joint"])
+def test_imagenet_rows_are_the_readme_commands(arg):
+  c = _load("imagenet", arg)
+  dp, t = c.training.data_params, c.training
+  assert (c.dataset, c.model, c.augmentation, c.noise, c.image_size, c.eval_resize) == \
+      ("imagenet", "resnet18_imagenet", "imagenet", 0.0, 224, 256)
+  assert (t.lr, t.momentum, t.weight_decay, tuple(t.lr_milestones_epochs),
+          t.lr_decay_every_epochs, c.batch_size, c.epochs) == (0.1, 0.9, 1e-4, (), 30, 256, 100)
+  assert (dp.learn_class_parameters, dp.init_class_param, dp.lr_class_param,
+          dp.wd_class_param) == (True, 1.0, 0.1, 1e-4)
+  if arg == "class":
+    assert not dp.learn_inst_parameters
+  else:
+    assert (dp.learn_inst_parameters, dp.init_inst_param, dp.lr_inst_param,
+            dp.wd_inst_param) == (True, 0.001, 0.8, 1e-8)
+  assert _load("imagenet", None).training.data_params.learn_inst_parameters is False
+
+
+def test_imagenet_config_rejects_unknown_arguments():
+  with pytest.raises(ValueError, match="'class' or 'joint'"):
+    _load("imagenet", "jiont")

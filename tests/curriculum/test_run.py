@@ -90,3 +90,90 @@ def test_bad_input_fails_fast(tmp_path, args, message):
   proc = _run(TINY, f"--workdir={workdir}", *args, timeout=120)
   assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stderr[-2000:]
   assert not workdir.exists()
+
+
+def _fake_imagenet(root):
+  """3 classes in the ILSVRC folder layout, JPEGs of assorted sizes, 6 training and 2
+  validation images per class."""
+  rng = np.random.default_rng(0)
+  for split, n in (("training", 6), ("validation", 2)):
+    for c, wnid in enumerate(("n01440764", "n01443537", "n01484850")):
+      for i in range(n):
+        h, w = rng.integers(36, 80, 2)
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        img[..., c] = 220
+        path = root / split / wnid / f"{wnid}_{i}.JPEG"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tf.io.write_file(str(path), tf.io.encode_jpeg(img))
+  return root
+
+
+@pytest.mark.slow
+def test_imagenet_joint_row_end_to_end_on_an_image_folder(tmp_path):
+  data = _fake_imagenet(tmp_path / "ilsvrc")
+  work = tmp_path / "w"
+  proc = cli.ok(_run("--config=curriculum/configs/imagenet.py:joint,tiny",
+                     f"--config.data_dir={data}", f"--workdir={work}"))
+  assert "top-5 (final)" in proc.stdout and "train 18 (0 labels corrupted" in proc.stdout
+  res = json.loads((work / "results.json").read_text())
+  for name in ("baseline", "data_parameters"):
+    assert 0 <= res[f"{name}_test_accuracy"] <= res[f"{name}_test_top5_accuracy"] == 1.0
+  # Joint recipe: sigma_inst starts at 0.001, below the floor, so the clamp lifts every entry
+  # to 0.05 after step 1; 8 steps of lr 0.8 then move only the entries that were in batches.
+  inst, cls = np.load(work / "sigmas_instance.npy"), np.load(work / "sigmas_class.npy")
+  assert inst.shape == (18,) and cls.shape == (3,)
+  assert (inst >= 0.05 - 1e-6).all() and np.isclose(inst, 0.05, rtol=1e-5).any()
+  assert not np.allclose(cls, 1.0)
+  recs = [json.loads(l) for l in (work / "metrics.jsonl").open()]
+  ep = [r for r in recs if r["phase"] == "data_parameters" and r["kind"] == "epoch"]
+  assert len(ep) == 2 and all("test_top5_accuracy" in r and "class_sigma_mean" in r for r in ep)
+
+
+def test_imagenet_without_data_dir_fails_fast(tmp_path):
+  workdir = tmp_path / "w"
+  proc = _run("--config=curriculum/configs/imagenet.py:tiny", f"--workdir={workdir}",
+              timeout=120)
+  assert proc.returncode != 0
+  assert "data_dir is empty" in proc.stdout + proc.stderr and "training/" in proc.stderr + \
+      proc.stdout
+  assert not workdir.exists()
+
+
+def test_inference_ignores_data_parameters():
+  """The run's test evaluation uses the bare model's unscaled logits: moving the class and
+  instance parameters anywhere (which does change the training loss) leaves every prediction,
+  and the evaluated accuracy, exactly as it was."""
+  from common import models
+  from curriculum import experiment
+  from curriculum.configs import default
+
+  config = default.get_config("tiny")
+  config.training.data_params.learn_class_parameters = True
+  data = experiment._load_data(config, log=lambda *_: None)
+  keras.utils.set_random_seed(0)
+  model = models.build(config.model, data.input_shape, data.num_classes)
+  method = DataParametersTraining(model, data.num_classes, data.n, config.training)
+  for s in range(5):
+    method.step({"train": data.batcher.epoch_batch(s)})
+  batch = {"train": data.batcher.epoch_batch(5)}
+  x_probe = batch["train"]["x"]
+  before_logits = model.predict_on_batch(x_probe)
+  before = data.evaluate(model)
+  dp = method.data_params
+  loss_before = float(_loss_only(method, batch))
+  rng = np.random.default_rng(3)
+  dp.class_parameters.assign(rng.uniform(-3, 3, dp.class_parameters.shape).astype(np.float32))
+  dp.inst_parameters.assign(rng.uniform(-3, 3, dp.inst_parameters.shape).astype(np.float32))
+  assert abs(float(_loss_only(method, batch)) - loss_before) > 1e-3   # they matter in training
+  np.testing.assert_array_equal(model.predict_on_batch(x_probe), before_logits)
+  assert data.evaluate(model) == before
+  assert 0.0 < before["test_accuracy"] < 1.0
+
+
+def _loss_only(method, batch):
+  b = batch["train"]
+  y = tf.cast(b["y"], tf.int32)
+  logits = method.model(b["x"], training=False)
+  scaled = method.data_params.scale_logits(logits, y, b["index"])
+  ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=scaled))
+  return ce + method.data_params.penalty(y, b["index"])
