@@ -5,7 +5,15 @@ the least-squares residual R(p) = |H p + sigma p - grad_v f|^2 (Hessian-vector p
 double backprop). p starts at zero and is warm-started across steps, never reset.
 
 One ``step``: ``inner_steps`` Adam steps on g over v; ``p_steps`` Adam steps on R over p; one
-Adam step on u along grad_u f - (d2g/du dv) p, with p held constant. Epoch-based families call
+Adam step on u along grad_u f - (d2g/du dv) p, with p held constant.
+
+With several inner groups (few-shot: one head per task) the original's multi-group version
+keeps one p, one v-Adam and one p-Adam per group; with equal learning rates that is this
+elementwise update. Its u-objective, though, takes the correction of group 0 only,
+f - <grad_v0 g, p0>, and drops the other tasks' implicit terms: ``correction="first_group"``
+reproduces that, the default ``"all_groups"`` is the full hypergradient estimate.
+
+Epoch-based families call
 ``end_epoch``, which halves lr_u and lr_v every 20 epochs as the importance-learning scripts do
 (lr_p is never decayed).
 """
@@ -33,6 +41,7 @@ class ApproxGrad(base.Method):
         "inner_steps": 20,
         "p_steps": 20,
         "adam_epsilon": 1e-8,
+        "correction": "all_groups",     # or "first_group": the multi-group original's quirk
         # lr_u and lr_v (not lr_p) x 0.5 every 20 epochs, for epoch-based families.
         **base.epoch_decay_defaults(every_epochs=20),
     })
@@ -41,6 +50,9 @@ class ApproxGrad(base.Method):
     super().__init__(name="approxgrad")
     if int(config.inner_steps) < 0 or int(config.p_steps) < 0:
       raise ValueError("approxgrad.inner_steps and approxgrad.p_steps must be >= 0.")
+    if config.correction not in ("all_groups", "first_group"):
+      raise ValueError(f"approxgrad.correction must be 'all_groups' or 'first_group', got "
+                       f"{config.correction!r}.")
     self.problem = problem
     self.config = config
     u_vars, v_vars = base.outer_and_inner(problem, "ApproxGrad")
@@ -83,6 +95,9 @@ class ApproxGrad(base.Method):
       tape_u.watch(u)
       f = problem.outer_cost(u, v, batch)
       _, grad_v_g = self._grad_v(problem.inner_cost, u, v, batch)
+      if self.config.correction == "first_group" and problem.inner_groups:
+        first = list(problem.inner_groups[0])
+        grad_v_g, p = [grad_v_g[i] for i in first], [p[i] for i in first]
       f_tilde = f - base.inner_product(grad_v_g, p)
     return base.checked_gradients(tape_u.gradient(f_tilde, u), problem.outer_variables,
                                   "grad_u (f - <grad_v g, p>)")
@@ -96,16 +111,18 @@ class ApproxGrad(base.Method):
   def step(self, batch):
     problem, cfg = self.problem, self.config
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+    # u is constant in the v-steps and the p-steps.
+    fixed = problem.fix_outer(base.values(u_vars), batch)
     for _ in tf.range(int(cfg.inner_steps)):
-      _, grad = self._grad_v(problem.inner_cost, base.values(u_vars), base.values(v_vars), batch)
+      _, grad = self._grad_v(problem.inner_cost, base.values(u_vars), base.values(v_vars), fixed)
       self.opt_v.apply(grad, v_vars)
       base.assign_projected(v_vars, problem.project_inner)
     u, v = base.values(u_vars), base.values(v_vars)
-    f, grad_v_f = self._grad_v(problem.outer_cost, u, v, batch)
+    f, grad_v_f = self._grad_v(problem.outer_cost, u, v, fixed)
     for _ in tf.range(int(cfg.p_steps)):
-      _, grad_p = self.residual_and_grad(batch, grad_v_f)
+      _, grad_p = self.residual_and_grad(fixed, grad_v_f)
       self.opt_p.apply(grad_p, self.p)
-    residual, _ = self.residual_and_grad(batch, grad_v_f)
+    residual, _ = self.residual_and_grad(fixed, grad_v_f)
     self.opt_u.apply(self.hypergradient(batch), u_vars)
     base.assign_projected(u_vars, problem.project_outer)
     g = problem.inner_cost(base.values(u_vars), base.values(v_vars), batch)

@@ -22,6 +22,9 @@ class BilevelProblem(tf.Module):
 
   outer_variables = ()
   inner_variables = ()
+  # Positions in ``inner_variables`` of each group (few-shot: one group per task's head);
+  # None: one group. Only options that treat groups differently read it.
+  inner_groups = None
 
   def inner_cost(self, u, v, batch):
     """g(u, v) on ``batch``; ``u`` and ``v`` are lists of tensors."""
@@ -30,6 +33,18 @@ class BilevelProblem(tf.Module):
   def outer_cost(self, u, v, batch):
     """f(u, v) on ``batch``; ``u`` and ``v`` are lists of tensors."""
     raise NotImplementedError
+
+  def fix_outer(self, u, batch):
+    """``batch`` for computations in which u is a constant (default: unchanged).
+
+    Methods call it once before loops that differentiate with respect to v only, while u does
+    not change (the penalty method's and ApproxGrad's v-steps and p-steps, GD's v-steps). A
+    problem may precompute there whatever depends on u alone, e.g. the few-shot encoder's
+    features, so the loop does not recompute it every iteration. The costs on the returned
+    batch must equal the costs on ``batch`` at this u; it is never differentiated w.r.t. u.
+    """
+    del u
+    return batch
 
   def project_outer(self, u):
     """Projection of u onto its feasible set, applied after every step on u."""

@@ -48,11 +48,12 @@ class GD(base.Method):
   def step(self, batch):
     problem = self.problem
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
+    fixed = problem.fix_outer(base.values(u_vars), batch)   # u is constant in the v-steps
     for _ in tf.range(int(self.config.inner_steps)):
       u, v = base.values(u_vars), base.values(v_vars)
       with tf.GradientTape() as tape:
         tape.watch(v)
-        g = problem.inner_cost(u, v, batch)
+        g = problem.inner_cost(u, v, fixed)
       self.opt_v.apply(base.checked_gradients(tape.gradient(g, v), v_vars, "grad_v g"), v_vars)
       base.assign_projected(v_vars, problem.project_inner)
     u, v = base.values(u_vars), base.values(v_vars)

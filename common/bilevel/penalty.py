@@ -119,8 +119,9 @@ class Penalty(base.Method):
     problem, cfg = self.problem, self.config
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
 
+    fixed = problem.fix_outer(base.values(u_vars), batch)   # u is constant in the v-steps
     for _ in tf.range(int(cfg.inner_steps)):
-      self.opt_v.apply(self.grad_v_lower(batch), v_vars)
+      self.opt_v.apply(self.grad_v_lower(fixed), v_vars)
       base.assign_projected(v_vars, problem.project_inner)
 
     self.opt_u.apply(self.hypergradient(batch), u_vars)

@@ -409,6 +409,10 @@ def _read_tfds(data_dir, sets, download):
 # Preprocessing
 
 
+def _is_int(value):
+  return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def nearest_indices(size_in, size_out):
   """Pillow's NEAREST source pixel of each output pixel: floor((i + 0.5) * size_in / size_out)."""
   return (2 * np.arange(size_out) + 1) * size_in // (2 * size_out)
@@ -428,8 +432,7 @@ def preprocess(raw_images, image_size=28, resize_method="nearest"):
   size_in = raw_images.shape[-1]
   if raw_images.shape[-2] != size_in:
     raise ValueError(f"drawings must be square, got {raw_images.shape[-2:]}")
-  if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
-      or image_size < 1:
+  if not _is_int(image_size) or image_size < 1:
     raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
   strokes = ~raw_images   # pixel = 1 - value/255 with value 255 on the background
   if image_size == size_in:
@@ -491,8 +494,7 @@ def split_characters(total, num_train_characters=None):
               f"{TOTAL_CHARACTERS}: meta-train = the first {n} (the reference's 1200/1623, "
               f"rounded down), meta-test = the other {total - n}")
   else:
-    if isinstance(num_train_characters, bool) or \
-        not isinstance(num_train_characters, (int, np.integer)):
+    if not _is_int(num_train_characters):
       raise ValueError(f"num_train_characters must be an integer or None, got "
                        f"{num_train_characters!r}")
     n = int(num_train_characters)

@@ -1,0 +1,89 @@
+"""Fields shared by the few-shot configs, and their command-line arguments.
+
+Config arguments (after the colon in ``--config=...py:ARG``), comma-separated:
+``5way`` / ``20way`` (N), ``1shot`` / ``5shot`` (K), ``penalty`` / ``approxgrad`` (the method),
+and ``tiny`` (a few meta-iterations on small tasks, for smoke tests).
+"""
+
+import re
+
+import ml_collections
+
+from common import runner
+from common.bilevel import ApproxGrad, Penalty
+
+
+def base():
+  c = ml_collections.ConfigDict()
+  c.dataset = "omniglot"
+  c.source = "npz"
+  c.data_dir = ""
+  c.tfds_download = False
+  c.cache_dir = ""            # Omniglot: keep the resized images here between runs
+  c.image_size = 28
+  c.resize_method = "nearest"
+  c.encoder = "conv4"
+  c.ways = 20
+  c.shots = 5
+  c.queries = 15
+  c.meta_batch = 15
+  c.meta_iterations = 10000
+  c.eval_every = 1000         # the original evaluates when (it + 1) % 1000 == 0
+  c.eval_tasks = 600
+  c.eval_steps = 100          # niter_simple: head-only Adam steps on each test support set
+  c.eval_lr = 1e-3
+  c.method = "penalty"
+  c.penalty = Penalty.default_config()
+  c.approxgrad = ApproxGrad.default_config()
+  c.approxgrad.lr_decay_every_epochs = 0    # the multi-group original never decays
+  c.seed = 0
+  c.eval_seed = 12345         # the test tasks: the same ones at every evaluation
+  c.runner = runner.default_config()
+  c.runner.log_every = 10
+  c.runner.checkpoint_every = 100
+  return c
+
+
+def set_penalty(c, lr):
+  """The multi-group penalty settings of the original (lr_u = lr_v = ``lr``)."""
+  c.penalty.update(dict(lr_u=lr, lr_v=lr, rho0=1e-2, lamb0=1e-2, eps0=1e-2, nu0=1e-4, c_rho=1.1,
+                        c_lamb=0.9, c_eps=0.9, lr_decay=0.99, inner_steps=20))
+
+
+def set_approxgrad(c, lr):
+  """The multi-group ApproxGrad settings of the original (lr_u = lr_v = lr_p = ``lr``)."""
+  c.approxgrad.update(dict(lr_u=lr, lr_v=lr, lr_p=lr, sigma=1e-3, inner_steps=20, p_steps=20))
+
+
+def parse_args(arg):
+  """{"ways", "shots", "method", "tiny"} from the config argument (absent keys: not given)."""
+  out = {}
+  for token in filter(None, (arg or "").split(",")):
+    match = re.fullmatch(r"(\d+)(way|shot)", token)
+    if match:
+      out["ways" if match.group(2) == "way" else "shots"] = int(match.group(1))
+    elif token in ("penalty", "approxgrad"):
+      out["method"] = token
+    elif token == "tiny":
+      out["tiny"] = True
+    else:
+      raise ValueError(f"Config argument {token!r}: use e.g. '5way', '1shot', 'penalty' or "
+                       f"'approxgrad', and 'tiny'.")
+  return out
+
+
+def make_tiny(c):
+  """Two meta-iterations of 2 small tasks and a 4-task evaluation: seconds on a CPU."""
+  c.meta_iterations = 2
+  c.eval_every = 2
+  c.meta_batch = 2
+  c.queries = 3
+  c.eval_tasks = 4
+  c.eval_steps = 3
+  c.penalty.inner_steps = 2
+  c.approxgrad.inner_steps = 2
+  c.approxgrad.p_steps = 2
+  c.runner.progress_bar = False
+  c.runner.log_every = 1
+  c.runner.checkpoint_every = 2
+  return c

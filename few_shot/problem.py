@@ -1,0 +1,139 @@
+"""Few-shot learning as a bilevel problem (the penalty paper's second application).
+
+    u  the shared encoder
+    v  one scaled-cosine head (W [d, N], b [N]) per task of the meta-batch: one inner group
+       per task
+    g  mean over tasks of the mean cross-entropy on the task's support set
+    f  mean over tasks of the mean cross-entropy on the task's query set
+
+A batch is one meta-batch of M tasks: ``support_x`` [M, N K, H, W, C], ``support_y`` [M, N K]
+(positions 0..N-1), ``query_x`` [M, N Q, ...], ``query_y``. Every meta-iteration starts from
+freshly initialised heads (``init_heads``); the method's Adam moments and the penalty method's
+nu are kept, as in the original.
+
+``fix_outer`` computes the encoder's features once for the method's v-steps (u is constant
+there), so those steps cost a head's worth of computation, not an encoder's.
+"""
+
+import tensorflow as tf
+
+from common import models as modellib
+from common.bilevel.base import BilevelProblem
+from few_shot import models
+
+
+class FewShotProblem(BilevelProblem):
+
+  def __init__(self, encoder, set_aware, num_tasks, ways):
+    super().__init__(name="few_shot")
+    self.encoder = encoder
+    self.set_aware = bool(set_aware)
+    self.num_tasks, self.ways = int(num_tasks), int(ways)
+    self.feature_dim = int(encoder.output_shape[-1])
+    d, n = self.feature_dim, self.ways
+    self.heads = []
+    for t in range(self.num_tasks):
+      w = tf.Variable(tf.zeros([d, n]), name=f"head{t}_w")
+      b = tf.Variable(tf.fill([n], models.HEAD_B_INIT), name=f"head{t}_b")
+      self.heads.append((w, b))
+    self.outer_variables = list(encoder.trainable_variables)
+    self.inner_variables = [var for head in self.heads for var in head]
+    self.inner_groups = [(2 * t, 2 * t + 1) for t in range(self.num_tasks)]
+
+  # -- heads --------------------------------------------------------------------------------
+
+  def init_heads(self, seed):
+    """W ~ N(0, 0.01^2), b = 0.001 for every head, from a stateless seed [2]."""
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), self.num_tasks)
+    for t, (w, b) in enumerate(self.heads):
+      w.assign(models.HEAD_W_STDDEV * tf.random.stateless_normal(w.shape, seeds[t],
+                                                                      dtype=w.dtype))
+      b.assign(tf.fill(b.shape, tf.constant(models.HEAD_B_INIT, b.dtype)))
+
+  @staticmethod
+  def stacked(v):
+    """Heads [W_0, b_0, W_1, ...] as (W [M, d, N], b [M, N])."""
+    return tf.stack(v[0::2]), tf.stack(v[1::2])
+
+  # -- encoder ------------------------------------------------------------------------------
+
+  def encode(self, u, x):
+    """Features [M, B, d] of image sets [M, B, H, W, C], batch norm on each set's statistics."""
+    if self.set_aware:
+      return modellib.forward(self.encoder, u, x, training=True, update_state=False)
+    feats = [modellib.forward(self.encoder, u, x[t], training=True, update_state=False)
+             for t in range(x.shape[0])]
+    return tf.reshape(tf.stack(feats), [x.shape[0], x.shape[1], -1])
+
+  # -- costs --------------------------------------------------------------------------------
+
+  @staticmethod
+  def task_losses(features, w, b, labels):
+    """Mean cross-entropy of each task [M]."""
+    logits = models.cosine_logits(features, w, b)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
+                                                        logits=logits)
+    return tf.reduce_mean(ce, axis=-1)
+
+  def _features(self, u, batch, part):
+    key = f"{part}_features"
+    return batch[key] if key in batch else self.encode(u, batch[f"{part}_x"])
+
+  def inner_cost(self, u, v, batch):
+    w, b = self.stacked(v)
+    return tf.reduce_mean(self.task_losses(self._features(u, batch, "support"), w, b,
+                                           batch["support_y"]))
+
+  def outer_cost(self, u, v, batch):
+    w, b = self.stacked(v)
+    return tf.reduce_mean(self.task_losses(self._features(u, batch, "query"), w, b,
+                                           batch["query_y"]))
+
+  def fix_outer(self, u, batch):
+    fixed = dict(batch)
+    fixed["support_features"] = self.encode(u, batch["support_x"])
+    fixed["query_features"] = self.encode(u, batch["query_x"])
+    return fixed
+
+
+def adapt_and_evaluate(problem, batch, seed, steps, learning_rate, epsilon=1e-8):
+  """The evaluation protocol on one meta-batch of test tasks: query accuracy of every task [M].
+
+  The encoder is frozen. Fresh heads (the training init) and fresh Adam moments (TF1 defaults:
+  beta1 0.9, beta2 0.999) take ``steps`` steps on the support cross-entropy (the mean over
+  tasks, as the original's head-only optimiser); the query set is then classified with them.
+  Nothing of the problem's state changes.
+  """
+  u = [tf.convert_to_tensor(x) for x in problem.outer_variables]
+  support = tf.stop_gradient(problem.encode(u, batch["support_x"]))
+  query = tf.stop_gradient(problem.encode(u, batch["query_x"]))
+  m, d, n = problem.num_tasks, problem.feature_dim, problem.ways
+  w = models.HEAD_W_STDDEV * tf.random.stateless_normal([m, d, n], tf.cast(seed, tf.int64),
+                                                         dtype=support.dtype)
+  b = tf.fill([m, n], tf.constant(models.HEAD_B_INIT, support.dtype))
+  params = [w, b]
+  slots = [tf.zeros_like(p) for p in params] * 2
+  beta1, beta2 = 0.9, 0.999
+
+  def body(t, params, slots):
+    with tf.GradientTape() as tape:
+      tape.watch(params)
+      loss = tf.reduce_mean(problem.task_losses(support, params[0], params[1],
+                                                batch["support_y"]))
+    grads = tape.gradient(loss, params)
+    t1 = tf.cast(t + 1, support.dtype)
+    rate = learning_rate * tf.sqrt(1.0 - beta2 ** t1) / (1.0 - beta1 ** t1)
+    new_params, new_m, new_v = [], [], []
+    for p, g, m1, v1 in zip(params, grads, slots[:2], slots[2:]):
+      m1 = beta1 * m1 + (1.0 - beta1) * g
+      v1 = beta2 * v1 + (1.0 - beta2) * tf.square(g)
+      new_params.append(p - rate * m1 / (tf.sqrt(v1) + epsilon))
+      new_m.append(m1)
+      new_v.append(v1)
+    return t + 1, new_params, new_m + new_v
+
+  _, params, _ = tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0), params, slots))
+  logits = models.cosine_logits(query, params[0], params[1])
+  hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                  tf.cast(batch["query_y"], tf.int32))
+  return tf.reduce_mean(tf.cast(hits, tf.float32), axis=-1)
