@@ -60,6 +60,11 @@ def _validate(config):
                      f"gd, rmd).")
   if config.method not in config:
     raise ValueError(f"config has no block for method {config.method!r}.")
+  if config.method == "approxgrad" and config.approxgrad.correction not in ("all_groups",
+                                                                            "first_group"):
+    raise ValueError(f"approxgrad.correction must be 'all_groups' or 'first_group' (the "
+                     f"original's task-0-only encoder correction), got "
+                     f"{config.approxgrad.correction!r}.")
   for key in ("ways", "shots", "meta_batch", "meta_iterations", "eval_every", "eval_tasks",
               "eval_steps"):
     if int(config[key]) < 1:
@@ -88,7 +93,8 @@ def load_classes(config, log=print):
     if data.info.get("split_note"):
       log(f"NOTE: {data.info['split_note']}")
     return data.train_images, data.test_images, data.info
-  data = miniimagenet.load_miniimagenet(config.data_dir, splits=("train", "test"))
+  data = miniimagenet.load_miniimagenet(config.data_dir, splits=("train", "test"),
+                                        images_per_class=config.images_per_class)
   return data.train.images, data.test.images, data.info
 
 

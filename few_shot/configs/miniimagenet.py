@@ -23,6 +23,7 @@ def get_config(arg=None):
   c.dataset = "miniimagenet"
   c.source = "files"
   c.image_size = 84
+  c.images_per_class = 600    # of the cache pickles (smaller only for test files)
   c.encoder = "resnet_mini"
   c.ways = args.get("ways", 5)
   c.method = args.get("method", "penalty")
