@@ -359,15 +359,9 @@ def _read_tfds(data_dir, sets, download):
   # Imported here: tensorflow_datasets takes seconds to import and only this source needs it.
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
-  builder = tfds.builder(TFDS_NAME, data_dir=str(data_dir) if data_dir else None)
-  if not builder.is_prepared():
-    if not download:
-      raise DataNotFoundError(
-          f"TFDS dataset {TFDS_NAME!r} is not prepared under {builder.data_dir}. Pass "
-          f"tfds_download=True when online to download and prepare it there, point data_dir "
-          f"at a prepared TFDS directory (one holding {TFDS_NAME}/<version>/"
-          f"dataset_info.json), or use source='files' / 'npz'. {DOWNLOAD_HELP}.")
-    builder.download_and_prepare()
+  from common.data import tfds_source  # pylint: disable=import-outside-toplevel
+  builder = tfds_source.prepared_builder(
+      TFDS_NAME, data_dir, download, hint=f"Or use source='files' / 'npz'. {DOWNLOAD_HELP}.")
   alphabet_names = builder.info.features["alphabet"].names
   if _default_names(alphabet_names):
     alphabet_names = None   # a builder without its metadata only numbers the alphabets

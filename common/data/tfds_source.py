@@ -13,18 +13,9 @@ def read_tfds(tfds_name, data_dir, download):
   The order is TFDS's own (it shuffles examples when it prepares a dataset), so "the first
   5000 training images" here are not the same images as in the canonical files.
   """
-  # Imported here: tensorflow_datasets takes seconds to import and only this source needs it.
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
-  builder = tfds.builder(tfds_name, data_dir=str(data_dir) if data_dir else None)
-  if not builder.is_prepared():
-    if not download:
-      raise DataNotFoundError(
-          f"TFDS dataset {tfds_name!r} is not prepared under {builder.data_dir}. Pass "
-          f"tfds_download=True when online (config field `tfds_download`) to download and "
-          f"prepare it there, or point data_dir at a prepared TFDS directory (one holding "
-          f"{tfds_name}/<version>/dataset_info.json).")
-    builder.download_and_prepare()
+  builder = prepared_builder(tfds_name, data_dir, download)
   arrays = []
   for split in ("train", "test"):
     # Batched by hand rather than as_dataset(batch_size=-1): that pads to one batch of
@@ -42,3 +33,21 @@ def read_tfds(tfds_name, data_dir, download):
                np.concatenate(ys).astype(np.int64)]
   class_names = tuple(builder.info.features["label"].names)
   return (*arrays, class_names, f"TFDS {builder.info.full_name} in {builder.data_dir}")
+
+
+def prepared_builder(tfds_name, data_dir, download, hint=""):
+  """The TFDS builder of ``tfds_name``, prepared (downloading only when ``download``), else a
+  DataNotFoundError saying how to get it; ``hint`` is appended to that message."""
+  # Imported here: tensorflow_datasets takes seconds to import and only this source needs it.
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+  builder = tfds.builder(tfds_name, data_dir=str(data_dir) if data_dir else None)
+  if not builder.is_prepared():
+    if not download:
+      raise DataNotFoundError(
+          f"TFDS dataset {tfds_name!r} is not prepared under {builder.data_dir}. Pass "
+          f"tfds_download=True when online (config field `tfds_download`) to download and "
+          f"prepare it there, or point data_dir at a prepared TFDS directory (one holding "
+          f"{tfds_name}/<version>/dataset_info.json).{' ' + hint if hint else ''}")
+    builder.download_and_prepare()
+  return builder
