@@ -11,7 +11,6 @@ from common import bilevel
 from common.bilevel import ApproxGrad, Penalty
 from few_shot import models
 from few_shot.problem import FewShotProblem, adapt_and_evaluate
-from tests.few_shot.test_models import user_encoder
 
 M, N, K, Q = 3, 2, 2, 3
 
