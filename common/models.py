@@ -26,6 +26,18 @@ def mnist_logreg(input_shape=(28, 28, 1), num_classes=10):
   ], name="mnist_logreg")
 
 
+def mnist_linear_nobias(input_shape=(28, 28, 1), num_classes=10):
+  """The poisoning attacks' classifier: logits = x W, no bias (7,840 parameters for MNIST).
+
+  Glorot-uniform W, the default initialiser of TF1's ``tf.get_variable`` the original used.
+  """
+  return keras.Sequential([
+      keras.Input(input_shape),
+      layers.Flatten(),
+      layers.Dense(num_classes, use_bias=False),
+  ], name="mnist_linear_nobias")
+
+
 def _head_512_256(num_classes):
   """Flatten -> Dense 512 -> Dropout 0.5 -> Dense 256 -> Dropout 0.5 -> logits (MNIST, CIFAR)."""
   return [
@@ -91,6 +103,7 @@ def svhn_cnn(input_shape=(32, 32, 1), num_classes=10):
 
 MODELS = {
     "mnist_logreg": mnist_logreg,
+    "mnist_linear_nobias": mnist_linear_nobias,
     "mnist_cnn": mnist_cnn,
     "cifar10_cnn": cifar10_cnn,
     "svhn_cnn": svhn_cnn,

@@ -97,3 +97,39 @@ class MomentumSGD(tf.Module):
       var.assign_sub(tf.cast(lr, var.dtype) * acc)
     self.iterations.assign_add(1)
     return lr
+
+
+class RMSProp(tf.Module):
+  """TF1's ``RMSPropOptimizer`` (momentum 0 by default), which differs from Keras' RMSprop:
+
+      ms  = decay * ms + (1 - decay) * g^2       (ms starts at ONE, not zero)
+      mom = momentum * mom + lr * g / sqrt(ms + epsilon)
+      var -= mom
+
+  The clean-label attack of the penalty paper pre- and retrains its classifier with TF1's
+  defaults: decay 0.9, momentum 0, epsilon 1e-10. Starting ms at one makes the first steps
+  roughly plain gradient steps of size lr rather than sign steps of size ~3 lr.
+  """
+
+  def __init__(self, variables, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10,
+               name=None):
+    super().__init__(name=name)
+    if not variables:
+      raise ValueError("RMSProp needs at least one variable to optimise.")
+    self.learning_rate = tf.Variable(learning_rate, dtype=variables[0].dtype, trainable=False,
+                                     name="learning_rate")
+    self.decay, self.momentum, self.epsilon = decay, momentum, epsilon
+    self.ms = [tf.Variable(tf.ones(v.shape, v.dtype), trainable=False, name="ms")
+               for v in variables]
+    self.mom = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="mom")
+                for v in variables]
+
+  def apply(self, grads, variables):
+    if len(grads) != len(self.ms):
+      raise ValueError(f"RMSProp was built for {len(self.ms)} variables, got {len(grads)} "
+                       "gradients.")
+    for g, var, ms, mom in zip(grads, variables, self.ms, self.mom):
+      g = tf.convert_to_tensor(g, dtype=var.dtype)
+      ms.assign(self.decay * ms + (1.0 - self.decay) * tf.square(g))
+      mom.assign(self.momentum * mom + self.learning_rate * g / tf.sqrt(ms + self.epsilon))
+      var.assign_sub(mom)

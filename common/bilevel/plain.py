@@ -9,7 +9,9 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
-from common.bilevel.optim import Adam
+from common.bilevel.optim import Adam, RMSProp
+
+OPTIMIZERS = ("adam", "rmsprop")
 
 
 class Plain(base.Method):
@@ -20,13 +22,23 @@ class Plain(base.Method):
 
   @staticmethod
   def default_config():
-    return ml_collections.ConfigDict({"lr": 1e-3, "adam_epsilon": 1e-8})
+    # rmsprop: TF1's RMSPropOptimizer (decay 0.9, momentum 0, epsilon 1e-10, ms starting at
+    # one), which the clean-label attack's pre- and retraining use.
+    return ml_collections.ConfigDict({"lr": 1e-3, "adam_epsilon": 1e-8, "optimizer": "adam",
+                                      "rmsprop_decay": 0.9, "rmsprop_epsilon": 1e-10})
 
   def __init__(self, problem, config):
     super().__init__(name="plain")
     self.problem = problem
-    self.opt = Adam(list(problem.inner_variables), config.lr, epsilon=config.adam_epsilon,
-                    name="adam_v")
+    variables = list(problem.inner_variables)
+    optimizer = config.get("optimizer", "adam")
+    if optimizer == "adam":
+      self.opt = Adam(variables, config.lr, epsilon=config.adam_epsilon, name="adam_v")
+    elif optimizer == "rmsprop":
+      self.opt = RMSProp(variables, config.lr, decay=config.rmsprop_decay,
+                         epsilon=config.rmsprop_epsilon, name="rmsprop_v")
+    else:
+      raise ValueError(f"plain.optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}.")
 
   def step(self, batch):
     problem = self.problem

@@ -134,6 +134,26 @@ def _read(name, source, data_dir, tfds_download, svhn_val_seed):
   return pools, spec.class_names, origin
 
 
+def read_pools(name, source="embedded", data_dir="", tfds_download=False):
+  """The images a source holds, before any split: (pools, class_names, origin), pixels uint8.
+
+  For protocols that cut their own splits (the poisoning attacks); ``load`` applies the
+  reference splits of the denoising experiments instead. Same sources and errors as ``load``.
+  """
+  if name not in DATASETS:
+    raise _choice_error("dataset", name, DATASETS)
+  spec = DATASETS[name]
+  if source not in spec.sources:
+    raise _choice_error("source", source, spec.sources, f" for dataset {name!r}")
+  data_dir = os.fspath(data_dir) if data_dir else ""
+  try:
+    return _read(name, source, data_dir, tfds_download, 0)
+  except DataNotFoundError as e:
+    if source == "files" and data_dir and not pathlib.Path(data_dir).expanduser().is_dir():
+      raise DataNotFoundError(f"data_dir {data_dir} does not exist.\n{e}") from None
+    raise
+
+
 def _as_float(x, divide_by_255):
   x = np.asarray(x, dtype=np.float32)
   return x / np.float32(255.0) if divide_by_255 else np.ascontiguousarray(x)
@@ -202,4 +222,4 @@ def load(name, source="embedded", data_dir="", split="default", tfds_download=Fa
 
 
 __all__ = ["DATASETS", "DataNotFoundError", "DatasetSpec", "Splits", "SplitSizes", "flip_labels",
-           "fixed_permutation", "load"]
+           "fixed_permutation", "load", "read_pools"]

@@ -1,0 +1,30 @@
+"""Untargeted data-augmentation poisoning of MNIST (penalty.md §8.1): the default config.
+
+    python poisoning/run.py                     # this config, offline (embedded MNIST)
+    python poisoning/run.py --config=poisoning/configs/mnist_untargeted.py \\
+        --config.source=files --config.data_dir=/data/mnist     # the paper's 60,000-image pool
+
+60 poisons start as copies of training images with random wrong labels; the attackers
+maximise the validation cross-entropy of a bias-free linear classifier trained on train +
+poisons. Penalty: lr_u 0.1, lr_v 1e-3, rho0 10, lamb0 100, eps0 1, nu0 0, T = 20, 5000 outer
+iterations. ApproxGrad: lr_u 1e-2, lr_v 1e-3, lr_p 1e-2, sigma 1e-3, 20 + 20 inner steps,
+lr_u and lr_v halved every 1000 iterations. Embedded MNIST holds 5000 images, so the test set
+is the 3000 left after train and val (the original: 8000 more training images).
+"""
+
+from poisoning.configs import base
+
+
+def get_config(arg=None):
+  c = base.base()
+  c.attack = "untargeted"
+  c.penalty.update(dict(lr_u=0.1, lr_v=1e-3, rho0=10.0, lamb0=100.0, eps0=1.0, nu0=0.0,
+                        c_rho=1.1, c_lamb=0.9, c_eps=0.9, lr_decay=0.9, inner_steps=20))
+  c.approxgrad.update(dict(lr_u=1e-2, lr_v=1e-3, lr_p=1e-2, sigma=1e-3, inner_steps=20,
+                           p_steps=20))
+  c.attack_steps.update(dict(penalty=5000, approxgrad=5000))
+  c.pretrain_lr = 1e-3
+  c.retrain_lr = 1e-3
+  if base.parse(arg):
+    base.make_tiny(c)
+  return c
