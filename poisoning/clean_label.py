@@ -255,7 +255,8 @@ def run(config, workdir, log=print):
                    on_start=start_retrain)
     predicted = int(predict(f_test[t:t + 1])[0])
     outcome = {"slot": k, "target_index": t, "base_index": b,
-               "target_label": int(data.y_test[t]), "predicted_after": predicted,
+               "target_label": int(data.y_test[t]), "base_label": int(data.y_train[b]),
+               "predicted_after": predicted,
                "success": predicted != int(data.y_test[t]),
                "feature_distance_base": float(np.linalg.norm(f_train[b] - f_test[t])),
                "feature_distance_poison": float(np.linalg.norm(rep.numpy()[0] - f_test[t])),

@@ -1,8 +1,10 @@
 """Targeted poisoning of MNIST, 8 -> 3 (penalty.md §8.2).
 
     python poisoning/run.py --config=poisoning/configs/mnist_targeted.py    # embedded MNIST
-    python poisoning/run.py --config=poisoning/configs/mnist_targeted.py \\
+    python poisoning/run.py --config=poisoning/configs/mnist_targeted.py:paper \\
         --config.source=files --config.data_dir=/data/mnist
+
+Without ``:paper`` the attackers run 1000 outer iterations instead of 5001 / 5000.
 
 Train: 1000 class-balanced images from the first 2000; the attacker's validation set: the 8s
 of a 4000-image balanced sample of the rest, labelled 3; test: the 8s of a 5000-image balanced
@@ -30,11 +32,11 @@ def get_config(arg=None):
                         c_rho=1.1, c_lamb=0.9, c_eps=0.9, lr_decay=0.9, inner_steps=20))
   c.approxgrad.update(dict(lr_u=1e-3, lr_v=1e-4, lr_p=1e-3, sigma=1e-3, inner_steps=20,
                            p_steps=20))
-  c.attack_steps.update(dict(penalty=5001, approxgrad=5000))
   c.pretrain_lr = 1e-3
   c.retrain_lr = 1e-3
-  if base.parse(arg):
-    base.make_tiny(c)
+  args = base.parse(arg)
+  base.finish(c, args, dict(penalty=5001, approxgrad=5000))
+  if "tiny" in args:
     c.train_size = 200
     c.val_size = 400
     c.test_size = 400

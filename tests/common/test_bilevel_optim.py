@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.bilevel.optim import Adam
+from common.bilevel.optim import Adam, RMSProp
 
 
 def test_adam_matches_keras_adam_with_tf1_epsilon():
@@ -92,3 +92,14 @@ def test_momentum_sgd_step_boundaries_are_tf1_piecewise_constant():
   assert float(opt.current_rate()) == pytest.approx(0.0005)
   with pytest.raises(ValueError, match="must be increasing"):
     MomentumSGD([var], 0.1, boundaries=(5, 3))
+
+
+def test_rmsprop_is_tf1s_update_with_ms_starting_at_one():
+  var = tf.Variable([1.0, -2.0, 0.5], dtype=tf.float64)
+  opt = RMSProp([var], 0.01, decay=0.9, epsilon=1e-10)
+  x, ms = var.numpy().copy(), np.ones(3)
+  for g in ([0.3, -1.0, 2.0], [0.1, 0.2, -0.5], [1.0, 1.0, 1.0]):
+    opt.apply([tf.constant(g, tf.float64)], [var])
+    ms = 0.9 * ms + 0.1 * np.square(g)
+    x = x - 0.01 * np.asarray(g) / np.sqrt(ms + 1e-10)
+    np.testing.assert_allclose(var.numpy(), x, rtol=1e-12)
