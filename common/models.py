@@ -124,15 +124,23 @@ def resolve(spec):
   if ":" not in spec:
     raise ValueError(f"Unknown model {spec!r}: use one of {sorted(MODELS)} or your own as "
                      "'package.module:function' (called as function(input_shape, num_classes)).")
+  return import_function(spec, "model")
+
+
+def import_function(spec, what):
+  """The function named by ``spec`` = 'package.module:function' (a user's model, extractor,
+  ...); a ValueError naming ``what`` when it cannot be imported."""
   module_name, _, fn_name = spec.partition(":")
+  if not module_name or not fn_name:
+    raise ValueError(f"{what} {spec!r} is not of the form 'package.module:function'.")
   try:
     module = importlib.import_module(module_name)
   except ImportError as e:
-    raise ValueError(f"Cannot import module {module_name!r} of model {spec!r}: {e}. "
+    raise ValueError(f"Cannot import module {module_name!r} of {what} {spec!r}: {e}. "
                      "Is it on PYTHONPATH?") from e
   fn = getattr(module, fn_name, None)
   if not callable(fn):
-    raise ValueError(f"Module {module_name!r} has no function {fn_name!r} (model {spec!r}).")
+    raise ValueError(f"Module {module_name!r} has no function {fn_name!r} ({what} {spec!r}).")
   return fn
 
 

@@ -12,7 +12,6 @@ the machines that run experiments may be offline and a download that hangs is wo
 error saying where to put the file.
 """
 
-import importlib
 import logging
 import os
 
@@ -21,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from common import models
 from common.data.splits import DataNotFoundError
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -86,22 +86,6 @@ def inception_v3(input_shape=(299, 299, 3), weights="imagenet"):
   return model
 
 
-def _resolve_user_extractor(spec):
-  module_name, _, fn_name = spec.partition(":")
-  if not module_name or not fn_name:
-    raise ValueError(f"Unknown extractor {spec!r}: use 'inception_v3' or your own as "
-                     "'package.module:function' (called as function(input_shape)).")
-  try:
-    module = importlib.import_module(module_name)
-  except ImportError as e:
-    raise ValueError(f"Cannot import module {module_name!r} of extractor {spec!r}: {e}. "
-                     "Is it on PYTHONPATH?") from e
-  fn = getattr(module, fn_name, None)
-  if not callable(fn):
-    raise ValueError(f"Module {module_name!r} has no function {fn_name!r} (extractor {spec!r}).")
-  return fn
-
-
 def build_extractor(spec, input_shape, weights="imagenet"):
   """The frozen feature extractor named by `spec`.
 
@@ -124,7 +108,7 @@ def build_extractor(spec, input_shape, weights="imagenet"):
   if weights not in ("imagenet", None):
     raise ValueError(f"A weights file ({weights}) applies to extractor 'inception_v3' only; "
                      f"the function of {spec!r} must load its own weights.")
-  model = _resolve_user_extractor(spec)(input_shape)
+  model = models.import_function(spec, "extractor")(input_shape)
   if not isinstance(model, keras.Model):
     raise ValueError(f"Extractor {spec!r} returned {type(model).__name__}, not a keras.Model.")
   if not model.built:
