@@ -130,7 +130,10 @@ def test_all_zero_weights_give_no_nan_and_only_decay_and_momentum_move():
   model = _model(4)
   problem = ExampleReweighting(model, N, weight_decay=0.1)
   method = _method(problem, lr=0.5, momentum=0.9)
-  method.raw_weights = lambda batch: -tf.ones([N], tf.float64)   # nothing helps the clean loss
+  # Nothing helps the clean loss: every raw weight negative, on both paths.
+  method.raw_weights = lambda batch: -tf.ones([N], tf.float64)
+  method._losses_and_raw_weights = lambda v, batch, update_state: (
+      problem.example_losses(v, batch, update_state), -tf.ones([N], tf.float64))
   before = [v.numpy() for v in problem.inner_variables]
   metrics = method.step(_batch(4))
   assert metrics["zero_weight_fraction"].numpy() == 1.0
@@ -156,3 +159,42 @@ def test_step_is_momentum_sgd_on_the_weighted_loss():
   for var, b, g in zip(problem.inner_variables, before, grads):
     np.testing.assert_allclose(var.numpy(), b - 0.1 * g, rtol=1e-10, atol=1e-14)
   np.testing.assert_allclose(method.weights.numpy(), w, rtol=1e-12)
+
+
+def test_forward_mode_weights_equal_the_official_double_backprop():
+  problem = ExampleReweighting(_model(6), N, weight_decay=0.05)
+  batch = _batch(6)
+  method = _method(problem)
+  np.testing.assert_allclose(method.raw_weights(batch).numpy(),
+                             method.raw_weights_double_backprop(batch).numpy(),
+                             rtol=1e-10, atol=1e-14)
+
+
+def test_fused_step_equals_weights_then_a_separate_training_pass_with_dropout():
+  """The fast step computes weights and gradient from one training pass; with dropout and
+  batch norm it must equal the two-pass computation (same mask, one statistics update)."""
+
+  def model_with_dropout():
+    keras.utils.set_random_seed(7)
+    return keras.Sequential([
+        keras.Input((D,), dtype="float64"),
+        keras.layers.Dense(16, dtype="float64"),
+        keras.layers.BatchNormalization(dtype="float64"),
+        keras.layers.Dropout(0.5, dtype="float64"),
+        keras.layers.Activation("tanh", dtype="float64"),
+        keras.layers.Dense(K, dtype="float64"),
+    ])
+
+  batch = _batch(7)
+  fused_model, two_pass_model = model_with_dropout(), model_with_dropout()
+  fused = _method(ExampleReweighting(fused_model, N, weight_decay=0.01), lr=0.1)
+  two_pass_problem = ExampleReweighting(two_pass_model, N, weight_decay=0.01)
+  two_pass = _method(two_pass_problem, lr=0.1)
+  from common.bilevel import base
+  for _ in range(3):
+    fused.step(batch)
+    w = two_pass.normalise(two_pass.raw_weights_double_backprop(batch))
+    base.weighted_loss_step(two_pass_problem, two_pass.opt, w, batch)
+    np.testing.assert_allclose(fused.weights.numpy(), w.numpy(), rtol=1e-9, atol=1e-14)
+  for a, b in zip(fused_model.weights, two_pass_model.weights):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)

@@ -1,0 +1,191 @@
+"""What is timed: one training step of every registered method, on one model and batch.
+
+Every case is built the way its family builds it (the importance-learning problem for the
+penalty method, ApproxGrad, GD and RMD; per-step example reweighting for L2RW and proximal
+reweighting; the data-parameters step of the curriculum family; plain Adam training), on a
+fresh copy of the model, with random inputs of the model's shape. All forward passes are in
+inference mode (no dropout), the penalty originals' setting, so every case does the same
+arithmetic per forward pass as the SGD baseline it is divided by.
+
+Each case is a ``Case``: ``fn`` runs one step and returns a dict of scalar tensors (``fn`` is
+plain Python: the harness compiles it, or not, per mode), ``what`` says what one step is.
+"""
+
+import dataclasses
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from common import models, problems
+from common.bilevel import METHODS, base, build_method
+from common.bilevel.optim import MomentumSGD
+from common.data_parameters import DataParametersTraining
+from importance_learning.problem import ImportanceProblem
+
+# The references' models and the batch size of the penalty paper's denoising experiments
+# (the importance mini-batch and the validation mini-batch are 200 each on both datasets).
+MODELS = {
+    "mnist_cnn": {"input_shape": (28, 28, 1), "builder": "mnist_cnn", "batch_size": 200},
+    "cifar10_cnn": {"input_shape": (32, 32, 3), "builder": "cifar10_cnn", "batch_size": 200},
+    # The MNIST small-scale experiment's logistic regression: a step is a few small kernels,
+    # so this is where per-op overhead (eager vs compiled) shows.
+    "mnist_logreg": {"input_shape": (28, 28, 1), "builder": "mnist_logreg", "batch_size": 200},
+}
+
+# Case names: the SGD baseline, every registered method, the data-parameters step, and the
+# penalty method's inner step (one v-update, the unit its cost target is stated in), and the
+# part of that inner step no implementation can avoid: grad_v g and one Hessian-vector product
+# of g (reverse over reverse), without f and without the update.
+BASELINE = "sgd"
+EXTRA_CASES = ("data_parameters", "penalty_inner", "penalty_hvp")
+
+
+def case_names():
+  return [BASELINE] + sorted(METHODS) + list(EXTRA_CASES)
+
+
+# Methods whose step runs an inner loop: their loop length in a benchmark.
+LOOPED = {"penalty": ("inner_steps",), "approxgrad": ("inner_steps", "p_steps"),
+          "gd": ("inner_steps",), "rmd": ("inner_steps",)}
+
+
+@dataclasses.dataclass
+class Case:
+  name: str
+  fn: object          # () -> dict of scalar tensors
+  what: str           # one line: what a step does
+  model_params: int
+
+
+def scaled_mnist_cnn(width):
+  """The MNIST CNN with every layer's width multiplied by ``width`` (model-size scaling)."""
+
+  def build(input_shape=(28, 28, 1), num_classes=10):
+    w = lambda n: max(1, int(round(n * width)))
+    return keras.Sequential([
+        keras.Input(input_shape),
+        layers.Conv2D(w(64), 5, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.25),
+        layers.Conv2D(w(128), 5, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(w(512), activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(w(256), activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(num_classes),
+    ], name=f"mnist_cnn_x{width:g}")
+
+  return build
+
+
+def _batch(rng, n, input_shape, num_classes, offset=0):
+  return {"x": tf.constant(rng.random((n, *input_shape), dtype=np.float32)),
+          "y": tf.constant(rng.integers(0, num_classes, n), tf.int32),
+          "index": tf.constant(np.arange(offset, offset + n), tf.int32)}
+
+
+def _method_config(name, loop_steps):
+  cfg = METHODS[name].default_config()
+  for key in LOOPED.get(name, ()):
+    cfg[key] = int(loop_steps)
+  if name == "proximal":
+    cfg.lr = 1e-3
+  return cfg
+
+
+def build_case(name, model_spec, batch_size, input_shape, num_classes=10, loop_steps=20,
+               seed=0):
+  """Case ``name`` on a fresh model built by ``model_spec`` (a name or a builder function)."""
+  keras.utils.set_random_seed(seed)
+  builder = model_spec if callable(model_spec) else models.resolve(model_spec)
+  model = builder(tuple(input_shape), num_classes)
+  model.build((None, *input_shape))
+  rng = np.random.default_rng(seed)
+  num_train = 4 * batch_size
+  batch = {"train": _batch(rng, batch_size, input_shape, num_classes),
+           "val": _batch(rng, batch_size, input_shape, num_classes)}
+  params = models.count_params(model)
+
+  if name == BASELINE:
+    problem = problems.Classification(model)
+    variables = problem.inner_variables
+    opt = MomentumSGD(variables, 1e-3, 0.9, name="sgd")
+
+    def sgd_step():
+      v = base.values(variables)
+      with tf.GradientTape() as tape:
+        tape.watch(v)
+        loss = problem.inner_cost([], v, batch)
+      opt.apply(tape.gradient(loss, v), variables)
+      return {"loss": loss}
+
+    return Case(name, sgd_step, "momentum SGD on the mean cross-entropy", params)
+
+  if name == "data_parameters":
+    cfg = DataParametersTraining.default_config()
+    cfg.lr = 1e-3
+    cfg.data_params.learn_class_parameters = True
+    cfg.data_params.learn_inst_parameters = True
+    trainer = DataParametersTraining(model, num_classes, num_train, cfg, training=False)
+    return Case(name, lambda: trainer.step(batch),
+                "momentum SGD with class + instance temperatures (sparse momentum, clamp)",
+                params)
+
+  if name == "plain":
+    method = build_method("plain", problems.Classification(model), METHODS["plain"]
+                          .default_config())
+    return Case(name, lambda: method.step(batch), "Adam on the mean cross-entropy", params)
+
+  if name in ("l2rw", "proximal"):
+    problem = problems.ExampleReweighting(model, batch_size, training=False,
+                                          num_train=num_train)
+    method = build_method(name, problem, _method_config(name, loop_steps))
+    step = base.combined_step(problem, method)
+    what = ("weights from one clean batch, then momentum SGD on the weighted loss"
+            if name == "l2rw" else
+            f"{method.config.splits} split gradients, proximal weights, momentum SGD")
+    return Case(name, lambda: step(batch), what, params)
+
+  # The importance-learning problem: u = one logit per batch point, v = the model.
+  problem = ImportanceProblem(model, num_train, batch_size)
+  if name == "penalty_inner":
+    cfg = _method_config("penalty", 1)
+    method = build_method("penalty", problem, cfg)
+    v_vars = list(problem.inner_variables)
+
+    def inner_step():
+      method.opt_v.apply(method.grad_v_lower(batch), v_vars)
+      return {"rho": tf.identity(method.rho)}
+
+    return Case(name, inner_step, "one v-update of the penalty method (Adam on grad_v h_low)",
+                params)
+
+  if name == "penalty_hvp":
+    v_vars = list(problem.inner_variables)
+    u = base.values(problem.outer_variables)
+
+    def grad_and_hvp():
+      v = base.values(v_vars)
+      with tf.GradientTape() as outer:
+        outer.watch(v)
+        with tf.GradientTape() as inner:
+          inner.watch(v)
+          g = problem.inner_cost(u, v, batch)
+        grad_g = inner.gradient(g, v)
+        half_sq = 0.5 * base.sum_of_squares(grad_g)
+      hvp = outer.gradient(half_sq, v)          # H grad_g
+      return {"hvp_norm_sq": base.sum_of_squares(hvp)}
+
+    return Case(name, grad_and_hvp, "grad_v g and one Hessian-vector product of g, no update",
+                params)
+
+  method = build_method(name, problem, _method_config(name, loop_steps))
+  step = base.combined_step(problem, method)
+  loops = ", ".join(f"{k}={loop_steps}" for k in LOOPED.get(name, ()))
+  return Case(name, lambda: step(batch), f"one outer iteration ({loops})", params)
