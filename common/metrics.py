@@ -19,9 +19,18 @@ def predict(model, x, batch_size=1000):
       return (logits[:, 0] > 0).astype(np.int64)
     return np.argmax(logits, axis=-1)
 
-  preds = [classes(model.predict_on_batch(x[i:i + batch_size]))
+  preds = [classes(_logits(model, x[i:i + batch_size]))
            for i in range(0, len(x), batch_size)]
   return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
+
+
+def _logits(model, x):
+  """Inference-mode logits as numpy. A model built under a tf.distribute strategy (mirrored
+  weights) is called directly: Keras' predict_on_batch would split the batch over replicas."""
+  weights = model.weights
+  if weights and isinstance(getattr(weights[0], "value", None), tf.distribute.DistributedValues):
+    return np.asarray(model(x, training=False))
+  return model.predict_on_batch(x)
 
 
 def accuracy(model, x, y, batch_size=1000, legacy_divisor_batch=None):

@@ -15,6 +15,7 @@ import keras
 from keras import layers
 
 from common import nets
+from common import precision
 
 
 def mnist_logreg(input_shape=(28, 28, 1), num_classes=10):
@@ -172,7 +173,7 @@ def forward(model, weights, x, training=False, update_state=True):
   if training and update_state:
     for var, value in zip(model.non_trainable_variables, new_state):
       var.assign(value)
-  return logits
+  return precision.to_float32(logits)      # a mixed-precision model's costs stay float32
 
 
 def count_params(model):

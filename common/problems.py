@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from common import distribute
 from common import models
 from common.bilevel import BilevelProblem
 
@@ -23,6 +24,8 @@ class Classification(BilevelProblem):
   Used with the ``plain`` method for baselines, pretraining and retraining.
   """
 
+  supports_replication = True
+
   def __init__(self, model, key="train", training=False):
     super().__init__()
     self.model = model
@@ -33,8 +36,8 @@ class Classification(BilevelProblem):
 
   def inner_cost(self, u, v, batch):
     b = batch[self.key]
-    return tf.reduce_mean(cross_entropy(models.forward(self.model, v, b["x"], self.training),
-                                        b["y"]))
+    return distribute.mean(cross_entropy(models.forward(self.model, v, b["x"], self.training),
+                                         b["y"]))
 
 
 class ExampleReweighting(BilevelProblem):
@@ -51,6 +54,7 @@ class ExampleReweighting(BilevelProblem):
 
   # A point counts as rejected ("flagged" in detection metrics) when its weight is 0.
   detection_threshold = 0.0
+  supports_replication = True
 
   def __init__(self, model, batch_size, weight_decay=0.0, training=True, train_key="train",
                clean_key="val", num_train=None):
@@ -72,13 +76,14 @@ class ExampleReweighting(BilevelProblem):
   def end_step(self, batch, method):
     if self.weights_all is None:
       return
-    index, weights = batch[self.train_key]["index"], method.weights
+    # The gathered global index: ``method.weights`` holds the whole batch's weights.
+    index, weights = distribute.gather(batch[self.train_key]["index"]), method.weights
     valid = getattr(method, "weights_valid", None)   # rows that received a weight
     if valid is not None:
       index, weights = tf.boolean_mask(index, valid), tf.boolean_mask(weights, valid)
     # Scaled so that uniform weights are 1.
     scaled = tf.cast(weights * tf.cast(tf.size(weights), weights.dtype), self.weights_all.dtype)
-    self.weights_all.scatter_nd_update(tf.expand_dims(index, -1), scaled)
+    self.weights_all.scatter_update(tf.IndexedSlices(scaled, index))
 
   def scores(self):
     """Per-point weights (last weight received x batch size), for reports and detection."""
@@ -95,7 +100,7 @@ class ExampleReweighting(BilevelProblem):
   def clean_cost(self, v, batch):
     b = batch[self.clean_key]
     logits = models.forward(self.model, v, b["x"], self.training, update_state=False)
-    return tf.reduce_mean(cross_entropy(logits, b["y"]))
+    return distribute.mean(cross_entropy(logits, b["y"]))
 
   def weight_decay(self, v):
     terms = [tf.reduce_sum(tf.square(x)) for x, d in zip(v, self._decayed) if d]
@@ -104,7 +109,7 @@ class ExampleReweighting(BilevelProblem):
     return 0.5 * self.decay * tf.add_n(terms)
 
   def inner_cost(self, u, v, batch):
-    return tf.reduce_mean(self.example_losses(v, batch)) + self.weight_decay(v)
+    return distribute.mean(self.example_losses(v, batch)) + self.weight_decay(v)
 
   def outer_cost(self, u, v, batch):
     return self.clean_cost(v, batch)

@@ -14,6 +14,7 @@ run sees the same data as an uninterrupted one. A non-finite metric stops the ru
 the step at which it appeared; the checkpoint on disk stays the last good one.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -27,6 +28,10 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from common import distribute
+from common import precision
+from common.config_checks import ConfigError
+
 
 def default_config():
   return ml_collections.ConfigDict({
@@ -38,7 +43,87 @@ def default_config():
       # Stop cleanly (after a checkpoint) once this many steps ran in this invocation; re-run
       # the same command to continue. For time-limited jobs; 0 means no limit.
       "max_steps_per_invocation": 0,
+      # Data-parallel training (common/distribute.py): none | mirrored | multi_worker_mirrored
+      # | tpu, with its devices. The global batch is split evenly over the replicas.
+      "distribute": distribute.default_config(),
+      # float32 | mixed_bfloat16 | mixed_float16 (common/precision.py); loss_scale: the static
+      # scale of float16 gradients.
+      "precision": "float32",
+      "loss_scale": 1024.0,
   })
+
+
+class Setup:
+  """The strategy and precision a run's ``runner`` config asks for.
+
+  A family that supports them builds its models, problems and methods inside ``scope()``,
+  calls ``check(...)`` on its methods and problems, and passes the setup to ``Runner``. A
+  family that does not never creates one, and ``Runner`` stops with a clear error when its
+  config asks for either.
+  """
+
+  def __init__(self, config):
+    try:
+      self._build(config)
+    except ValueError as e:        # unknown strategy or precision, bad devices: one line
+      raise ConfigError(str(e)) from None
+
+  def _build(self, config):
+    self.precision = precision.check(config.get("precision", "float32"))
+    self.loss_scale = float(config.get("loss_scale", 1.0)) \
+        if self.precision == "mixed_float16" else 1.0
+    if not self.loss_scale > 0:
+      raise ConfigError(f"runner.loss_scale must be > 0, got {config.loss_scale}.")
+    self.strategy = distribute.make_strategy(config.distribute) if "distribute" in config \
+        else None
+
+  @property
+  def num_replicas(self):
+    return 1 if self.strategy is None else self.strategy.num_replicas_in_sync
+
+  @contextlib.contextmanager
+  def scope(self):
+    """Variables created here are mirrored; models built here get the dtype policy."""
+    with distribute.scope(self.strategy), precision.policy(self.precision):
+      yield
+
+  def check(self, *parts):
+    """Raise unless every method / problem in ``parts`` can run in this setup."""
+    try:
+      distribute.check_supported(self.strategy, *parts)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+    if self.precision == "mixed_float16":
+      # Loss scaling lives in distribute.gradients, which the same parts use.
+      unscaled = [type(p).__name__ for p in parts
+                  if not getattr(p, "supports_replication", False)]
+      if unscaled:
+        raise ConfigError(f"{', '.join(unscaled)} take gradients without the float16 loss "
+                         "scale; use runner.precision=mixed_bfloat16 (no scaling needed).")
+
+  def check_batch_size(self, name, size):
+    if int(size) % self.num_replicas:
+      raise ConfigError(f"{name} = {size} cannot be split evenly over {self.num_replicas} "
+                       "replicas; choose a multiple of the number of replicas.")
+
+  def wrap(self, step_fn):
+    """``step_fn`` run on every replica, under the loss scale (traced inside)."""
+    fn = step_fn
+    if self.loss_scale != 1.0:
+      def fn(batch, _inner=step_fn):
+        with precision.loss_scale(self.loss_scale):
+          return _inner(batch)
+    return distribute.replicated(self.strategy, fn) if self.strategy is not None else fn
+
+
+def _requested(config):
+  """Which of distribute / precision the runner config asks for (for families without them)."""
+  asked = []
+  if "distribute" in config and config.distribute.strategy != "none":
+    asked.append(f"runner.distribute.strategy={config.distribute.strategy!r}")
+  if config.get("precision", "float32") != "float32":
+    asked.append(f"runner.precision={config.precision!r}")
+  return asked
 
 
 class NonFiniteError(FloatingPointError):
@@ -117,9 +202,14 @@ class Runner:
     run_config: the full experiment config, saved as config.json and compared on resume.
   """
 
-  def __init__(self, workdir, config, state, phases, run_config=None, log=None):
+  def __init__(self, workdir, config, state, phases, run_config=None, log=None, setup=None):
     self.workdir = pathlib.Path(workdir)
     self.config = config
+    if setup is None and _requested(config):
+      raise ConfigError(
+          f"This experiment does not support {' and '.join(_requested(config))} yet (the "
+          "importance_learning family does). Leave them at their defaults.")
+    self.setup = setup
     self.log = log or (lambda msg: print(msg, flush=True))
     self.workdir.mkdir(parents=True, exist_ok=True)
     if run_config is not None:
@@ -163,6 +253,8 @@ class Runner:
     return int(self.progress[phase].numpy())
 
   def compile(self, fn):
+    if self.setup is not None:
+      fn = self.setup.wrap(fn)
     if self.config.eager:
       return fn
     return tf.function(fn, jit_compile=bool(self.config.jit_compile), reduce_retracing=False)

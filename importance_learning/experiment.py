@@ -87,6 +87,13 @@ def run(config, workdir, log=print):
   """Run the whole protocol (resuming from ``workdir``) and return the results dict."""
   validate(config)
   t_start = time.time()
+  # First, before TensorFlow starts: a CPU split into logical devices must happen now.
+  setup = runnerlib.Setup(config.runner)
+  for key in ("batch_size", "val_batch_size"):
+    setup.check_batch_size(key, config[key])
+  if setup.num_replicas > 1:
+    log(f"Data-parallel over {setup.num_replicas} replicas "
+        f"({type(setup.strategy).__name__}); precision {setup.precision}.")
   keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -117,36 +124,40 @@ def run(config, workdir, log=print):
 
   x_test_eval = evaluable(ds.x_test, transform)
 
-  # Everything stateful is created before the runner restores the checkpoint.
-  base_model, clf_model, retrain_model = build(), build(), build()
-  if reweighting:
-    # Weights come from each step's batches: no pretraining, no importance variables.
-    imp = ExampleReweighting(clf_model, config.batch_size, config.weight_decay,
-                             config.dropout_in_training, num_train=n_train)
-  else:
-    imp = ImportanceProblem(clf_model, n_train, config.batch_size, config.dropout_in_training,
-                            config.per_example_state)
-  method = bilevel.build_method(config.method, imp, method_cfg)
-  include_val = config.baseline.include_val and not reweighting
-  baseline_x = np.concatenate([ds.x_train, ds.x_val]) if include_val else ds.x_train
-  baseline_y = np.concatenate([y_noisy, ds.y_val]) if include_val else y_noisy
-  plain = {}
-  for name, model, lr in (("baseline", base_model, config.baseline.lr),
-                          ("pretrain", clf_model, config.pretrain.lr),
-                          ("retrain", retrain_model, config.retrain.lr)):
-    plain[name] = bilevel.Plain(Classification(model, training=config.dropout_in_training),
-                                _plain_config(lr))
-  if reweighting:
-    # The reweighting method's own training with uniform weights.
-    uniform_cfg = bilevel.RuleWeights.default_config()
-    uniform_cfg.update({k: method_cfg[k] for k in uniform_cfg if k in method_cfg})
-    uniform_cfg.rule = "uniform"
-    plain["baseline"] = bilevel.RuleWeights(
-        ExampleReweighting(base_model, config.batch_size, config.weight_decay,
-                           config.dropout_in_training), uniform_cfg)
+  # Everything stateful is created before the runner restores the checkpoint, inside the
+  # setup's scope (mirrored variables, the dtype policy).
+  with setup.scope():
+    base_model, clf_model, retrain_model = build(), build(), build()
+    if reweighting:
+      # Weights come from each step's batches: no pretraining, no importance variables.
+      imp = ExampleReweighting(clf_model, config.batch_size, config.weight_decay,
+                               config.dropout_in_training, num_train=n_train)
+    else:
+      imp = ImportanceProblem(clf_model, n_train, config.batch_size, config.dropout_in_training,
+                              config.per_example_state)
+    method = bilevel.build_method(config.method, imp, method_cfg)
+    include_val = config.baseline.include_val and not reweighting
+    baseline_x = np.concatenate([ds.x_train, ds.x_val]) if include_val else ds.x_train
+    baseline_y = np.concatenate([y_noisy, ds.y_val]) if include_val else y_noisy
+    plain = {}
+    for name, model, lr in (("baseline", base_model, config.baseline.lr),
+                            ("pretrain", clf_model, config.pretrain.lr),
+                            ("retrain", retrain_model, config.retrain.lr)):
+      plain[name] = bilevel.Plain(Classification(model, training=config.dropout_in_training),
+                                  _plain_config(lr))
+    if reweighting:
+      # The reweighting method's own training with uniform weights.
+      uniform_cfg = bilevel.RuleWeights.default_config()
+      uniform_cfg.update({k: method_cfg[k] for k in uniform_cfg if k in method_cfg})
+      uniform_cfg.rule = "uniform"
+      plain["baseline"] = bilevel.RuleWeights(
+          ExampleReweighting(base_model, config.batch_size, config.weight_decay,
+                             config.dropout_in_training), uniform_cfg)
+  setup.check(imp, method, *plain.values(), *(p.problem for p in plain.values()))
   state = dict(base_model=base_model, clf_model=clf_model, retrain_model=retrain_model,
                importance=imp, method=method, **{f"{k}_opt": v for k, v in plain.items()})
-  run_ = runnerlib.Runner(workdir, config.runner, state, PHASES, run_config=config, log=log)
+  run_ = runnerlib.Runner(workdir, config.runner, state, PHASES, run_config=config, log=log,
+                          setup=setup)
 
   def test_acc(model):
     return metriclib.accuracy(model, x_test_eval, ds.y_test, config.eval_batch_size,

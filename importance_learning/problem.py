@@ -15,6 +15,7 @@ step counter stays global.
 import numpy as np
 import tensorflow as tf
 
+from common import distribute
 from common import models
 from common.bilevel import BilevelProblem
 from common.problems import cross_entropy
@@ -30,15 +31,19 @@ def logit_from_importance(a):
 
 class ImportanceProblem(BilevelProblem):
 
+  supports_replication = True
+
   def __init__(self, model, num_train, batch_size, training=False, per_example_state=False):
     super().__init__()
     self.model = model
     self.training = training
     self.per_example_state = per_example_state
-    self.z_all = tf.Variable(tf.zeros([num_train]), trainable=False, name="z_all")
-    self.z = tf.Variable(tf.zeros([batch_size]), name="z")
+    # The importances take the model's float type (float32 unless the model is float64).
+    dtype = model.trainable_variables[0].dtype
+    self.z_all = tf.Variable(tf.zeros([num_train], dtype), trainable=False, name="z_all")
+    self.z = tf.Variable(tf.zeros([batch_size], dtype), name="z")
     if per_example_state:
-      self.moments_all = [tf.Variable(tf.zeros([num_train]), trainable=False, name=n)
+      self.moments_all = [tf.Variable(tf.zeros([num_train], dtype), trainable=False, name=n)
                           for n in ("m_all", "v_all")]
     self.outer_variables = [self.z]
     self.inner_variables = list(model.trainable_variables)
@@ -47,30 +52,33 @@ class ImportanceProblem(BilevelProblem):
 
   def inner_cost(self, u, v, batch):
     b = batch["train"]
-    a = importance_from_logit(u[0])
+    a = importance_from_logit(distribute.local_rows(u[0]))    # this replica's rows of z
     ce = cross_entropy(models.forward(self.model, v, b["x"], self.training), b["y"])
-    return tf.reduce_sum(a * ce) / tf.reduce_sum(a)
+    weighted = distribute.sum_across(tf.reduce_sum(a * ce))
+    total = distribute.sum_across(tf.reduce_sum(a))
+    return weighted / total
 
   def outer_cost(self, u, v, batch):
     b = batch["val"]
-    return tf.reduce_mean(cross_entropy(models.forward(self.model, v, b["x"], self.training),
-                                        b["y"]))
+    return distribute.mean(cross_entropy(models.forward(self.model, v, b["x"], self.training),
+                                         b["y"]))
 
   # -- the batch slot ----------------------------------------------------------------------
 
   def begin_step(self, batch, method):
-    index = batch["train"]["index"]
+    index = distribute.gather(batch["train"]["index"])     # the global batch's points
     self.z.assign(tf.gather(self.z_all, index))
     if self.per_example_state:
       for slot, store in zip(method.outer_state_variables(0), self.moments_all):
         slot.assign(tf.gather(store, index))
 
   def end_step(self, batch, method):
-    index = tf.expand_dims(batch["train"]["index"], -1)
-    self.z_all.scatter_nd_update(index, self.z)
+    index = distribute.gather(batch["train"]["index"])
+    # scatter_update (not scatter_nd_update): mirrored variables implement it.
+    self.z_all.scatter_update(tf.IndexedSlices(tf.convert_to_tensor(self.z), index))
     if self.per_example_state:
       for slot, store in zip(method.outer_state_variables(0), self.moments_all):
-        store.scatter_nd_update(index, slot)
+        store.scatter_update(tf.IndexedSlices(tf.convert_to_tensor(slot), index))
 
   # -- the importances ---------------------------------------------------------------------
 

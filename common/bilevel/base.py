@@ -9,6 +9,7 @@ variable (rule 1 of DESIGN.md).
 
 import tensorflow as tf
 
+from common import distribute
 from common.bilevel.optim import MomentumSGD
 
 
@@ -25,6 +26,9 @@ class BilevelProblem(tf.Module):
   # Positions in ``inner_variables`` of each group (few-shot: one group per task's head);
   # None: one group. Only options that treat groups differently read it.
   inner_groups = None
+  # True when the costs are written for data-parallel replicas (``common.distribute``: global
+  # means via ``distribute.mean``, per-example state addressed by the gathered global index).
+  supports_replication = False
 
   def inner_cost(self, u, v, batch):
     """g(u, v) on ``batch``; ``u`` and ``v`` are lists of tensors."""
@@ -75,6 +79,9 @@ class Method(tf.Module):
 
   name_in_registry = None
   needs_outer_variables = True
+  # True when every gradient goes through ``distribute.gradients`` and every loop through
+  # ``distribute.loop`` (see common/distribute.py), so a replicated step equals one device's.
+  supports_replication = False
 
   def outer_state_variables(self, index):
     """Optimiser state shaped like outer variable ``index`` (per-example state swaps it)."""
@@ -114,10 +121,11 @@ def weighted_loss_step(problem, opt, weights, batch):
   with tf.GradientTape() as tape:
     tape.watch(v)
     losses = problem.example_losses(v, batch, update_state=True)
-    weighted = tf.reduce_sum(weights * losses)
+    # ``weights`` holds this replica's rows (all rows on one device); the sum is global.
+    weighted = distribute.sum_across(tf.reduce_sum(weights * losses))
     total = weighted + problem.weight_decay(v)
-  grads = checked_gradients(tape.gradient(total, v), v_vars, "the weighted loss")
-  return weighted, tf.reduce_mean(losses), opt.apply(grads, v_vars)
+  grads = checked_gradients(distribute.gradients(tape, total, v), v_vars, "the weighted loss")
+  return weighted, distribute.mean(losses), opt.apply(grads, v_vars)
 
 
 def outer_and_inner(problem, method_name):

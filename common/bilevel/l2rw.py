@@ -29,6 +29,7 @@ training mode), ``clean_cost(v, batch)`` (mean clean loss, a meta pass) and
 import ml_collections
 import tensorflow as tf
 
+from common import distribute
 from common.bilevel import base
 
 
@@ -36,6 +37,7 @@ class L2RW(base.Method):
 
   name_in_registry = "l2rw"
   needs_outer_variables = False
+  supports_replication = True
   learns_example_weights = True
 
   @staticmethod
@@ -76,24 +78,28 @@ class L2RW(base.Method):
       if self.config.decay_in_clean_gradient:
         clean += problem.weight_decay(v)
     return [tf.stop_gradient(g) for g in base.checked_gradients(
-        tape_c.gradient(clean, v), problem.inner_variables, "grad_theta of the clean loss")]
+        distribute.gradients(tape_c, clean, v), problem.inner_variables,
+        "grad_theta of the clean loss")]
 
   def raw_weights(self, batch):
     """w~ before clipping: <grad l_i, grad L_clean> (times alpha on the look-ahead path)."""
     problem, cfg = self.problem, self.config
     v = base.values(problem.inner_variables)
     if cfg.look_ahead:
-      eps = tf.zeros([problem.batch_size], v[0].dtype)
+      # eps: this replica's rows (all rows on one device).
+      eps = tf.zeros([distribute.local_size(problem.batch_size)], v[0].dtype)
       with tf.GradientTape() as tape_eps:
         tape_eps.watch(eps)
         with tf.GradientTape() as tape_v:
           tape_v.watch(v)
-          weighted = tf.reduce_sum(eps * problem.example_losses(v, batch, update_state=False))
-        grads = base.checked_gradients(tape_v.gradient(weighted, v), problem.inner_variables,
+          weighted = distribute.sum_across(
+              tf.reduce_sum(eps * problem.example_losses(v, batch, update_state=False)))
+        grads = base.checked_gradients(distribute.gradients(tape_v, weighted, v),
+                                       problem.inner_variables,
                                        "grad_theta of the weighted training loss")
         v_hat = [x - cfg.alpha * g for x, g in zip(v, grads)]
         clean = problem.clean_cost(v_hat, batch)
-      return -tape_eps.gradient(clean, eps)
+      return -distribute.local_gradients(tape_eps, clean, eps)
     return self._losses_and_raw_weights(v, batch, update_state=False)[1]
 
   def _losses_and_raw_weights(self, v, batch, update_state):
@@ -122,7 +128,7 @@ class L2RW(base.Method):
   def normalise(raw):
     """max(w~, 0) / (sum + [sum = 0]): all-zero weights stay zero, no division by zero."""
     w = tf.maximum(raw, 0.0)
-    total = tf.reduce_sum(w)
+    total = distribute.sum_across(tf.reduce_sum(w))
     return tf.stop_gradient(w / (total + tf.cast(tf.equal(total, 0.0), w.dtype)))
 
   def example_weights(self, batch):
@@ -139,6 +145,7 @@ class L2RW(base.Method):
       weighted, mean_loss, lr = base.weighted_loss_step(self.problem, self.opt, w, batch)
     else:
       weighted, mean_loss, lr, w = self._fused_step(batch)
+    w = distribute.gather(w)          # every replica's rows, in batch order
     self.weights.assign(w)
     return {"weighted_loss": weighted, "mean_loss": mean_loss,
             "zero_weight_fraction": tf.reduce_mean(tf.cast(tf.equal(w, 0.0), tf.float32)),
@@ -153,7 +160,8 @@ class L2RW(base.Method):
       tape.watch(v)
       losses, raw = self._losses_and_raw_weights(v, batch, update_state=True)
       w = self.normalise(raw)
-      weighted = tf.reduce_sum(w * losses)
+      weighted = distribute.sum_across(tf.reduce_sum(w * losses))
       total = weighted + problem.weight_decay(v)
-    grads = base.checked_gradients(tape.gradient(total, v), v_vars, "the weighted loss")
-    return weighted, tf.reduce_mean(losses), self.opt.apply(grads, v_vars), w
+    grads = base.checked_gradients(distribute.gradients(tape, total, v), v_vars,
+                                   "the weighted loss")
+    return weighted, distribute.mean(losses), self.opt.apply(grads, v_vars), w

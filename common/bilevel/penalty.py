@@ -17,6 +17,7 @@ nothing is inverted.
 import ml_collections
 import tensorflow as tf
 
+from common import distribute
 from common.bilevel import base
 from common.bilevel.optim import Adam
 
@@ -31,6 +32,7 @@ class Penalty(base.Method):
 
   name_in_registry = "penalty"
   needs_outer_variables = True
+  supports_replication = True
 
   @staticmethod
   def default_config():
@@ -86,13 +88,13 @@ class Penalty(base.Method):
       with tf.GradientTape() as inner:
         inner.watch(v)
         g = problem.inner_cost(u, v, batch)
-      grad_v_g = base.checked_gradients(inner.gradient(g, v), problem.inner_variables,
-                                        "grad_v g")
+      grad_v_g = base.checked_gradients(distribute.gradients(inner, g, v),
+                                        problem.inner_variables, "grad_v g")
       f = problem.outer_cost(u, v, batch)
       sq = base.sum_of_squares(grad_v_g)
       lag = base.inner_product(self.nu, grad_v_g)
       h_up = f + lag + 0.5 * self.rho * sq
-    grads = outer.gradient(h_up, wrt)
+    grads = distribute.gradients(outer, h_up, wrt)
     terms = {"f": f, "g": g, "grad_v_g": grad_v_g, "sq": sq, "lag": lag}
     return grads, terms
 
@@ -120,7 +122,7 @@ class Penalty(base.Method):
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
 
     fixed = problem.fix_outer(base.values(u_vars), batch)   # u is constant in the v-steps
-    for _ in tf.range(int(cfg.inner_steps)):
+    for _ in distribute.loop(int(cfg.inner_steps)):
       self.opt_v.apply(self.grad_v_lower(fixed), v_vars)
       base.assign_projected(v_vars, problem.project_inner)
 

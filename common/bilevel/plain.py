@@ -8,6 +8,7 @@ retraining on the selected points).
 import ml_collections
 import tensorflow as tf
 
+from common import distribute
 from common.bilevel import base
 from common.bilevel.optim import Adam, RMSProp
 
@@ -19,6 +20,7 @@ class Plain(base.Method):
 
   name_in_registry = "plain"
   needs_outer_variables = False
+  supports_replication = True
 
   @staticmethod
   def default_config():
@@ -47,7 +49,8 @@ class Plain(base.Method):
     with tf.GradientTape() as tape:
       tape.watch(v)
       g = problem.inner_cost(u, v, batch)
-    grads = base.checked_gradients(tape.gradient(g, v), problem.inner_variables, "g")
+    grads = base.checked_gradients(distribute.gradients(tape, g, v), problem.inner_variables,
+                                   "g")
     self.opt.apply(grads, problem.inner_variables)
     base.assign_projected(problem.inner_variables, problem.project_inner)
     return {"g": g}

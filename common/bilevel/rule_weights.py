@@ -14,6 +14,7 @@ Not a bilevel method, so not in the registry; experiments build it directly.
 import ml_collections
 import tensorflow as tf
 
+from common import distribute
 from common.bilevel import base
 
 RULES = ("uniform", "class_ratio", "random")
@@ -52,12 +53,17 @@ class RuleWeights(base.Method):
     # Checkpointed with the method, so a resumed run continues the same random stream.
     self.rng = tf.random.Generator.from_seed(int(config.seed))
 
+  @property
+  def supports_replication(self):
+    # The random rule would draw the same numbers on every replica.
+    return self.config.rule != "random"
+
   def example_weights(self, batch):
     b = self.problem.batch_size
     dtype = self.weights.dtype
     rule = self.config.rule
-    if rule == "uniform":
-      return tf.fill([b], tf.constant(1.0 / b, dtype))
+    if rule == "uniform":     # 1 / (global batch) for each of this replica's rows
+      return tf.fill([distribute.local_size(b)], tf.constant(1.0 / b, dtype))
     if rule == "class_ratio":
       labels = batch[self.problem.train_key]["y"]
       return tf.gather(self.class_weights, tf.cast(labels, tf.int32))
@@ -71,5 +77,5 @@ class RuleWeights(base.Method):
   def step(self, batch):
     w = self.example_weights(batch)
     weighted, mean_loss, lr = base.weighted_loss_step(self.problem, self.opt, w, batch)
-    self.weights.assign(w)
+    self.weights.assign(distribute.gather(w))
     return {"weighted_loss": weighted, "mean_loss": mean_loss, "lr": lr}

@@ -204,3 +204,39 @@ def test_reweighting_cifar_rows_run_on_real_images(tmp_path, config, extra):
   assert res["data"]["scaled"] and res["num_corrupted"] > 0
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
   assert max(r["step"] for r in recs if r["phase"] == "bilevel") == 4   # tiny: 4 steps
+
+
+MIRRORED = ("--config.runner.distribute.strategy=mirrored",
+            "--config.runner.distribute.cpu_devices=2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["penalty", "l2rw"])
+def test_mirrored_over_two_cpu_devices_gives_the_single_device_results(tmp_path, method):
+  """The whole protocol (baseline, pretraining, bilevel, retraining) replicated over two
+  logical CPU devices reproduces the one-device run's results."""
+  results = {}
+  for name, extra in (("one", ()), ("two", MIRRORED)):
+    proc = _ok(_run(TINY, f"--config.method={method}", f"--workdir={tmp_path / name}", *extra))
+    results[name] = json.loads((tmp_path / name / "results.json").read_text())
+    if extra:
+      assert "Data-parallel over 2 replicas (MirroredStrategy)" in proc.stdout
+  one, two = results["one"], results["two"]
+  for key in ("baseline_test_accuracy", "bilevel_model_test_accuracy", "method_test_accuracy",
+              "mean_importance_clean", "mean_importance_corrupted"):
+    assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
+  np.testing.assert_allclose(np.load(tmp_path / "two" / "importances.npy"),
+                             np.load(tmp_path / "one" / "importances.npy"), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_mixed_bfloat16_run_and_unsupported_setups_fail_fast(tmp_path):
+  proc = _ok(_run(TINY, f"--workdir={tmp_path / 'bf16'}", "--config.runner.precision=mixed_bfloat16"))
+  res = json.loads((tmp_path / "bf16" / "results.json").read_text())
+  assert 0.0 < res["bilevel_model_test_accuracy"] <= 1.0
+  assert "traced" not in proc.stdout
+  proc = _run(TINY, f"--workdir={tmp_path / 'ag'}", "--config.method=approxgrad", *MIRRORED)
+  assert proc.returncode == 1 and "ApproxGrad cannot run replicated" in proc.stderr
+  assert not (tmp_path / "ag").exists()
+  proc = _run(TINY, f"--workdir={tmp_path / 'odd'}", "--config.batch_size=25", *MIRRORED)
+  assert proc.returncode == 1 and "batch_size = 25 cannot be split evenly" in proc.stderr

@@ -1,0 +1,179 @@
+"""tf.distribute: a step mirrored over two logical CPU devices equals the one-device step.
+
+Each case builds the same model, problem and method twice (float64, so the comparison is
+tight), once on one device and once under MirroredStrategy over /cpu:0 and /cpu:1 (conftest
+splits the CPU), runs a few steps on the same global batches, and compares every variable,
+every metric and the per-example state.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import distribute
+from common.bilevel import L2RW, Penalty, Plain, RuleWeights, base, build_method
+from common.problems import Classification, ExampleReweighting
+from importance_learning.problem import ImportanceProblem
+
+N, D, K, NUM_TRAIN = 8, 5, 3, 24
+DEVICES = ["/cpu:0", "/cpu:1"]
+
+
+def _mirrored():
+  cfg = distribute.default_config()
+  cfg.strategy, cfg.cpu_devices = "mirrored", 2
+  return distribute.make_strategy(cfg)
+
+
+def _model():
+  keras.utils.set_random_seed(0)
+  return keras.Sequential([
+      keras.Input((D,), dtype="float64"),
+      keras.layers.Dense(6, activation="tanh", dtype="float64"),
+      keras.layers.Dense(K, dtype="float64"),
+  ])
+
+
+def _batches(steps=3):
+  rng = np.random.default_rng(0)
+  out = []
+  for s in range(steps):
+    index = rng.permutation(NUM_TRAIN)[:N].astype(np.int32)
+    out.append({"train": {"x": rng.normal(size=(N, D)), "y": rng.integers(0, K, N),
+                          "index": index},
+                "val": {"x": rng.normal(size=(N, D)), "y": rng.integers(0, K, N),
+                        "index": np.arange(N, dtype=np.int32)}})
+  return out
+
+
+def _build(kind):
+  model = _model()
+  if kind == "plain":
+    problem = Classification(model)
+    method = Plain(problem, Plain.default_config())
+  elif kind == "penalty":
+    problem = ImportanceProblem(model, NUM_TRAIN, N, per_example_state=True)
+    problem.z_all.assign(np.linspace(-1, 1, NUM_TRAIN))
+    cfg = Penalty.default_config()
+    cfg.update(inner_steps=3, lr_u=0.5, lr_v=0.05, eps0=10.0)  # eps0 large: the test passes
+    method = Penalty(problem, cfg)
+  elif kind.startswith("l2rw"):
+    problem = ExampleReweighting(model, N, weight_decay=0.01, num_train=NUM_TRAIN)
+    cfg = L2RW.default_config()
+    cfg.update(lr=0.1, look_ahead=kind == "l2rw_look_ahead")
+    method = L2RW(problem, cfg)
+  else:
+    problem = ExampleReweighting(model, N, weight_decay=0.01, num_train=NUM_TRAIN)
+    cfg = RuleWeights.default_config()
+    cfg.lr = 0.1
+    method = RuleWeights(problem, cfg)
+  return model, problem, method
+
+
+def _state(model, problem, method):
+  tensors = {f"w{i}": v for i, v in enumerate(model.weights)}
+  for name in ("z_all", "weights_all"):
+    if getattr(problem, name, None) is not None:
+      tensors[name] = getattr(problem, name)
+  for i, m in enumerate(getattr(problem, "moments_all", [])):
+    tensors[f"moment{i}"] = m
+  for name in ("rho", "lamb", "eps", "weights"):
+    if hasattr(method, name):
+      tensors[name] = getattr(method, name)
+  for i, nu in enumerate(getattr(method, "nu", [])):
+    tensors[f"nu{i}"] = nu
+  return {k: np.asarray(tf.convert_to_tensor(v)) for k, v in tensors.items()}
+
+
+def _run(kind, strategy):
+  with distribute.scope(strategy):
+    model, problem, method = _build(kind)
+  distribute.check_supported(strategy, problem, method)
+  step = base.combined_step(problem, method)
+  if strategy is not None:
+    step = distribute.replicated(strategy, step)
+  step = tf.function(step)
+  metrics = [{k: float(v) for k, v in step(b).items()} for b in _batches()]
+  return metrics, _state(model, problem, method)
+
+
+@pytest.mark.parametrize("kind", ["plain", "penalty", "l2rw", "l2rw_look_ahead", "uniform"])
+def test_two_replicas_equal_one_device(kind):
+  one_metrics, one_state = _run(kind, None)
+  strategy = _mirrored()
+  assert strategy.num_replicas_in_sync == 2
+  two_metrics, two_state = _run(kind, strategy)
+  for a, b in zip(one_metrics, two_metrics):
+    assert a.keys() == b.keys()
+    for k in a:
+      np.testing.assert_allclose(b[k], a[k], rtol=1e-9, atol=1e-12, err_msg=f"{kind}: {k}")
+  for k in one_state:
+    np.testing.assert_allclose(two_state[k], one_state[k], rtol=1e-9, atol=1e-12,
+                               err_msg=f"{kind}: {k}")
+  # The step did something: the model moved.
+  fresh = _state(*_build(kind))
+  assert not np.allclose(fresh["w0"], one_state["w0"])
+  if kind == "penalty":
+    assert one_metrics[-1]["passed"] == 1.0          # the multiplier update ran too
+    assert not np.allclose(fresh["z_all"], one_state["z_all"])
+
+
+def test_penalty_hypergradient_through_the_all_reduce_equals_one_device():
+  """Second order across replicas: grad_u of f + <nu, grad_v g> + rho/2 |grad_v g|^2."""
+  batch = _batches(1)[0]
+  _, problem, method = _build("penalty")
+  problem.begin_step(batch, method)
+  expected = [g.numpy() for g in method.hypergradient(batch)]
+  strategy = _mirrored()
+  with strategy.scope():
+    _, problem2, method2 = _build("penalty")
+
+  def hyper(b):
+    problem2.begin_step(b, method2)
+    return method2.hypergradient(b)
+
+  got = tf.function(distribute.replicated(strategy, hyper))(batch)
+  for a, b in zip(expected, got):
+    np.testing.assert_allclose(np.asarray(b), a, rtol=1e-9, atol=1e-13)
+  assert np.abs(expected[0]).max() > 1e-6
+
+
+def test_unsupported_parts_and_uneven_batches_are_clear_errors():
+  strategy = _mirrored()
+  with strategy.scope():
+    model = _model()
+    problem = ExampleReweighting(model, N)
+    method = build_method("proximal", problem, _proximal_config())
+  with pytest.raises(ValueError, match="ProximalReweighting cannot run replicated"):
+    distribute.check_supported(strategy, problem, method)
+  cfg = RuleWeights.default_config()
+  cfg.rule = "random"
+  with strategy.scope():
+    rnd = RuleWeights(problem, cfg)
+  with pytest.raises(ValueError, match="RuleWeights cannot run replicated"):
+    distribute.check_supported(strategy, problem, rnd)
+  with pytest.raises(ValueError, match="cannot be split evenly over 2 replicas"):
+    distribute.split_batch({"x": np.zeros((5, 2))}, 0, 2)
+
+
+def _proximal_config():
+  from common.bilevel import ProximalReweighting
+  cfg = ProximalReweighting.default_config()
+  cfg.splits = 2
+  return cfg
+
+
+def test_strategy_config_errors():
+  cfg = distribute.default_config()
+  assert distribute.make_strategy(cfg) is None
+  cfg.strategy = "horovod"
+  with pytest.raises(ValueError, match="Unknown runner.distribute.strategy 'horovod'"):
+    distribute.make_strategy(cfg)
+  cfg = distribute.default_config()
+  cfg.cpu_devices = 2
+  with pytest.raises(ValueError, match="strategy is 'none'"):
+    distribute.make_strategy(cfg)
+  cfg.strategy = "mirrored"
+  strategy = distribute.make_strategy(cfg)       # the session already has two CPU devices
+  assert strategy.num_replicas_in_sync == 2
