@@ -240,3 +240,37 @@ def test_mixed_bfloat16_run_and_unsupported_setups_fail_fast(tmp_path):
   assert not (tmp_path / "ag").exists()
   proc = _run(TINY, f"--workdir={tmp_path / 'odd'}", "--config.batch_size=25", *MIRRORED)
   assert proc.returncode == 1 and "batch_size = 25 cannot be split evenly" in proc.stderr
+
+
+@pytest.mark.slow
+def test_two_worker_processes_multi_worker_mirrored_give_the_single_device_results(tmp_path):
+  """MultiWorkerMirroredStrategy as on two machines: two processes on localhost with the
+  usual TF_CONFIG, one CPU device each, each with its own workdir."""
+  import os
+  import socket
+  import subprocess
+  import sys
+  ports = []
+  for _ in range(2):
+    with socket.socket() as s:
+      s.bind(("localhost", 0))
+      ports.append(s.getsockname()[1])
+  cluster = {"worker": [f"localhost:{p}" for p in ports]}
+  procs = []
+  for i in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+    procs.append(subprocess.Popen(
+        [sys.executable, "importance_learning/run.py", TINY, f"--workdir={tmp_path / str(i)}",
+         "--config.runner.distribute.strategy=multi_worker_mirrored"],
+        cwd=cli.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  for p in procs:
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, out[-2000:] + err[-2000:]
+  single = _ok(_run(TINY, f"--workdir={tmp_path / 'single'}"))
+  del single
+  ref = json.loads((tmp_path / "single" / "results.json").read_text())
+  for i in range(2):
+    res = json.loads((tmp_path / str(i) / "results.json").read_text())
+    for key in ("bilevel_model_test_accuracy", "method_test_accuracy", "mean_importance_clean"):
+      assert res[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-6), (i, key)
