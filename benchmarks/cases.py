@@ -14,7 +14,6 @@ plain Python: the harness compiles it, or not, per mode), ``what`` says what one
 import dataclasses
 
 import keras
-import ml_collections
 import numpy as np
 import tensorflow as tf
 from keras import layers

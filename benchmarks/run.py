@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tqdm  # noqa: E402
 
@@ -133,8 +134,9 @@ def _case(name, model, s, batch_size=None, loop_steps=None):
 
 
 def _free():
+  """Drop the finished case's model and graphs before the next one is built."""
   gc.collect()
-  tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
+  keras.backend.clear_session()
 
 
 def section_ratios(s, bar):
