@@ -22,7 +22,7 @@ from common import models, problems
 from common.bilevel import METHODS, base, build_method
 from common.bilevel.optim import MomentumSGD
 from common.data_parameters import DataParametersTraining
-from importance_learning.problem import ImportanceProblem
+from common.problems import ImportanceProblem
 
 # The references' models and the batch size of the penalty paper's denoising experiments
 # (the importance mini-batch and the validation mini-batch are 200 each on both datasets).

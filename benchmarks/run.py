@@ -32,7 +32,7 @@ import tqdm  # noqa: E402
 
 from benchmarks import cases as caselib  # noqa: E402
 from benchmarks import harness  # noqa: E402
-from common import runner  # noqa: E402
+from common import records  # noqa: E402
 
 SECTIONS = ("ratios", "modes", "memory", "scaling")
 # The targets, as multiples of the SGD step (ratios) or of eager (speed-ups).
@@ -121,7 +121,7 @@ def environment():
   details = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
              for g in gpus]
   return {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-          "git_commit": runner.git_commit(), "python": platform.python_version(),
+          "git_commit": records.git_commit(), "python": platform.python_version(),
           "tensorflow": tf.__version__, "cpu": cpu, "cpu_cores": os.cpu_count(),
           "gpus": details, "device": ", ".join(details) if details else f"CPU ({cpu})"}
 
@@ -266,14 +266,6 @@ TABLES = {
 }
 
 
-def markdown_table(rows, columns):
-  fmt = lambda v: runner._fmt(v)  # pylint: disable=protected-access
-  lines = ["| " + " | ".join(h for _, h in columns) + " |",
-           "|" + "|".join("---" for _ in columns) + "|"]
-  lines += ["| " + " | ".join(fmt(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
-  return "\n".join(lines)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -299,18 +291,18 @@ def main(argv):
     results[section] = runners[section](s, bar)
     bar.close()
     results[f"{section}_seconds"] = float(tf.timestamp() - start)
-    print(f"\n== {section} ==\n" + runner.summary_table(results[section], TABLES[section]),
+    print(f"\n== {section} ==\n" + records.summary_table(results[section], TABLES[section]),
           flush=True)
-    runner.write_json_atomic(os.path.join(FLAGS.out_dir, "benchmark.json"), results)
+    records.write_json(os.path.join(FLAGS.out_dir, "benchmark.json"), results)
   results["targets"] = check_targets(results)
-  print("\n== targets ==\n" + runner.summary_table(results["targets"], TABLES["targets"]))
-  runner.write_json_atomic(os.path.join(FLAGS.out_dir, "benchmark.json"), results)
+  print("\n== targets ==\n" + records.summary_table(results["targets"], TABLES["targets"]))
+  records.write_json(os.path.join(FLAGS.out_dir, "benchmark.json"), results)
   md = [f"Measured on {env['device']} ({env['cpu_cores']} cores), TensorFlow "
         f"{env['tensorflow']}, commit {env['git_commit']}, {env['date']}; settings: "
         f"`{json.dumps(s)}`."]
   for section in SECTIONS + ("targets",):
     if results.get(section):
-      md.append(f"\n### {section}\n\n" + markdown_table(results[section], TABLES[section]))
+      md.append(f"\n### {section}\n\n" + records.markdown_table(results[section], TABLES[section]))
   with open(os.path.join(FLAGS.out_dir, "benchmark.md"), "w") as fh:
     fh.write("\n".join(md) + "\n")
   print(f"\nWrote {os.path.join(FLAGS.out_dir, 'benchmark.json')} and benchmark.md")

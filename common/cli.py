@@ -1,35 +1,94 @@
-"""What every family's ``run.py`` does after parsing its flags: run, report, and turn errors in
-what the user asked for into one clear line instead of a traceback."""
+"""The command line of every family: each ``run.py`` is a docstring and one call to ``main``.
 
+``main`` defines the two flags every family takes (``--config`` with its default config file,
+``--workdir``), runs the experiment the config names, prints its summary, and turns every
+mistake of the user's into one line instead of a traceback (``BILEVEL_DEBUG=1`` shows it):
+a config argument the config file rejects, a bad field, missing data, a NaN, a workdir that
+holds another run. A run stopped by ``max_steps_per_invocation`` says how to continue and
+exits 0.
+"""
+
+import importlib
+import os
+import pathlib
 import sys
 
 from absl import app
+from absl import flags
 from absl import logging
+from ml_collections import config_flags
 
-from common import config_checks
-from common import runner
-from common.data.splits import DataNotFoundError
+from common import errors
 
-# Errors whose message says what to do: printed without a traceback, exit status 1.
-USER_ERRORS = (config_checks.ConfigError, DataNotFoundError, runner.NonFiniteError,
-               runner.ConfigMismatchError)
+DEBUG_ENV = "BILEVEL_DEBUG"
+
+
+def _debug():
+  return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def run_experiment(argv, experiment, config, workdir, footer=None):
-  """``experiment.run(config, workdir)`` then print ``experiment.summary(results)``.
-
-  A run stopped by ``max_steps_per_invocation`` prints how to continue and exits 0.
-  """
+  """``experiment.run(config, workdir)`` then print ``experiment.summary(results)``."""
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
   try:
     results = experiment.run(config, workdir)
-  except runner.Interrupted as stop:
+  except errors.Interrupted as stop:
     print(stop)
     return
-  except USER_ERRORS as e:
+  except errors.USER_ERRORS as e:
+    if _debug():
+      raise
     sys.exit(f"error ({type(e).__name__}): {e}")
   print("\n" + experiment.summary(results))
   if footer:
-    print(footer)
+    print(footer.format(workdir=workdir))
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with a bad flag or config argument reported in one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    if _debug():
+      raise
+    # config_flags wraps the config file's exception with its traceback: keep the last line,
+    # which is the exception itself.
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    what = lines[0].rstrip(":")
+    cause = lines[-1] if len(lines) > 1 else ""
+    sys.exit(f"error (flags): {what}: {cause}" if cause else f"error (flags): {what}")
+
+
+def main(family, default_config, experiments, footer=None):
+  """Run ``family``'s command line.
+
+  Args:
+    family: the family's folder name (its configs are in ``<family>/configs/``; its default
+      workdir is ``runs/<family>/default``).
+    default_config: the file name of the default config in ``<family>/configs/``.
+    experiments: module names of the family's protocols, keyed by the config's ``experiment``
+      field ("default" when the config has none); each module has ``run(config, workdir)``
+      and ``summary(results)``.
+    footer: printed after the summary (``{workdir}`` is filled in).
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  configs = pathlib.Path(__file__).resolve().parents[1] / family / "configs"
+  config_flag = config_flags.DEFINE_config_file(
+      "config", str(configs / default_config),
+      "Experiment config file, with arguments after a colon, comma-separated (e.g. FILE.py:0.25"
+      ",tiny; the grammar: common/config_args.py).", lock_config=True)
+  workdir_flag = flags.DEFINE_string("workdir", f"runs/{family}/default",
+                                     "Output folder; re-running with the same folder resumes.")
+
+  def run(argv):
+    config = config_flag.value
+    name = config.get("experiment", "default")
+    if name not in experiments:
+      sys.exit(f"error (ConfigError): unknown experiment {name!r}; choose one of "
+               f"{sorted(experiments)}.")
+    experiment = importlib.import_module(experiments[name])
+    run_experiment(argv, experiment, config, workdir_flag.value, footer)
+
+  app.run(run, flags_parser=_parse_flags)

@@ -1,14 +1,11 @@
-"""Config validation shared by the experiment families: one error type, one wrapper, and the
-checks of the data fields every family has."""
+"""Config validation shared by the experiment families: one wrapper, and the checks of the data
+fields every family has. The error type lives in ``common/errors.py``."""
 
 from common import data as datalib
 from common import models
 from common.data import augment as augmentlib
 from common.data import noise as noiselib
-
-
-class ConfigError(ValueError):
-  """The config asks for something that does not exist or cannot work."""
+from common.errors import ConfigError
 
 
 def validated(check, config):

@@ -223,11 +223,11 @@ def local_gradients(tape, target, sources, unconnected_gradients=tf.UnconnectedG
   return _seeded_gradient(tape, target, sources, share, unconnected_gradients)
 
 
-def loop(n):
-  """Iterations of a method's inner loop: ``tf.range`` on one device; a Python range when
-  replicated, because MirroredStrategy's all-reduce on CPU (a merge_call) cannot sit inside a
-  graph while-loop. The replicated graph is then unrolled ``n`` times."""
-  return tf.range(n) if _context() is None else range(n)
+def loop(*args):
+  """Iterations of a method's inner loop (``range``'s arguments): ``tf.range`` on one device;
+  a Python range when replicated, because MirroredStrategy's all-reduce on CPU (a merge_call)
+  cannot sit inside a graph while-loop. The replicated graph is then unrolled."""
+  return tf.range(*args) if _context() is None else range(*[int(a) for a in args])
 
 
 # -- the replicated step ---------------------------------------------------------------------

@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
+from common import records  # noqa: E402  pylint: disable=wrong-import-position
+
 
 def epoch_curves(metrics_path, key="test_accuracy"):
   """{phase: (epoch_end_steps, values)} of ``key`` from a run's metrics.jsonl."""
@@ -42,7 +44,7 @@ def importance_figure(path, importances, corrupted, curves, title=""):
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  records.save_figure(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -78,7 +80,7 @@ def trial_curves_grid(path, grid, rows, cols, x, y, row_label="{}", title=""):
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  records.save_figure(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -107,7 +109,7 @@ def mean_curves_panels(path, panels, x, y, title=""):
   if title:
     fig.suptitle(title)
   fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
-  fig.savefig(path, dpi=100)
+  records.save_figure(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -123,7 +125,7 @@ def sweep_errorbars(path, xs, series, xlabel, ylabel, title=""):
   if title:
     ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  records.save_figure(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -156,5 +158,5 @@ def data_parameter_figure(path, snapshots, learn_class, learn_inst, title=""):
   if title:
     fig.suptitle(title + " (bands: 5-95% and 25-75%)")
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  records.save_figure(fig, path, dpi=110)
   plt.close(fig)

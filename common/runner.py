@@ -17,9 +17,7 @@ the step at which it appeared; the checkpoint on disk stays the last good one.
 import contextlib
 import json
 import math
-import os
 import pathlib
-import subprocess
 import sys
 import time
 
@@ -30,7 +28,8 @@ import tqdm
 
 from common import distribute
 from common import precision
-from common.config_checks import ConfigError
+from common import records
+from common.errors import ConfigError, Interrupted, NonFiniteError
 
 
 def default_config():
@@ -51,6 +50,15 @@ def default_config():
       "precision": "float32",
       "loss_scale": 1024.0,
   })
+
+
+def shrink_for_tiny(config, checkpoint_every=2):
+  """A ``runner`` block for smoke runs (``tiny``): no progress bar, every step logged, and a
+  checkpoint every ``checkpoint_every`` steps (None: unchanged)."""
+  config.progress_bar = False
+  config.log_every = 1
+  if checkpoint_every is not None:
+    config.checkpoint_every = checkpoint_every
 
 
 class Setup:
@@ -126,69 +134,6 @@ def _requested(config):
   return asked
 
 
-class NonFiniteError(FloatingPointError):
-  """A metric became NaN or Inf; the message says where and which checkpoint is kept."""
-
-
-class Interrupted(Exception):
-  """The run stopped at ``max_steps_per_invocation``; its checkpoint is saved."""
-
-
-class ConfigMismatchError(ValueError):
-  """The workdir holds a run made with another config."""
-
-
-def git_commit():
-  here = pathlib.Path(__file__).resolve().parent
-  try:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                         timeout=10, check=True)
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
-                           text=True, timeout=10).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "")
-  except (OSError, subprocess.SubprocessError):
-    return "unknown"
-
-
-def write_json_atomic(path, obj):
-  path = pathlib.Path(path)
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-  os.replace(tmp, path)
-
-
-def _json_default(x):
-  if isinstance(x, (np.integer,)):
-    return int(x)
-  if isinstance(x, (np.floating,)):
-    return float(x)
-  if isinstance(x, np.ndarray):
-    return x.tolist()
-  raise TypeError(f"not JSON serialisable: {type(x)}")
-
-
-def check_or_write_config(workdir, run_config, ignore=("runner",)):
-  """Save ``run_config`` as workdir/config.json, or check it against the one saved there.
-
-  Fields in ``ignore`` (runner settings: progress bar, checkpoint frequency, ...) may change
-  between invocations of one run; everything else defines the run, and a difference is a
-  ``ConfigMismatchError`` raised before anything is written.
-  """
-  path = pathlib.Path(workdir) / "config.json"
-  current = json.loads(run_config.to_json_best_effort())
-  strip = lambda d: {k: v for k, v in d.items() if k not in ignore}
-  if path.exists():
-    saved = json.loads(path.read_text())
-    if strip(saved) != strip(current):
-      diff = sorted(k for k in set(saved) | set(current)
-                    if k not in ignore and saved.get(k) != current.get(k))
-      raise ConfigMismatchError(
-          f"{workdir} holds a run made with a different config (top-level fields that "
-          f"differ: {diff}). Use another --workdir, or delete this one to start over.")
-  else:
-    write_json_atomic(path, current)
-
-
 class Runner:
   """Runs named phases with checkpoint/resume, logging and a NaN guard.
 
@@ -234,7 +179,7 @@ class Runner:
   # -- set-up helpers ----------------------------------------------------------------------
 
   def _check_config(self, run_config):
-    check_or_write_config(self.workdir, run_config)
+    records.check_or_write_config(self.workdir, run_config)
 
   def _truncate_metrics(self, done):
     """Drop records logged after the checkpoint we resume from (they will be logged again)."""
@@ -245,9 +190,7 @@ class Runner:
       rec = json.loads(line)
       if rec.get("step", 0) <= done.get(rec.get("phase"), 0):
         kept.append(line)
-    tmp = self.metrics_path.with_suffix(".tmp")
-    tmp.write_text("".join(k + "\n" for k in kept))
-    os.replace(tmp, self.metrics_path)
+    records.write_text(self.metrics_path, "".join(k + "\n" for k in kept))
 
   def steps_done(self, phase):
     return int(self.progress[phase].numpy())
@@ -266,7 +209,7 @@ class Runner:
     rec = {"phase": phase, "step": int(step), "kind": kind, "time": time.time()}
     rec.update({k: _to_python(v) for k, v in metrics.items()})
     with self.metrics_path.open("a") as fh:
-      fh.write(json.dumps(rec, default=_json_default) + "\n")
+      fh.write(json.dumps(rec, default=records.json_default) + "\n")
     with self.writer.as_default():
       for k, v in metrics.items():
         v = _to_python(v)
@@ -323,7 +266,7 @@ class Runner:
           # Print about ten epoch lines per phase; every epoch is in metrics.jsonl.
           if epoch_metrics and (epoch % max(1, num_epochs // 10) == 0 or epoch == num_epochs):
             bar.write(f"[{name}] epoch {epoch}/{num_epochs}: " + ", ".join(
-                f"{k}={_fmt(v)}" for k, v in epoch_metrics.items()))
+                f"{k}={records.fmt(v)}" for k, v in epoch_metrics.items()))
         if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == num_steps:
           self.manager.save(checkpoint_number=self._checkpoint_number())
           last_saved = step + 1
@@ -353,9 +296,9 @@ class Runner:
 
   def write_results(self, results):
     results = dict(results)
-    results.setdefault("git_commit", git_commit())
+    results.setdefault("git_commit", records.git_commit())
     results.setdefault("phase_seconds_this_invocation", self.phase_seconds)
-    write_json_atomic(self.workdir / "results.json", results)
+    records.write_json(self.workdir / "results.json", results)
     self.log(f"Results written to {self.workdir / 'results.json'}")
 
 
@@ -428,21 +371,3 @@ def _to_python(v):
     v = np.asarray(v)
     return v.item() if v.size == 1 else v.tolist()
   return v
-
-
-def _fmt(v):
-  if v is None:
-    return "-"
-  if not isinstance(v, float):
-    return str(v)
-  # Four decimals for accuracies and the like; significant digits for tiny errors.
-  return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e5 else f"{v:.4g}"
-
-
-def summary_table(rows, columns):
-  """A fixed-width text table: ``rows`` is a list of dicts, ``columns`` (key, header) pairs."""
-  cells = [[h for _, h in columns]] + [[_fmt(r.get(k, "")) for k, _ in columns] for r in rows]
-  widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-  lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-  lines.insert(1, "  ".join("-" * w for w in widths))
-  return "\n".join(lines)

@@ -34,6 +34,7 @@ from common import metrics as metriclib
 from common import models
 from common import plots
 from common import runner as runnerlib
+from common import records
 from common.data import augment as augmentlib
 from common.data import imagefolder
 from common.data import noise as noiselib
@@ -44,9 +45,6 @@ PHASES = ("baseline", "data_parameters")
 # Datasets streamed from image folders (training/ and validation/ under data_dir) rather than
 # loaded by ``common.data.load``; their augmentation is the ImageNet one (imagefolder.py).
 FOLDER_DATASETS = ("imagenet",)
-
-
-ConfigError = config_checks.ConfigError
 
 
 def validate(config):
@@ -265,9 +263,9 @@ def run(config, workdir, log=print):
         else None
     results["inst_sigma_roc_auc"] = metriclib.roc_auc(corrupted, inst) \
         if 0 < corrupted.sum() < n else None
-    np.save(run_.workdir / "sigmas_instance.npy", inst)
+    records.save_npy(run_.workdir / "sigmas_instance.npy", inst)
   if dp.learn_class_parameters:
-    np.save(run_.workdir / "sigmas_class.npy", cls)
+    records.save_npy(run_.workdir / "sigmas_class.npy", cls)
   snaps = [json.loads(line) for line in snapshots_path.open()] if snapshots_path.exists() else []
   plots.data_parameter_figure(run_.workdir / "data_parameters.png", snaps,
                               learn_class=dp.learn_class_parameters,
@@ -284,9 +282,7 @@ def _append_snapshot(path, snap):
   if path.exists():
     lines = [l for l in path.read_text().splitlines() if json.loads(l)["epoch"] < snap["epoch"]]
   lines.append(json.dumps(snap))
-  tmp = path.with_suffix(".tmp")
-  tmp.write_text("\n".join(lines) + "\n")
-  tmp.replace(path)
+  records.write_text(path, "\n".join(lines) + "\n")
 
 
 def summary(results):
@@ -304,7 +300,7 @@ def summary(results):
     columns.append(("top5", "top-5 (final)"))
   if e > 0:
     columns.append(("at", f"at epoch {e}"))
-  out = runnerlib.summary_table(rows, columns)
+  out = records.summary_table(rows, columns)
   if results.get("inst_sigma_roc_auc") is not None:
     out += (f"\n\ninstance sigma: corrupted points {results['inst_sigma_corrupted_mean']:.4f}, "
             f"clean points {results['inst_sigma_clean_mean']:.4f} (mean); ROC AUC of sigma as "

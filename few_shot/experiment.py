@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 from common import bilevel  # noqa: E402
 from common import config_checks  # noqa: E402
 from common import runner as runnerlib  # noqa: E402
+from common import records
 from common.data import episodes as episodelib  # noqa: E402
 from common.data import miniimagenet, omniglot  # noqa: E402
 from few_shot import models  # noqa: E402
@@ -36,8 +37,6 @@ PHASE = "meta_train"
 DATASETS = ("omniglot", "miniimagenet")
 OMNIGLOT_SOURCES = ("files", "npz", "tfds")
 CI_Z = 1.96
-
-ConfigError = config_checks.ConfigError
 
 
 def validate(config):
@@ -170,7 +169,7 @@ def run(config, workdir, log=print):
     curves = _eval_curve(run_.metrics_path)
   accs = last["accs"]
   mean, ci = _ci(accs)
-  np.save(run_.workdir / "task_accuracies.npy", accs)
+  records.save_npy(run_.workdir / "task_accuracies.npy", accs)
   _figure(run_.workdir / "accuracy.png", curves,
           f"{config.dataset} {n}-way {k}-shot, {config.method}")
   results = {"dataset": config.dataset, "ways": n, "shots": k, "queries": q, "meta_batch": m,
@@ -204,7 +203,7 @@ def _figure(path, curves, title):
   ax.set_title(title)
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  records.save_figure(fig, path, dpi=120)
   plt.close(fig)
 
 
@@ -213,7 +212,7 @@ def summary(results):
   rows = [{"what": f"{results['method']}, {results['meta_iterations']} meta-iterations",
            "acc": f"{results['test_accuracy']:.4f} +- {results['test_accuracy_ci95']:.4f}",
            "tasks": results["eval_tasks"]}]
-  out = runnerlib.summary_table(rows, [("what", "run"), ("acc", "meta-test accuracy (95% CI)"),
+  out = records.summary_table(rows, [("what", "run"), ("acc", "meta-test accuracy (95% CI)"),
                                        ("tasks", "test tasks")])
   if paper:
     out += f"\n\npaper (penalty method): {paper}"

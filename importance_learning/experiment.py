@@ -27,15 +27,16 @@ from common import metrics as metriclib
 from common import models
 from common import plots
 from common import runner as runnerlib
+from common import records
+from common.errors import ConfigError
 from common.data import augment as augmentlib
 from common.data import noise as noiselib
 from common.data.batching import Batcher, evaluable
 from common.data.sampling import ClassMatchedSampler
 from common.problems import Classification, ExampleReweighting
-from importance_learning.problem import ImportanceProblem
+from common.problems import ImportanceProblem
 
 PHASES = ("baseline", "pretrain", "bilevel", "retrain")
-ConfigError = config_checks.ConfigError
 
 
 def validate(config):
@@ -46,30 +47,20 @@ def validate(config):
 def _validate(config):
   config_checks.check_data_and_model(config)
   method = bilevel.get_method(config.method)
-  if not (method.needs_outer_variables or _reweights(method)):
-    usable = sorted(n for n, m in bilevel.METHODS.items()
-                    if m.needs_outer_variables or _reweights(m))
+  usable = sorted(n for n, m in bilevel.METHODS.items()
+                  if (m.needs_outer_variables or m.learns_example_weights) and n in config)
+  if not (method.needs_outer_variables or method.learns_example_weights):
     raise ValueError(f"method {config.method!r} learns no importances (the plain baseline runs "
                      f"in every experiment anyway); choose one of {usable}.")
   if config.method not in config:
-    raise ValueError(f"the config has no block '{config.method}' for method {config.method!r}.")
+    raise ValueError(f"the config has no block '{config.method}' for method {config.method!r}; "
+                     f"methods with a block in this config: {usable}.")
   a_lo, a_hi = config.importance_init.a_lo, config.importance_init.a_hi
   if not (0.0 < a_lo < 1.0 and 0.0 < a_hi < 1.0):
     raise ValueError(f"importance_init a_lo and a_hi must lie in (0, 1), got {a_lo}, {a_hi}.")
   for key in ("batch_size", "val_batch_size", "epochs"):
     if int(config[key]) < 1:
       raise ValueError(f"{key} must be >= 1, got {config[key]}.")
-
-
-def _reweights(method_class):
-  """Methods that compute example weights afresh at every step (L2RW) rather than learning
-  importances as outer variables."""
-  return getattr(method_class, "learns_example_weights", False)
-
-
-def _uses_clean_batches(method_class):
-  """Proximal reweighting validates on a split of each (noisy) batch, not on clean data."""
-  return getattr(method_class, "uses_clean_batches", True)
 
 
 def _num_steps(config, steps_per_epoch):
@@ -117,8 +108,8 @@ def run(config, workdir, log=print):
   build = lambda: models.build(config.model, shape, ds.num_classes)
   method_class = bilevel.get_method(config.method)
   method_cfg = config[config.method]
-  reweighting = _reweights(method_class)
-  if reweighting and _uses_clean_batches(method_class) and len(ds.x_val) == 0:
+  reweighting = method_class.learns_example_weights
+  if reweighting and method_class.uses_clean_batches and len(ds.x_val) == 0:
     raise ConfigError(f"method {config.method!r} needs clean validation batches, but split "
                       f"{ds.info['split']!r} holds no validation images; choose another split.")
 
@@ -195,7 +186,7 @@ def run(config, workdir, log=print):
   # 3. Bilevel importance learning.
   train_b = Batcher(ds.x_train, y_noisy, config.batch_size, config.seed, "bilevel_train",
                      augment, transform)
-  if _uses_clean_batches(method_class):
+  if method_class.uses_clean_batches:
     val_b = Batcher(ds.x_val, ds.y_val, config.val_batch_size, config.seed, "bilevel_val",
                      augment, transform)
     batch_fn = lambda s: {"train": train_b.epoch_batch(s), "val": val_b.random_batch(s)}
@@ -264,7 +255,7 @@ def run(config, workdir, log=print):
                                                 results["bilevel_model_test_accuracy"])
   results["wall_seconds_this_invocation"] = time.time() - t_start
   # Learned importances, or for per-step reweighting the last weight x batch size per point.
-  np.save(run_.workdir / "importances.npy", a)
+  records.save_npy(run_.workdir / "importances.npy", a)
   plots.importance_figure(
       run_.workdir / "importances.png", a, corrupted,
       plots.epoch_curves(run_.metrics_path),
@@ -285,7 +276,7 @@ def summary(results):
   if "retrained_test_accuracy" in results:
     rows.append({"what": f"{results['method']} (retrained on a > threshold)",
                  "acc": results["retrained_test_accuracy"]})
-  table = runnerlib.summary_table(rows, [("what", "model"), ("acc", "test accuracy")])
+  table = records.summary_table(rows, [("what", "model"), ("acc", "test accuracy")])
   flag = f"weight <= {results['detection_threshold']:g}"
   return (f"{table}\n\nnoisy-point detection ({flag} flags a point): precision "
           f"{det['precision']:.4f}, recall {det['recall']:.4f}, ROC AUC {det['roc_auc']:.4f} "

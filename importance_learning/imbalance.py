@@ -38,6 +38,8 @@ from common import metrics as metriclib
 from common import models
 from common import plots
 from common import runner as runnerlib
+from common import records
+from common.errors import ConfigError
 from common.data import imbalance as imbalancelib
 from common.data import mnist as mnistlib
 from common.problems import ExampleReweighting
@@ -45,9 +47,6 @@ from common.problems import ExampleReweighting
 METHODS = ("l2rw", "plain", "class_ratio", "random")
 _RULES = {"plain": "uniform", "class_ratio": "class_ratio", "random": "random"}
 SWEEP_FIELDS = ("proportions", "methods", "num_seeds")
-
-
-ConfigError = config_checks.ConfigError
 
 
 def seeds(num_seeds):
@@ -181,7 +180,7 @@ def run_one(config, workdir, pools, proportion, method, seed, log=print):
   results = {"proportion": proportion, "method": method, "seed": seed, "steps": steps,
              "counts": d.counts, "test_accuracy": test_acc()}
   if method == "l2rw":
-    np.save(workdir / "weights.npy", w)
+    records.save_npy(workdir / "weights.npy", w)
     results["mean_weight_4"] = float(w[d.y_train == 0].mean())
     results["mean_weight_9"] = float(w[d.y_train == 1].mean())
   run_.write_results(results)
@@ -241,8 +240,8 @@ def run(config, workdir, log=print):
   results = {"experiment": "imbalance", "note": note, "table": table, "runs": records,
              "wall_seconds_this_invocation": time.time() - t_start,
              "git_commit": runnerlib.git_commit()}
-  runnerlib.write_json_atomic(workdir / "results.json", results)
-  (workdir / "results.md").write_text(
+  records.write_json(workdir / "results.json", results)
+  records.write_text(workdir / "results.md",
       f"# MNIST 4-vs-9 imbalance\n\n{note}\n\n" + markdown(table, list(imb.methods)))
   plots.sweep_errorbars(
       workdir / "accuracy_vs_proportion.png", [float(p) for p in table],

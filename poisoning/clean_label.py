@@ -20,8 +20,6 @@ the cached features, metrics.jsonl, TensorBoard, checkpoints; a re-run resumes.
 """
 
 import json
-import os
-import pathlib
 import time
 
 import keras
@@ -31,6 +29,7 @@ import tensorflow as tf
 from common import bilevel
 from common import data as datalib
 from common import runner as runnerlib
+from common import records
 from common.data import dogfish as dogfishlib
 from common.data.batching import Batcher
 from common.problems import Classification
@@ -129,12 +128,6 @@ def _snapshot(*modules):
 def _restore(snapshot):
   for var, value in snapshot:
     var.assign(value)
-
-
-def _atomic_savez(path, **arrays):
-  tmp = path.with_name(path.name + ".tmp.npz")
-  np.savez_compressed(tmp, **arrays)
-  os.replace(tmp, path)
 
 
 def run(config, workdir, log=print):
@@ -262,7 +255,7 @@ def run(config, workdir, log=print):
                "feature_distance_poison": float(np.linalg.norm(rep.numpy()[0] - f_test[t])),
                "pixel_l2_change": float(np.linalg.norm(poison[0] - data.x_train[b])),
                "pretrained_test_accuracy": pretrained_accuracy}
-    _atomic_savez(result_path, target=data.x_test[t], base=data.x_train[b], poison=poison[0],
+    records.save_npz(result_path, compressed=True, target=data.x_test[t], base=data.x_train[b], poison=poison[0],
                   outcome=json.dumps(outcome))
     outcomes.append(outcome)
     found = sum(o["success"] for o in outcomes)
@@ -298,6 +291,6 @@ def summary(results):
                    f"{results['extractor']}",
            "found": f"{results['found']} out of {results['targets']}",
            "rate": results["success_rate"]}]
-  return runnerlib.summary_table(rows, [("what", "clean-label attack"),
+  return records.summary_table(rows, [("what", "clean-label attack"),
                                         ("found", "targets misclassified"),
                                         ("rate", "success rate")])

@@ -26,6 +26,7 @@ from common import bilevel
 from common import config_checks
 from common import models
 from common import runner as runnerlib
+from common import records
 from common.problems import cross_entropy
 from poisoning import baselines as baselinelib
 from poisoning import data as datalib
@@ -34,7 +35,6 @@ from poisoning.problem import AugmentationPoisoning, PoisonedTraining
 
 ATTACKS = ("untargeted", "targeted", "clean_label")
 TEST_SETS = ("train_pool", "official")
-ConfigError = config_checks.ConfigError
 
 
 def names(spec):
@@ -232,9 +232,9 @@ def run(config, workdir, log=print):
       run_.record(f"retrain_{name}", config.retrain_steps,
                   {k: v for k, v in row.items() if k != "poisons"}, kind="epoch")
     rows.append(row)
-    np.save(run_.workdir / f"poisons_{name}.npy", poisons[name])
-  np.save(run_.workdir / "poison_start.npy", data.x_poison)
-  np.save(run_.workdir / "poison_labels.npy", data.y_poison)
+    records.save_npy(run_.workdir / f"poisons_{name}.npy", poisons[name])
+  records.save_npy(run_.workdir / "poison_start.npy", data.x_poison)
+  records.save_npy(run_.workdir / "poison_labels.npy", data.y_poison)
 
   plots.poison_grid(run_.workdir / "poison_grid.png", data.x_poison,
                     data.y_train[data.poison_source], data.y_poison,
@@ -276,7 +276,7 @@ def summary(results):
              ("val_loss", "val loss"), ("mean_l2_change", "mean L2 change")]
   if not untargeted:
     columns.insert(2, ("overall_accuracy", "overall test acc"))
-  out = runnerlib.summary_table(results["rows"], columns)
+  out = records.summary_table(results["rows"], columns)
   n = results["num_poisons"]
   if untargeted:
     out += (f"\n\n{n} poisons added to {results['data']['train']} training images; test "

@@ -20,8 +20,9 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from common import records
 from common import models
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -182,12 +183,7 @@ def cached_features(path, extractor, x, batch_size=100, desc="features", progres
       logging.warning("Feature cache %s holds shape %s but there are %d images; computing "
                       "the features again.", path, cached.shape, len(x))
   features = extract_features(extractor, x, batch_size=batch_size, desc=desc, progress=progress)
-  directory = os.path.dirname(path)
-  if directory:
-    os.makedirs(directory, exist_ok=True)
-  tmp = path + ".tmp.npy"
-  np.save(tmp, features)
-  os.replace(tmp, path)
+  records.save_npy(path, features)
   return features
 
 

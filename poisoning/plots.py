@@ -6,6 +6,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
+from common import records  # noqa: E402  pylint: disable=wrong-import-position
+
 
 def _show(ax, image, low=None, high=None):
   image = np.asarray(image, np.float32)
@@ -40,7 +42,7 @@ def poison_grid(path, start, true_labels, poison_labels, rows, columns=10, title
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  records.save_figure(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -59,5 +61,5 @@ def clean_label_grid(path, triples, low, high, title=""):
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  records.save_figure(fig, path, dpi=100)
   plt.close(fig)

@@ -10,30 +10,13 @@
 Re-running the same command resumes from --workdir.
 """
 
-import os
 import pathlib
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The library's root on the path (until the project is installed as a package).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
 from common import cli  # noqa: E402
-from poisoning import experiment  # noqa: E402
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(pathlib.Path(__file__).parent / "configs" / "mnist_untargeted.py"),
-    "Experiment config file (append :tiny for a seconds-long smoke run).", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", "runs/poisoning/default",
-                               "Output folder; re-running with the same folder resumes.")
-
-
-def main(argv):
-  cli.run_experiment(argv, experiment, _CONFIG.value, _WORKDIR.value)
-
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.main("poisoning", "mnist_untargeted.py", {"default": "poisoning.experiment"})

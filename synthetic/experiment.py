@@ -25,14 +25,12 @@ import tensorflow as tf
 import tqdm
 
 from common import bilevel
-from common import config_checks
 from common.bilevel import base as bilevel_base
 from common import plots
 from common import runner as runnerlib
+from common import records
+from common.errors import ConfigError
 from synthetic.problems import PROBLEMS
-
-
-ConfigError = config_checks.ConfigError
 
 
 def validate(config):
@@ -113,13 +111,6 @@ def run_one(config, problem_name, method_name, T, progress=None):
       out[key] = np.stack([t[key] for t in trials])
   out["tracing_count"] = np.asarray(loop.tracing_count)
   return out
-
-
-def save_npz_atomic(path, arrays):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.stem + ".tmp.npz")
-  np.savez(tmp, **arrays)
-  tmp.replace(path)
 
 
 def summarise(config, curves):
@@ -207,7 +198,7 @@ def run(config, workdir, log=print):
         bar.set_postfix(error=f"{trial_curves['error'][-1]:.3g}", refresh=False)
 
       c = run_one(config, p, m, T, progress)
-      save_npz_atomic(path, c)
+      records.save_npz(path, **c)
       curves[(p, m, T)] = c
       bar.write(f"{p} {m} T={T}: final error {c['error'][:, -1].mean():.3g} "
                 f"(+- {c['error'][:, -1].std():.2g}), "
@@ -217,14 +208,14 @@ def run(config, workdir, log=print):
   if skipped:
     log(f"{skipped} of {len(runs)} (problem, method, T) runs were already in {workdir}/curves.")
   rows = summarise(config, curves)
-  (workdir / "results.md").write_text(markdown_table(rows, config.success_error))
+  records.write_text(workdir / "results.md", markdown_table(rows, config.success_error))
   figures(config, curves, workdir / "figures")
   results = {"rows": rows, "iterations": int(config.iterations), "git_commit":
              runnerlib.git_commit(), "wall_seconds_this_invocation": time.time() - t_start,
              "device": tf.config.list_logical_devices()[0].device_type}
-  runnerlib.write_json_atomic(workdir / "results.json", results)
+  records.write_json(workdir / "results.json", results)
   return results
 
 
 def summary(results):
-  return runnerlib.summary_table(results["rows"], TABLE_COLUMNS)
+  return records.summary_table(results["rows"], TABLE_COLUMNS)

@@ -71,6 +71,8 @@ class Regression(BilevelProblem):
     self.outer_variables = []
     self.inner_variables = [self.theta]
     self.batch_size = n
+    self.outliers = outliers
+    self.train_key = "train"      # where fixed-rule weights read a batch's labels
     self._X, self._y, self._Xc, self._yc = (tf.constant(a, dtype) for a in
                                             (self.X, self.y, self.Xc, self.yc))
 

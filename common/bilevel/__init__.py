@@ -14,16 +14,20 @@ from common.bilevel.penalty import Penalty
 from common.bilevel.plain import Plain
 from common.bilevel.proximal import ProximalReweighting
 from common.bilevel.rmd import RMD
-from common.bilevel.rule_weights import RuleWeights
+from common.bilevel.rule_weights import (ClassRatioWeights, RandomWeights, RuleWeights,
+                                           UniformWeights)
 
 METHODS = {
     "approxgrad": ApproxGrad,
+    "class_ratio": ClassRatioWeights,
     "gd": GD,
     "l2rw": L2RW,
     "penalty": Penalty,
     "plain": Plain,
     "proximal": ProximalReweighting,
+    "random": RandomWeights,
     "rmd": RMD,
+    "uniform": UniformWeights,
 }
 
 
@@ -40,6 +44,14 @@ def build_method(name, problem, config):
   return get_method(name)(problem, config)
 
 
-__all__ = ["ApproxGrad", "BilevelProblem", "GD", "L2RW", "METHODS", "Method", "Penalty", "Plain",
-           "ProximalReweighting", "RMD", "RuleWeights", "build_method", "combined_step",
-           "get_method"]
+__all__ = ["ApproxGrad", "BilevelProblem", "ClassRatioWeights", "GD", "L2RW", "METHODS", "Method",
+           "Penalty", "Plain", "ProximalReweighting", "RMD", "RandomWeights", "RuleWeights",
+           "UniformWeights", "build_method", "combined_step", "get_method",
+           "shrink_for_tiny"]
+
+
+def shrink_for_tiny(config):
+  """Let every method whose block is in ``config`` shrink it for a smoke run (``tiny``)."""
+  for name, method in METHODS.items():
+    if name in config:
+      method.shrink_for_tiny(config[name])

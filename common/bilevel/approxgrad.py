@@ -27,8 +27,12 @@ from common.bilevel.optim import Adam
 
 class ApproxGrad(base.Method):
 
-  name_in_registry = "approxgrad"
   needs_outer_variables = True
+
+  @staticmethod
+  def shrink_for_tiny(config):
+    config.inner_steps = 2
+    config.p_steps = 2
 
   @staticmethod
   def default_config():
@@ -65,8 +69,8 @@ class ApproxGrad(base.Method):
     with tf.GradientTape() as tape:
       tape.watch(v)
       value = cost(u, v, batch)
-    return value, base.checked_gradients(tape.gradient(value, v), self.problem.inner_variables,
-                                         f"grad_v {cost.__name__}")
+    return value, base.gradients(tape, value, v, f"grad_v {cost.__name__}",
+                                 self.problem.inner_variables)
 
   def residual_and_grad(self, batch, grad_v_f=None):
     """R(p) and grad_p R at the current (u, v, p)."""
@@ -81,10 +85,10 @@ class ApproxGrad(base.Method):
         tape_v.watch(v)
         _, grad_v_g = self._grad_v(problem.inner_cost, u, v, batch)
         gp = base.inner_product(grad_v_g, p)
-      hp = tape_v.gradient(gp, v)
+      hp = base.gradients(tape_v, gp, v)
       r = [h + self.config.sigma * q - gf for h, q, gf in zip(hp, p, grad_v_f)]
       residual = base.sum_of_squares(r)
-    return residual, tape_p.gradient(residual, p)
+    return residual, base.gradients(tape_p, residual, p)
 
   def hypergradient(self, batch):
     """grad_u f - (d2g/du dv) p at the current (u, v), p held constant."""
@@ -99,8 +103,8 @@ class ApproxGrad(base.Method):
         first = list(problem.inner_groups[0])
         grad_v_g, p = [grad_v_g[i] for i in first], [p[i] for i in first]
       f_tilde = f - base.inner_product(grad_v_g, p)
-    return base.checked_gradients(tape_u.gradient(f_tilde, u), problem.outer_variables,
-                                  "grad_u (f - <grad_v g, p>)")
+    return base.gradients(tape_u, f_tilde, u, "grad_u (f - <grad_v g, p>)",
+                          problem.outer_variables)
 
   def outer_state_variables(self, index):
     return self.opt_u.slots(index)
@@ -113,13 +117,13 @@ class ApproxGrad(base.Method):
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
     # u is constant in the v-steps and the p-steps.
     fixed = problem.fix_outer(base.values(u_vars), batch)
-    for _ in tf.range(int(cfg.inner_steps)):
+    for _ in base.loop(int(cfg.inner_steps)):
       _, grad = self._grad_v(problem.inner_cost, base.values(u_vars), base.values(v_vars), fixed)
       self.opt_v.apply(grad, v_vars)
       base.assign_projected(v_vars, problem.project_inner)
     u, v = base.values(u_vars), base.values(v_vars)
     f, grad_v_f = self._grad_v(problem.outer_cost, u, v, fixed)
-    for _ in tf.range(int(cfg.p_steps)):
+    for _ in base.loop(int(cfg.p_steps)):
       _, grad_p = self.residual_and_grad(fixed, grad_v_f)
       self.opt_p.apply(grad_p, self.p)
     residual, _ = self.residual_and_grad(fixed, grad_v_f)

@@ -70,18 +70,34 @@ class BilevelProblem(tf.Module):
 class Method(tf.Module):
   """Base class of a bilevel method: owns its state as variables, exposes one ``step``.
 
-  A subclass sets ``name_in_registry`` and ``needs_outer_variables``, implements
-  ``default_config()`` (a staticmethod returning its ``ml_collections.ConfigDict``),
-  ``__init__(problem, config)`` and ``step(batch) -> dict of scalar tensors``. It may expose
-  ``hypergradient(batch)``: its estimate of d f(u, v*(u)) / du at the current state, which the
-  shared test suite checks against closed forms and finite differences.
+  A subclass implements ``default_config()`` (a staticmethod returning its
+  ``ml_collections.ConfigDict``), ``__init__(problem, config)`` and
+  ``step(batch) -> dict of scalar tensors``, and overrides the capability attributes below that
+  differ from the defaults; families and the runner read them, never probe with ``getattr``.
+  Every gradient goes through ``gradients`` and every inner loop through ``loop`` (below), so
+  data-parallel replication and the float16 loss scale hold for every method. A method may
+  expose ``hypergradient(batch)``: its estimate of d f(u, v*(u)) / du at the current state,
+  which the shared test suite checks against closed forms and finite differences.
   """
 
-  name_in_registry = None
+  # -- capabilities ------------------------------------------------------------------------
+  # Optimises the problem's outer variables u (importances, poisons, an encoder); False for
+  # single-level training and for methods that compute example weights per step instead.
   needs_outer_variables = True
-  # True when every gradient goes through ``distribute.gradients`` and every loop through
-  # ``distribute.loop`` (see common/distribute.py), so a replicated step equals one device's.
+  # Computes per-step example weights for a reweighting problem (``self.weights``, the rows of
+  # the last batch; ``self.weights_valid`` may mark rows that carry none).
+  learns_example_weights = False
+  # A reweighting method that reads a clean validation batch every step (False: it validates
+  # on part of the noisy batch itself, as proximal reweighting does).
+  uses_clean_batches = True
+  # Its step, replicated over devices (common/distribute.py), equals the one-device step.
   supports_replication = False
+
+  @staticmethod
+  def shrink_for_tiny(config):
+    """Shrink this method's config block in place for a seconds-long smoke run (``tiny``):
+    the loop lengths, never the maths. Default: nothing to shrink."""
+    del config
 
   def outer_state_variables(self, index):
     """Optimiser state shaped like outer variable ``index`` (per-example state swaps it)."""
@@ -124,7 +140,7 @@ def weighted_loss_step(problem, opt, weights, batch):
     # ``weights`` holds this replica's rows (all rows on one device); the sum is global.
     weighted = distribute.sum_across(tf.reduce_sum(weights * losses))
     total = weighted + problem.weight_decay(v)
-  grads = checked_gradients(distribute.gradients(tape, total, v), v_vars, "the weighted loss")
+  grads = gradients(tape, total, v, "the weighted loss", v_vars)
   return weighted, distribute.mean(losses), opt.apply(grads, v_vars)
 
 
@@ -164,6 +180,35 @@ def sum_of_squares(tensors):
 
 def inner_product(xs, ys):
   return tf.add_n([tf.reduce_sum(x * y) for x, y in zip(xs, ys)])
+
+
+def gradients(tape, target, sources, what=None, variables=None, zero_unconnected=False):
+  """d target / d sources: the one place every method takes a gradient.
+
+  It goes through ``distribute.gradients``, so a replicated step sums the replicas' shares and
+  a float16 step is taken under the loss scale (on one device without scaling it is exactly
+  ``tape.gradient``). With ``what`` (a name for the error), a missing gradient is an error that
+  names ``variables`` (default: ``sources``); ``zero_unconnected`` gives zeros instead, for
+  costs that need not depend on every source.
+  """
+  unconnected = (tf.UnconnectedGradients.ZERO if zero_unconnected
+                 else tf.UnconnectedGradients.NONE)
+  grads = distribute.gradients(tape, target, sources, unconnected_gradients=unconnected)
+  if what is not None:
+    checked_gradients(grads, sources if variables is None else variables, what)
+  return grads
+
+
+def local_gradients(tape, target, sources):
+  """d target / d sources for sources that live on this replica only (its rows of a
+  per-example quantity): ``distribute.local_gradients``, the share-seeded gradient."""
+  return distribute.local_gradients(tape, target, sources)
+
+
+def loop(*args):
+  """Iterations of a method's inner loop (``range`` arguments): ``tf.range`` on one device,
+  a Python range under replication (see ``distribute.loop``)."""
+  return distribute.loop(*args)
 
 
 def checked_gradients(grads, wrt, what):

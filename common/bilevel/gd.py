@@ -15,8 +15,11 @@ from common.bilevel.optim import Adam
 
 class GD(base.Method):
 
-  name_in_registry = "gd"
   needs_outer_variables = True
+
+  @staticmethod
+  def shrink_for_tiny(config):
+    config.inner_steps = 2
 
   @staticmethod
   def default_config():
@@ -49,12 +52,12 @@ class GD(base.Method):
     problem = self.problem
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
     fixed = problem.fix_outer(base.values(u_vars), batch)   # u is constant in the v-steps
-    for _ in tf.range(int(self.config.inner_steps)):
+    for _ in base.loop(int(self.config.inner_steps)):
       u, v = base.values(u_vars), base.values(v_vars)
       with tf.GradientTape() as tape:
         tape.watch(v)
         g = problem.inner_cost(u, v, fixed)
-      self.opt_v.apply(base.checked_gradients(tape.gradient(g, v), v_vars, "grad_v g"), v_vars)
+      self.opt_v.apply(base.gradients(tape, g, v, "grad_v g", v_vars), v_vars)
       base.assign_projected(v_vars, problem.project_inner)
     u, v = base.values(u_vars), base.values(v_vars)
     with tf.GradientTape() as tape:
@@ -62,7 +65,7 @@ class GD(base.Method):
       f = problem.outer_cost(u, v, batch)
     # f need not depend on every outer variable directly (importance weights enter only g):
     # the partial gradient is then zero and GD leaves that variable where it is.
-    grad_u = tape.gradient(f, u, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grad_u = base.gradients(tape, f, u, zero_unconnected=True)
     self.opt_u.apply(grad_u, u_vars)
     base.assign_projected(u_vars, problem.project_outer)
     g = problem.inner_cost(base.values(u_vars), v, batch)

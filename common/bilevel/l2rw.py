@@ -35,7 +35,6 @@ from common.bilevel import base
 
 class L2RW(base.Method):
 
-  name_in_registry = "l2rw"
   needs_outer_variables = False
   supports_replication = True
   learns_example_weights = True
@@ -77,9 +76,8 @@ class L2RW(base.Method):
       clean = problem.clean_cost(v, batch)
       if self.config.decay_in_clean_gradient:
         clean += problem.weight_decay(v)
-    return [tf.stop_gradient(g) for g in base.checked_gradients(
-        distribute.gradients(tape_c, clean, v), problem.inner_variables,
-        "grad_theta of the clean loss")]
+    return [tf.stop_gradient(g) for g in base.gradients(
+        tape_c, clean, v, "grad_theta of the clean loss", problem.inner_variables)]
 
   def raw_weights(self, batch):
     """w~ before clipping: <grad l_i, grad L_clean> (times alpha on the look-ahead path)."""
@@ -94,12 +92,11 @@ class L2RW(base.Method):
           tape_v.watch(v)
           weighted = distribute.sum_across(
               tf.reduce_sum(eps * problem.example_losses(v, batch, update_state=False)))
-        grads = base.checked_gradients(distribute.gradients(tape_v, weighted, v),
-                                       problem.inner_variables,
-                                       "grad_theta of the weighted training loss")
+        grads = base.gradients(tape_v, weighted, v, "grad_theta of the weighted training loss",
+                               problem.inner_variables)
         v_hat = [x - cfg.alpha * g for x, g in zip(v, grads)]
         clean = problem.clean_cost(v_hat, batch)
-      return -distribute.local_gradients(tape_eps, clean, eps)
+      return -base.local_gradients(tape_eps, clean, eps)
     return self._losses_and_raw_weights(v, batch, update_state=False)[1]
 
   def _losses_and_raw_weights(self, v, batch, update_state):
@@ -120,9 +117,9 @@ class L2RW(base.Method):
       with tf.GradientTape() as tape_v:
         tape_v.watch(v)
         weighted = tf.reduce_sum(eps * problem.example_losses(v, batch, update_state=False))
-      grads = tape_v.gradient(weighted, v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      grads = base.gradients(tape_v, weighted, v, zero_unconnected=True)
       dot = base.inner_product(grads, clean_grads)
-    return tape_eps.gradient(dot, eps)
+    return base.gradients(tape_eps, dot, eps)
 
   @staticmethod
   def normalise(raw):
@@ -162,6 +159,5 @@ class L2RW(base.Method):
       w = self.normalise(raw)
       weighted = distribute.sum_across(tf.reduce_sum(w * losses))
       total = weighted + problem.weight_decay(v)
-    grads = base.checked_gradients(distribute.gradients(tape, total, v), v_vars,
-                                   "the weighted loss")
+    grads = base.gradients(tape, total, v, "the weighted loss", v_vars)
     return weighted, distribute.mean(losses), self.opt.apply(grads, v_vars), w

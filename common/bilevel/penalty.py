@@ -17,7 +17,6 @@ nothing is inverted.
 import ml_collections
 import tensorflow as tf
 
-from common import distribute
 from common.bilevel import base
 from common.bilevel.optim import Adam
 
@@ -30,9 +29,12 @@ TEST_SQUARED = "squared"
 class Penalty(base.Method):
   """The penalty method with its state (rho, lambda, eps, nu, learning rates, Adam moments)."""
 
-  name_in_registry = "penalty"
   needs_outer_variables = True
   supports_replication = True
+
+  @staticmethod
+  def shrink_for_tiny(config):
+    config.inner_steps = 2
 
   @staticmethod
   def default_config():
@@ -88,13 +90,12 @@ class Penalty(base.Method):
       with tf.GradientTape() as inner:
         inner.watch(v)
         g = problem.inner_cost(u, v, batch)
-      grad_v_g = base.checked_gradients(distribute.gradients(inner, g, v),
-                                        problem.inner_variables, "grad_v g")
+      grad_v_g = base.gradients(inner, g, v, "grad_v g", problem.inner_variables)
       f = problem.outer_cost(u, v, batch)
       sq = base.sum_of_squares(grad_v_g)
       lag = base.inner_product(self.nu, grad_v_g)
       h_up = f + lag + 0.5 * self.rho * sq
-    grads = distribute.gradients(outer, h_up, wrt)
+    grads = base.gradients(outer, h_up, wrt)
     terms = {"f": f, "g": g, "grad_v_g": grad_v_g, "sq": sq, "lag": lag}
     return grads, terms
 
@@ -122,7 +123,7 @@ class Penalty(base.Method):
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
 
     fixed = problem.fix_outer(base.values(u_vars), batch)   # u is constant in the v-steps
-    for _ in distribute.loop(int(cfg.inner_steps)):
+    for _ in base.loop(int(cfg.inner_steps)):
       self.opt_v.apply(self.grad_v_lower(fixed), v_vars)
       base.assign_projected(v_vars, problem.project_inner)
 

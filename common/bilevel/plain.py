@@ -8,7 +8,6 @@ retraining on the selected points).
 import ml_collections
 import tensorflow as tf
 
-from common import distribute
 from common.bilevel import base
 from common.bilevel.optim import Adam, RMSProp
 
@@ -18,7 +17,6 @@ OPTIMIZERS = ("adam", "rmsprop")
 class Plain(base.Method):
   """min_v g(u, v) by Adam, u constant."""
 
-  name_in_registry = "plain"
   needs_outer_variables = False
   supports_replication = True
 
@@ -49,8 +47,7 @@ class Plain(base.Method):
     with tf.GradientTape() as tape:
       tape.watch(v)
       g = problem.inner_cost(u, v, batch)
-    grads = base.checked_gradients(distribute.gradients(tape, g, v), problem.inner_variables,
-                                   "g")
+    grads = base.gradients(tape, g, v, "g", problem.inner_variables)
     self.opt.apply(grads, problem.inner_variables)
     base.assign_projected(problem.inner_variables, problem.project_inner)
     return {"g": g}

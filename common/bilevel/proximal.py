@@ -23,7 +23,6 @@ from common.bilevel import base
 
 class ProximalReweighting(base.Method):
 
-  name_in_registry = "proximal"
   needs_outer_variables = False
   learns_example_weights = True
   uses_clean_batches = False     # split 0 of each noisy batch validates
@@ -72,8 +71,7 @@ class ProximalReweighting(base.Method):
         tape.watch(v)
         loss = tf.reduce_mean(problem.example_losses(v, batch, update_state=update_state,
                                                      rows=rows))
-      grads.append(base.checked_gradients(tape.gradient(loss, v), problem.inner_variables,
-                                          f"split {s}'s loss"))
+      grads.append(base.gradients(tape, loss, v, f"split {s}'s loss", problem.inner_variables))
       losses.append(loss)
     return grads, losses
 
@@ -114,7 +112,7 @@ class ProximalReweighting(base.Method):
     with tf.GradientTape() as tape:
       tape.watch(v)
       decay = problem.weight_decay(v)
-    decay_grads = tape.gradient(decay, v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    decay_grads = base.gradients(tape, decay, v, zero_unconnected=True)
     lr = self.opt.apply([d + wd for d, wd in zip(data, decay_grads)], v_vars)
     rows = tf.repeat(per_split / self.split_size, self.split_size)
     self.weights.assign(tf.concat([tf.zeros([self.split_size], rows.dtype), rows], 0))

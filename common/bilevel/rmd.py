@@ -24,8 +24,11 @@ from common.bilevel import base
 
 class RMD(base.Method):
 
-  name_in_registry = "rmd"
   needs_outer_variables = True
+
+  @staticmethod
+  def shrink_for_tiny(config):
+    config.inner_steps = 2
 
   @staticmethod
   def default_config():
@@ -56,8 +59,7 @@ class RMD(base.Method):
     with tf.GradientTape() as tape:
       tape.watch(v)
       g = self.problem.inner_cost(u, v, batch)
-    return g, base.checked_gradients(tape.gradient(g, v), self.problem.inner_variables,
-                                     "grad_v g")
+    return g, base.gradients(tape, g, v, "grad_v g", self.problem.inner_variables)
 
   def _mixed_products(self, u, v, q, batch):
     """((d2g/du dv) q, (d2g/dv2) q) at (u, v): one backward pass through grad_v g."""
@@ -65,7 +67,7 @@ class RMD(base.Method):
       tape.watch(u + v)
       _, grad_v_g = self._grad_v_g(u, v, batch)
       gq = base.inner_product(grad_v_g, q)
-    grads = tape.gradient(gq, u + v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grads = base.gradients(tape, gq, u + v, zero_unconnected=True)
     return grads[:len(u)], grads[len(u):]
 
   def unrolled(self, batch):
@@ -77,7 +79,7 @@ class RMD(base.Method):
     reverse = num_steps > first   # the legacy rule at T = 1 has no reverse step at all
     # Iterates v_0 .. v_{T-1}, where the step Jacobians are evaluated.
     stores = [tf.TensorArray(x.dtype, size=num_steps, element_shape=x.shape) for x in v]
-    for k in tf.range(num_steps):
+    for k in base.loop(num_steps):
       if reverse:
         stores = [s.write(k, x) for s, x in zip(stores, v)]
       _, grad = self._grad_v_g(u, v, batch)
@@ -86,11 +88,11 @@ class RMD(base.Method):
     with tf.GradientTape() as tape:
       tape.watch(u + v)
       f = problem.outer_cost(u, v, batch)
-    grads = tape.gradient(f, u + v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grads = base.gradients(tape, f, u + v, zero_unconnected=True)
     p, q = grads[:len(u)], grads[len(u):]
 
     if reverse:
-      for k in tf.range(num_steps - 1, first - 1, -1):
+      for k in base.loop(num_steps - 1, first - 1, -1):
         v_k = [s.read(k) for s in stores]
         bq, hq = self._mixed_products(u, v_k, q, batch)
         p = [pi - tf.cast(lr_v, pi.dtype) * b for pi, b in zip(p, bq)]

@@ -8,7 +8,9 @@ training step), but the weights come from a rule that never looks at a clean set
                                                   baseline uses (p, 1 - p) for labels (0, 1))
   random        w_i = max(z_i, 0) / sum, z ~ N(0, 1) per example and step (all-zero guard)
 
-Not a bilevel method, so not in the registry; experiments build it directly.
+Registered under the rule names (``uniform``, ``class_ratio``, ``random``): each is
+``RuleWeights`` with its rule fixed, so ``--config.method=random`` and a config block
+``config.random`` work like any other method.
 """
 
 import ml_collections
@@ -21,14 +23,16 @@ RULES = ("uniform", "class_ratio", "random")
 
 
 class RuleWeights(base.Method):
+  """Momentum SGD on the example-weighted loss, the weights from ``config.rule``."""
 
   needs_outer_variables = False
   learns_example_weights = True
+  RULE = "uniform"     # the default rule; the registered subclasses fix theirs
 
-  @staticmethod
-  def default_config():
+  @classmethod
+  def default_config(cls):
     return ml_collections.ConfigDict({
-        "rule": "uniform",
+        "rule": cls.RULE,
         "class_weights": (),       # class_ratio: one weight per class id
         "lr": 1e-3,
         "momentum": 0.9,
@@ -40,6 +44,9 @@ class RuleWeights(base.Method):
     super().__init__(name=f"rule_weights_{config.rule}")
     if config.rule not in RULES:
       raise ValueError(f"Unknown weight rule {config.rule!r}; choose one of {list(RULES)}.")
+    if type(self) is not RuleWeights and config.rule != self.RULE:
+      raise ValueError(f"The {self.RULE!r} method weighs by its own rule; its config asks for "
+                       f"rule {config.rule!r}. Pick the method of that rule instead.")
     if config.rule == "class_ratio" and not config.class_weights:
       raise ValueError("rule 'class_ratio' needs class_weights (one per class).")
     self.problem = problem
@@ -79,3 +86,18 @@ class RuleWeights(base.Method):
     weighted, mean_loss, lr = base.weighted_loss_step(self.problem, self.opt, w, batch)
     self.weights.assign(distribute.gather(w))
     return {"weighted_loss": weighted, "mean_loss": mean_loss, "lr": lr}
+
+
+class UniformWeights(RuleWeights):
+  """w_i = 1 / n: plain momentum-SGD training on the mean loss."""
+  RULE = "uniform"
+
+
+class ClassRatioWeights(RuleWeights):
+  """w_i = class_weights[y_i]."""
+  RULE = "class_ratio"
+
+
+class RandomWeights(RuleWeights):
+  """Random non-negative weights, normalised per batch."""
+  RULE = "random"

@@ -12,7 +12,8 @@ import tarfile
 
 import numpy as np
 
-from common.data.splits import DataNotFoundError, Pools
+from common.data.splits import Pools
+from common.errors import DataNotFoundError
 
 IMAGE_SHAPE = (32, 32, 3)
 

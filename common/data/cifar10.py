@@ -6,7 +6,8 @@ import re
 import numpy as np
 
 from common.data import cifar
-from common.data.splits import DataNotFoundError, Pools, fixed_permutation
+from common.data.splits import Pools, fixed_permutation
+from common.errors import DataNotFoundError
 
 CANONICAL_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                      "ship", "truck")

@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 
 FILE_NAME = "dataset_dog-fish_train-900_test-300.npz"
 URL = ("https://worksheets.codalab.org/rest/bundles/0x550cd344825049bdbb865b887381823c/"

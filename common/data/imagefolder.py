@@ -35,7 +35,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 
 # torchvision's IMG_EXTENSIONS. TensorFlow decodes the first five; the others stop the scan
 # with a message saying so.

@@ -29,7 +29,7 @@ import pickle
 
 import numpy as np
 
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 
 SPLITS = ("train", "val", "test")
 FILE_PATTERN = "mini-imagenet-cache-{}.pkl"

@@ -8,7 +8,8 @@ import zlib
 
 import numpy as np
 
-from common.data.splits import DataNotFoundError, Pools, fixed_permutation
+from common.data.splits import Pools, fixed_permutation
+from common.errors import DataNotFoundError
 
 CLASS_NAMES = tuple(str(d) for d in range(10))
 IMAGE_SHAPE = (28, 28, 1)

@@ -49,7 +49,6 @@ the same proportion, rounded down, stated in `info["split_note"]`.
 import dataclasses
 import hashlib
 import logging
-import os
 import pathlib
 import re
 import zipfile
@@ -57,7 +56,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from common.data.splits import DataNotFoundError
+from common import records
+from common.errors import DataNotFoundError
 
 URL = "https://github.com/brendenlake/omniglot"
 DOWNLOAD_HELP = (f"Download python/images_background.zip and python/images_evaluation.zip from "
@@ -615,12 +615,9 @@ def _read_cache(path, stamp):
 
 
 def _write_cache(path, stamp, images, characters, origin):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-  with open(tmp, "wb") as f:
-    np.savez(f, images=images, stamp=np.array(stamp), origin=np.array(origin),
-             index=np.array([c.index for c in characters], np.int64),
-             alphabet=np.array([c.alphabet for c in characters], str),
-             name=np.array([c.name for c in characters], str),
-             set=np.array([c.set for c in characters], str))
-  os.replace(tmp, path)   # atomic: a concurrent reader sees the old file or the whole new one
+  # Atomic: a concurrent reader sees the old file or the whole new one.
+  records.save_npz(path, images=images, stamp=np.array(stamp), origin=np.array(origin),
+                   index=np.array([c.index for c in characters], np.int64),
+                   alphabet=np.array([c.alphabet for c in characters], str),
+                   name=np.array([c.name for c in characters], str),
+                   set=np.array([c.set for c in characters], str))

@@ -10,14 +10,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from common.errors import DataNotFoundError  # noqa: F401  (re-exported by common.data)
+
 # Seed of the fixed permutations applied to class-ordered sources (embedded MNIST, image
 # folders). It is a property of the data, not of a run: the run seed must not change which
 # images are train, val and test, or which ones the label noise corrupts.
 FIXED_PERMUTATION_SEED = 0
-
-
-class DataNotFoundError(FileNotFoundError):
-  """A data source is missing or not prepared; the message says what is expected and where."""
 
 
 class SplitSizes(NamedTuple):

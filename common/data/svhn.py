@@ -9,12 +9,13 @@ SVHN_single_grey_without_extra.h5, the original's file name.
 
 import json
 import logging
-import os
 import pathlib
 
 import numpy as np
 
-from common.data.splits import DataNotFoundError, Pools
+from common import records
+from common.data.splits import Pools
+from common.errors import DataNotFoundError
 
 CLASS_NAMES = tuple(str(d) for d in range(10))
 IMAGE_SHAPE = (32, 32, 1)
@@ -138,17 +139,15 @@ def _read_original_h5(path):
 def _write_cache(path, pools, val_seed, signature):
   """Write the cache atomically; a folder we cannot write to only costs the speed-up."""
   import h5py  # pylint: disable=import-outside-toplevel
-  tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
   try:
-    with h5py.File(tmp, "w") as f:
+    # Atomic: an interrupted write never leaves a half-written cache behind.
+    with records.atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
       for name, array in zip(_ARRAYS, (pools.x_train, pools.y_train, pools.x_val, pools.y_val,
                                        pools.x_test, pools.y_test)):
         f.create_dataset(name, data=array)
       f.attrs["format"] = CACHE_FORMAT
       f.attrs["val_seed"] = val_seed
       f.attrs["source_files"] = signature
-    # Atomic rename: an interrupted write never leaves a half-written cache behind.
-    os.replace(tmp, path)
   except OSError as e:
     logging.warning("Could not write the SVHN cache %s (%s); continuing without it, the .mat "
                     "files will be preprocessed again next time", path, e)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 
 
 def read_tfds(tfds_name, data_dir, download):

@@ -1,11 +1,13 @@
 """Fields shared by every curriculum config, with the CIFAR-100 instance-level recipe.
 
-Config arguments (after the colon in ``--config=...py:ARG``), comma-separated: a noise level
-such as ``0.4`` and/or ``tiny`` (a few steps, for smoke tests).
+Config arguments (after the colon in ``--config=...py:ARG``, the grammar of
+common/config_args.py), comma-separated: a noise level such as ``0.4`` and/or ``tiny`` (a few
+steps, for smoke tests).
 """
 
 import ml_collections
 
+from common import config_args
 from common import runner
 from common.data_parameters import DataParametersTraining
 
@@ -40,19 +42,13 @@ def base():
   return c
 
 
-def apply_args(c, arg, default_noise):
-  c.noise = default_noise
-  for token in filter(None, (arg or "").split(",")):
-    if token == "tiny":
-      c.epochs = 2
-      c.report_epoch = 1
-      c.runner.progress_bar = False
-      c.runner.log_every = 1
-      c.runner.checkpoint_every = 2
-    else:
-      try:
-        c.noise = float(token)
-      except ValueError:
-        raise ValueError(f"Config argument {token!r} is neither a noise level nor 'tiny'.") \
-            from None
-  return c
+def apply_args(c, arg, default_noise, words=None, on_tiny=None):
+  """A noise level, the config's ``words`` and ``tiny`` (``config_args.apply_noise_row``)."""
+  return config_args.apply_noise_row(c, arg, default_noise, shrink_to_tiny, words, on_tiny)
+
+
+def shrink_to_tiny(c):
+  """Two epochs, reported after the first."""
+  c.epochs = 2
+  c.report_epoch = 1
+  runner.shrink_for_tiny(c.runner)

@@ -59,24 +59,21 @@ def get_config(arg=None):
   dp.lr_class_param = 0.1
   dp.wd_class_param = 1e-4
   c.runner.log_every = 100
-  rest = []
-  for token in filter(None, (arg or "").split(",")):
-    if token == "joint":
-      dp.learn_inst_parameters = True
-      dp.init_inst_param = 0.001
-      dp.lr_inst_param = 0.8
-      dp.wd_inst_param = 1e-8
-    elif token != "class":
-      rest.append(token)
-  # A noise level (the labels of the first fraction permuted, as for CIFAR-100) and "tiny".
-  try:
-    base_lib.apply_args(c, ",".join(rest), default_noise=0.0)
-  except ValueError as e:
-    raise ValueError(f"{e} The ImageNet config also takes 'class' or 'joint'.") from None
-  if "tiny" in rest:
+  def joint(c):
+    dp = c.training.data_params
+    dp.learn_inst_parameters = True
+    dp.init_inst_param = 0.001
+    dp.lr_inst_param = 0.8
+    dp.wd_inst_param = 1e-8
+
+  def tiny(c):
     c.image_size = 32
     c.eval_resize = 36
     c.batch_size = 4
     c.eval_batch_size = 8
     c.report_epoch = 0
-  return c
+
+  # A noise level (the labels of the first fraction permuted, as for CIFAR-100), "class" (the
+  # default), "joint" and "tiny".
+  return base_lib.apply_args(c, arg, default_noise=0.0, on_tiny=tiny,
+                             words={"class": lambda c: None, "joint": joint})

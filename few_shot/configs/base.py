@@ -5,10 +5,10 @@ Config arguments (after the colon in ``--config=...py:ARG``), comma-separated:
 and ``tiny`` (a few meta-iterations on small tasks, for smoke tests).
 """
 
-import re
-
 import ml_collections
 
+from common import bilevel
+from common import config_args
 from common import runner
 from common.bilevel import ApproxGrad, Penalty
 
@@ -56,19 +56,12 @@ def set_approxgrad(c, lr):
 
 
 def parse_args(arg):
-  """{"ways", "shots", "method", "tiny"} from the config argument (absent keys: not given)."""
-  out = {}
-  for token in filter(None, (arg or "").split(",")):
-    match = re.fullmatch(r"(\d+)(way|shot)", token)
-    if match:
-      out["ways" if match.group(2) == "way" else "shots"] = int(match.group(1))
-    elif token in ("penalty", "approxgrad"):
-      out["method"] = token
-    elif token == "tiny":
-      out["tiny"] = True
-    else:
-      raise ValueError(f"Config argument {token!r}: use e.g. '5way', '1shot', 'penalty' or "
-                       f"'approxgrad', and 'tiny'.")
+  """{"ways", "shots", "method", "tiny"} from the config argument (absent keys: not given),
+  by the grammar of common/config_args.py."""
+  args = config_args.parse(arg, takes=("ways", "shots", "tiny"), methods=("penalty", "approxgrad"))
+  out = {k: getattr(args, k) for k in ("ways", "shots", "method") if getattr(args, k) is not None}
+  if args.tiny:
+    out["tiny"] = True
   return out
 
 
@@ -80,10 +73,6 @@ def make_tiny(c):
   c.queries = 3
   c.eval_tasks = 4
   c.eval_steps = 3
-  c.penalty.inner_steps = 2
-  c.approxgrad.inner_steps = 2
-  c.approxgrad.p_steps = 2
-  c.runner.progress_bar = False
-  c.runner.log_every = 1
-  c.runner.checkpoint_every = 2
+  bilevel.shrink_for_tiny(c)
+  runner.shrink_for_tiny(c.runner)
   return c

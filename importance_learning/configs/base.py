@@ -1,12 +1,15 @@
 """Fields shared by every importance-learning config, with the MNIST small-scale values.
 
 Each paper-row config starts from ``base()`` and changes what its script changed. Config
-arguments (after the colon in ``--config=...py:ARG``) are comma-separated: a noise level such
-as ``0.25`` and/or ``tiny`` (a few steps, for smoke tests).
+arguments (after the colon in ``--config=...py:ARG``, the grammar of common/config_args.py) are
+comma-separated: a noise level such as ``0.25``, ``tiny`` (a few steps, for smoke tests) and
+the row's own words.
 """
 
 import ml_collections
 
+from common import bilevel
+from common import config_args
 from common import runner
 from common.bilevel import GD, L2RW, RMD, ApproxGrad, Penalty, ProximalReweighting
 
@@ -80,34 +83,19 @@ def base():
   return c
 
 
-def apply_args(c, arg, default_noise):
-  """Apply ``noise`` and ``tiny`` from the config argument string."""
-  c.noise = default_noise
-  for token in filter(None, (arg or "").split(",")):
-    if token == "tiny":
-      shrink_to_tiny(c)
-    else:
-      try:
-        c.noise = float(token)
-      except ValueError:
-        raise ValueError(f"Config argument {token!r} is neither a noise level nor 'tiny'.") \
-            from None
-  return c
+def apply_args(c, arg, default_noise, words=None, on_tiny=None):
+  """Apply the config argument: a noise level, the row's ``words`` and ``tiny``
+  (``config_args.apply_noise_row``)."""
+  return config_args.apply_noise_row(c, arg, default_noise, shrink_to_tiny, words, on_tiny)
 
 
 def shrink_to_tiny(c):
   """Seconds-long variant of any config (same code paths, a handful of steps)."""
   c.epochs = 2
-  c.penalty.inner_steps = 2
-  c.approxgrad.inner_steps = 2
-  c.approxgrad.p_steps = 2
-  c.gd.inner_steps = 2
-  c.rmd.inner_steps = 2
+  bilevel.shrink_for_tiny(c)
   if c.steps:
     c.steps = 4
   c.pretrain.epochs = 1
   c.retrain.epochs = 1
   c.baseline.epochs = 1
-  c.runner.progress_bar = False
-  c.runner.log_every = 1
-  c.runner.checkpoint_every = 2
+  runner.shrink_for_tiny(c.runner)

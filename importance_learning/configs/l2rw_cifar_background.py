@@ -22,4 +22,4 @@ def get_config(arg=None):
   c.split = "l2rw_background"
   c.noise_type = "background"
   c.epochs = -(-c.steps // 449)      # 44,900 / 100 steps per epoch; ``steps`` decides
-  return l2rw_cifar_uniform.apply_row_args(c, arg, default_noise=0.4)
+  return l2rw_cifar_uniform.apply_row_args(c, arg, default_noise=0.4, words=("cifar100",))

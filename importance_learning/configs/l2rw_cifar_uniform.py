@@ -43,17 +43,11 @@ def row(dataset="cifar10", model="wrn28_10", steps=60000, boundaries=(40000, 500
   return c
 
 
-def apply_row_args(c, arg, default_noise):
-  """``cifar100`` and ``resnet32`` here; noise and ``tiny`` by the shared rule."""
-  rest = []
-  for token in filter(None, (arg or "").split(",")):
-    if token == "cifar100":
-      c.dataset = "cifar100"
-    elif token == "resnet32":
-      c.model = "resnet32"
-    else:
-      rest.append(token)
-  return base_lib.apply_args(c, ",".join(rest), default_noise)
+def apply_row_args(c, arg, default_noise, words=("cifar100", "resnet32")):
+  """The words ``cifar100`` and ``resnet32``; noise and ``tiny`` by the shared rule."""
+  switches = {"cifar100": lambda c: setattr(c, "dataset", "cifar100"),
+              "resnet32": lambda c: setattr(c, "model", "resnet32")}
+  return base_lib.apply_args(c, arg, default_noise, {w: switches[w] for w in words})
 
 
 def get_config(arg=None):

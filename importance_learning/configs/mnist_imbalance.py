@@ -20,6 +20,7 @@ Other arguments (comma-separated): a proportion such as ``0.95``; ``tiny`` (smok
 
 import ml_collections
 
+from common import config_args
 from common import runner
 from common.bilevel import L2RW
 
@@ -49,20 +50,15 @@ def get_config(arg=None):
   })
   c.runner = runner.default_config()
   c.runner.checkpoint_every = 1000
-  for token in filter(None, (arg or "").split(",")):
-    if token == "paper":
-      c.source = "files"
-      c.imbalance.update(dict(proportions=PAPER_PROPORTIONS, n_train=5000, n_test=500,
-                              num_seeds=10))
-    elif token == "tiny":
-      c.imbalance.update(dict(num_seeds=2, l2rw_steps=6, baseline_steps=6, eval_every_steps=3,
-                              methods=("l2rw", "plain", "random")))
-      c.runner.progress_bar = False
-      c.runner.log_every = 1
-    else:
-      try:
-        c.imbalance.proportions = (float(token),)
-      except ValueError:
-        raise ValueError(f"Config argument {token!r} is not 'paper', 'tiny' or a proportion.") \
-            from None
+  args = config_args.parse(arg, takes=("number", "paper", "tiny"))
+  if args.paper:
+    c.source = "files"
+    c.imbalance.update(dict(proportions=PAPER_PROPORTIONS, n_train=5000, n_test=500,
+                            num_seeds=10))
+  if args.number is not None:
+    c.imbalance.proportions = (args.number,)
+  if args.tiny:
+    c.imbalance.update(dict(num_seeds=2, l2rw_steps=6, baseline_steps=6, eval_every_steps=3,
+                            methods=("l2rw", "plain", "random")))
+    runner.shrink_for_tiny(c.runner, checkpoint_every=None)
   return c

@@ -39,15 +39,8 @@ def get_config(arg=None):
   c.eval_batch_size = 500
   c.runner.checkpoint_every = 1000
   c.runner.log_every = 50
-  rest = []
-  for token in filter(None, (arg or "").split(",")):
-    if token == "cifar100":
-      c.dataset = "cifar100"
-    elif token == "preact":
-      c.model = "preact_resnet18"
-    else:
-      rest.append(token)
-  c = base_lib.apply_args(c, ",".join(rest), default_noise=0.4)
-  if "tiny" in rest:
-    c.steps = 4                      # a few steps, not two epochs of the Inception
-  return c
+  words = {"cifar100": lambda c: setattr(c, "dataset", "cifar100"),
+           "preact": lambda c: setattr(c, "model", "preact_resnet18")}
+  # tiny: a few steps, not two epochs of the Inception.
+  return base_lib.apply_args(c, arg, default_noise=0.4, words=words,
+                             on_tiny=lambda c: setattr(c, "steps", 4))

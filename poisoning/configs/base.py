@@ -8,6 +8,8 @@ of the same code path, for smoke tests).
 
 import ml_collections
 
+from common import bilevel
+from common import config_args
 from common import runner
 from common.bilevel import GD, ApproxGrad, Penalty
 
@@ -65,14 +67,10 @@ def make_tiny(c):
   c.retrain_steps = 30
   for name in c.attack_steps:
     c.attack_steps[name] = 3
-  c.penalty.inner_steps = 2
-  c.approxgrad.inner_steps = 2
-  c.approxgrad.p_steps = 2
+  bilevel.shrink_for_tiny(c)
   c.pgd.iterations = 3
   c.eval_every = 2
-  c.runner.progress_bar = False
-  c.runner.log_every = 1
-  c.runner.checkpoint_every = 10
+  runner.shrink_for_tiny(c.runner, checkpoint_every=10)
   return c
 
 
@@ -80,18 +78,15 @@ CPU_OUTER_STEPS = 1000
 
 
 def parse(arg):
-  """The set of config arguments given (``paper``, ``tiny``)."""
-  tokens = {t for t in (arg or "").split(",") if t}
-  for t in tokens - {"paper", "tiny"}:
-    raise ValueError(f"Config argument {t!r}: use 'paper' and/or 'tiny'.")
-  return tokens
+  """``paper`` and ``tiny`` (common/config_args.py)."""
+  return config_args.parse(arg, takes=("paper", "tiny"))
 
 
 def finish(c, args, paper_steps):
   """Outer iterations per attacker: the paper's with ``paper``, else ``CPU_OUTER_STEPS``;
   then the ``tiny`` shrink."""
   for name, steps in paper_steps.items():
-    c.attack_steps[name] = steps if "paper" in args else CPU_OUTER_STEPS
-  if "tiny" in args:
+    c.attack_steps[name] = steps if args.paper else CPU_OUTER_STEPS
+  if args.tiny:
     make_tiny(c)
   return c

@@ -3,6 +3,8 @@ seconds."""
 
 import ml_collections
 
+from common import bilevel
+from common import config_args
 from common import runner
 from common.bilevel import ApproxGrad, Penalty
 
@@ -44,21 +46,14 @@ def make_tiny(c):
   c.num_targets = 2
   c.train_steps = 20
   c.attack_steps = 3
-  c.penalty.inner_steps = 2
-  c.approxgrad.inner_steps = 2
-  c.approxgrad.p_steps = 2
+  bilevel.shrink_for_tiny(c)
   if c.train_extractor:
     c.extractor_steps = 5
     c.extractor_batch = 32
-  c.runner.progress_bar = False
-  c.runner.log_every = 1
-  c.runner.checkpoint_every = 10
+  runner.shrink_for_tiny(c.runner, checkpoint_every=10)
   return c
 
 
 def parse(arg):
-  tokens = [t for t in (arg or "").split(",") if t]
-  for t in tokens:
-    if t != "tiny":
-      raise ValueError(f"Config argument {t!r}: the only argument is 'tiny'.")
-  return "tiny" in tokens
+  """True for ``tiny``, the only argument (common/config_args.py)."""
+  return config_args.parse(arg, takes=("tiny",)).tiny

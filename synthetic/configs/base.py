@@ -5,6 +5,7 @@ Config arguments (after the colon in ``--config=...py:ARG``): ``tiny`` (seconds,
 
 import ml_collections
 
+from common import config_args
 from common.bilevel import GD, RMD, ApproxGrad, Penalty
 
 C_RHO = 1.1
@@ -46,11 +47,9 @@ def base():
 
 
 def apply_args(c, arg):
-  for token in filter(None, (arg or "").split(",")):
-    if token == "tiny":
-      shrink_to_tiny(c)
-    else:
-      raise ValueError(f"Unknown config argument {token!r}; the only one is 'tiny'.")
+  """``tiny``, the only argument (common/config_args.py)."""
+  if config_args.parse(arg, takes=("tiny",)).tiny:
+    shrink_to_tiny(c)
   return c
 
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 from common import distribute
 from common.bilevel import L2RW, Penalty, Plain, RuleWeights, base, build_method
 from common.problems import Classification, ExampleReweighting
-from importance_learning.problem import ImportanceProblem
+from common.problems import ImportanceProblem
 
 N, D, K, NUM_TRAIN = 8, 5, 3, 24
 DEVICES = ["/cpu:0", "/cpu:1"]

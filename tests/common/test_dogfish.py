@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from common.data import dogfish
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 
 
 def _arrays(num_train=6, num_test=4, size=8, seed=0):

@@ -19,7 +19,7 @@ import tensorflow_datasets as tfds
 
 from common.data import episodes, miniimagenet, omniglot
 from common.data.episodes import EpisodeSampler
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

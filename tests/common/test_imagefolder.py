@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from common import metrics
 from common.data import imagefolder
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 
 
 def _write(path, h, w, value=None, seed=0, fmt="jpeg"):

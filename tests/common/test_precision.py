@@ -11,7 +11,7 @@ from common import runner as runnerlib
 from common.bilevel import ApproxGrad, Penalty, Plain, base
 from common.config_checks import ConfigError
 from common.problems import Classification
-from importance_learning.problem import ImportanceProblem
+from common.problems import ImportanceProblem
 
 D, K, N = 20, 4, 64
 

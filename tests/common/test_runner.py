@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import errors
+from common import records
 from common import runner as runnerlib
 from common.bilevel import Penalty, combined_step
 from tests.quadratic import Quadratic
@@ -71,7 +73,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
 
 def test_max_steps_per_invocation_stops_and_resumes(tmp_path):
   ref, _, _ = _run(tmp_path / "a", 9)
-  with pytest.raises(runnerlib.Interrupted, match="Re-run the same command"):
+  with pytest.raises(errors.Interrupted, match="Re-run the same command"):
     _run(tmp_path / "b", 9, max_steps_per_invocation=5)
   res, _, _ = _run(tmp_path / "b", 9)
   np.testing.assert_array_equal(res.u.numpy(), ref.u.numpy())
@@ -95,7 +97,7 @@ def test_nan_guard_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
     return {"loss": tf.math.log(7.5 - v)}   # log(<0) = nan once v > 7.5, i.e. at step 7
 
   run = runnerlib.Runner(tmp_path, _runner_config(checkpoint_every=5), {"v": v}, ["train"])
-  with pytest.raises(runnerlib.NonFiniteError) as err:
+  with pytest.raises(errors.NonFiniteError) as err:
     run.run_phase("train", step, lambda s: {}, 20)
   msg = str(err.value)
   assert "at step 7" in msg and "finite up to step 6" in msg and "step 5" in msg
@@ -117,17 +119,17 @@ def test_config_mismatch_in_workdir(tmp_path):
   b = ml_collections.ConfigDict({"noise": 0.5, "runner": {"progress_bar": False}})
   runnerlib.Runner(tmp_path, _runner_config(), {}, ["x"], run_config=b)  # runner may differ
   c = ml_collections.ConfigDict({"noise": 0.25, "runner": {"progress_bar": True}})
-  with pytest.raises(runnerlib.ConfigMismatchError, match="noise"):
+  with pytest.raises(errors.ConfigMismatchError, match="noise"):
     runnerlib.Runner(tmp_path, _runner_config(), {}, ["x"], run_config=c)
 
 
 def test_summary_table():
-  table = runnerlib.summary_table([{"a": "x", "b": 0.5}], [("a", "A"), ("b", "B")])
+  table = records.summary_table([{"a": "x", "b": 0.5}], [("a", "A"), ("b", "B")])
   assert table.splitlines()[2].split() == ["x", "0.5000"]
 
 
 def test_summary_table_formats_small_numbers_and_missing_values():
-  table = runnerlib.summary_table([{"a": 7.7e-07, "b": None}], [("a", "A"), ("b", "B")])
+  table = records.summary_table([{"a": 7.7e-07, "b": None}], [("a", "A"), ("b", "B")])
   assert table.splitlines()[2].split() == ["7.7e-07", "-"]
 
 
@@ -148,6 +150,6 @@ def test_timed_loop_records_at_the_given_steps_traces_once_and_guards():
   assert loop.tracing_count == 1
   bad = runnerlib.TimedLoop(lambda: {"y": x.assign(x * 1e300)}, lambda: {"x": tf.identity(x)})
   x.assign(10.0)
-  with pytest.raises(runnerlib.NonFiniteError, match=r"\[t\] non-finite .*after step 3; every "
+  with pytest.raises(errors.NonFiniteError, match=r"\[t\] non-finite .*after step 3; every "
                      r"value was finite after step 1"):
     bad.run([0, 1, 3], where="[t] ")

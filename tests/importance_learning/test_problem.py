@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.bilevel import Penalty, combined_step
-from importance_learning.problem import ImportanceProblem, logit_from_importance
+from common.problems import ImportanceProblem, logit_from_importance
 
 B, N, D, K = 6, 20, 5, 3
 

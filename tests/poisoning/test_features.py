@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.data.splits import DataNotFoundError
+from common.errors import DataNotFoundError
 from poisoning import features
 
 SMALL = (75, 75, 3)

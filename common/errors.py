@@ -1,0 +1,31 @@
+"""Every error a user can cause, in one leaf module (it imports nothing of the library).
+
+Each one's message says what was wrong and what to do; the command line (``common/cli.py``)
+prints it as one line, without a traceback, and exits with status 1. Raise them before any
+data is read or any file is written wherever the mistake can be seen that early.
+"""
+
+
+class ConfigError(ValueError):
+  """The config asks for something that does not exist or cannot work."""
+
+
+class DataNotFoundError(FileNotFoundError):
+  """A data source is missing or not prepared; the message says what is expected and where."""
+
+
+class ConfigMismatchError(ValueError):
+  """The workdir holds a run made with another config."""
+
+
+class NonFiniteError(FloatingPointError):
+  """A metric became NaN or Inf; the message says where and which checkpoint is kept."""
+
+
+class Interrupted(Exception):
+  """Not a failure: the run stopped at ``max_steps_per_invocation`` with its checkpoint saved;
+  re-running the same command continues it."""
+
+
+# Printed as one line by the command line; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, DataNotFoundError, ConfigMismatchError, NonFiniteError)

@@ -1,0 +1,134 @@
+"""What a run leaves on disk, written one way: atomically.
+
+Every file a run writes (config.json, results.json, tables, arrays, caches, figures) goes
+through ``atomic_path``: the content is written to a temporary file beside the target and
+renamed onto it, so a kill or a full disk leaves either the old file or the whole new one, never
+half of one. The text helpers (``fmt``, ``summary_table``, ``markdown_table``) are how every
+family prints its results.
+"""
+
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+
+from common.errors import ConfigMismatchError
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yield a temporary path to write; on success it replaces ``path``, on failure it goes.
+
+  The temporary name keeps ``path``'s suffix (numpy's savers append one otherwise) and the
+  process id (two processes never share one); parent folders are created.
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  finally:
+    if tmp.exists():
+      tmp.unlink()
+
+
+def write_text(path, text):
+  with atomic_path(path) as tmp:
+    tmp.write_text(text)
+
+
+def write_json(path, obj):
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
+
+
+def save_npy(path, array):
+  with atomic_path(path) as tmp:
+    np.save(tmp, array)
+
+
+def save_npz(path, compressed=False, **arrays):
+  with atomic_path(path) as tmp:
+    (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+
+
+def save_figure(fig, path, **kwargs):
+  with atomic_path(path) as tmp:
+    fig.savefig(tmp, **kwargs)
+
+
+def json_default(x):
+  if isinstance(x, (np.integer,)):
+    return int(x)
+  if isinstance(x, (np.floating,)):
+    return float(x)
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def git_commit():
+  """The library's commit, ``-dirty`` with uncommitted changes, ``unknown`` outside git."""
+  here = pathlib.Path(__file__).resolve().parent
+  try:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                         timeout=10, check=True)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
+                           text=True, timeout=10).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+
+
+def check_or_write_config(workdir, run_config, ignore=("runner",)):
+  """Save ``run_config`` as workdir/config.json, or check it against the one saved there.
+
+  Fields in ``ignore`` (runner settings: progress bar, checkpoint frequency, ...) may change
+  between invocations of one run; everything else defines the run, and a difference is a
+  ``ConfigMismatchError`` raised before anything is written.
+  """
+  path = pathlib.Path(workdir) / "config.json"
+  current = json.loads(run_config.to_json_best_effort())
+  strip = lambda d: {k: v for k, v in d.items() if k not in ignore}
+  if path.exists():
+    saved = json.loads(path.read_text())
+    if strip(saved) != strip(current):
+      diff = sorted(k for k in set(saved) | set(current)
+                    if k not in ignore and saved.get(k) != current.get(k))
+      raise ConfigMismatchError(
+          f"{workdir} holds a run made with a different config (top-level fields that "
+          f"differ: {diff}). Use another --workdir, or delete this one to start over.")
+  else:
+    write_json(path, current)
+
+
+# -- text --------------------------------------------------------------------------------------
+
+def fmt(v):
+  """A table cell: '-' for None, four decimals for accuracies and the like, significant digits
+  for tiny or huge values."""
+  if v is None:
+    return "-"
+  if not isinstance(v, float):
+    return str(v)
+  return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e5 else f"{v:.4g}"
+
+
+def summary_table(rows, columns):
+  """A fixed-width text table: ``rows`` is a list of dicts, ``columns`` (key, header) pairs."""
+  cells = [[h for _, h in columns]] + [[fmt(r.get(k, "")) for k, _ in columns] for r in rows]
+  widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+  lines.insert(1, "  ".join("-" * w for w in widths))
+  return "\n".join(lines)
+
+
+def markdown_table(rows, columns):
+  """The same table in Markdown."""
+  lines = ["| " + " | ".join(h for _, h in columns) + " |",
+           "|" + "|".join("---" for _ in columns) + "|"]
+  lines += ["| " + " | ".join(fmt(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
+  return "\n".join(lines)
