@@ -89,12 +89,14 @@ def _batch(rng, n, input_shape, num_classes, offset=0):
           "index": tf.constant(np.arange(offset, offset + n), tf.int32)}
 
 
-def _method_config(name, loop_steps):
+def _method_config(name, loop_steps, num_classes=10):
   cfg = METHODS[name].default_config()
   for key in LOOPED.get(name, ()):
     cfg[key] = int(loop_steps)
   if name == "proximal":
     cfg.lr = 1e-3
+  if name == "class_ratio":
+    cfg.class_weights = (1.0 / num_classes,) * num_classes
   return cfg
 
 
@@ -141,14 +143,15 @@ def build_case(name, model_spec, batch_size, input_shape, num_classes=10, loop_s
                           .default_config())
     return Case(name, lambda: method.step(batch), "Adam on the mean cross-entropy", params)
 
-  if name in ("l2rw", "proximal"):
+  if name in METHODS and METHODS[name].learns_example_weights:
     problem = problems.ExampleReweighting(model, batch_size, training=False,
                                           num_train=num_train)
-    method = build_method(name, problem, _method_config(name, loop_steps))
+    method = build_method(name, problem, _method_config(name, loop_steps, num_classes))
     step = base.combined_step(problem, method)
-    what = ("weights from one clean batch, then momentum SGD on the weighted loss"
-            if name == "l2rw" else
-            f"{method.config.splits} split gradients, proximal weights, momentum SGD")
+    what = {"l2rw": "weights from one clean batch, then momentum SGD on the weighted loss",
+            "proximal": f"{method.config.get('splits')} split gradients, proximal weights, "
+                        "momentum SGD"}.get(name, f"{name} weights, momentum SGD on the weighted "
+                                                  "loss")
     return Case(name, lambda: step(batch), what, params)
 
   # The importance-learning problem: u = one logit per batch point, v = the model.

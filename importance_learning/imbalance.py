@@ -187,12 +187,12 @@ def run_one(config, workdir, pools, proportion, method, seed, log=print):
   return results
 
 
-def aggregate(records, proportions, methods):
+def aggregate(runs, proportions, methods):
   """{p: {method: {mean, std, values}}} over seeds (std with ddof 0, as numpy's default)."""
   table = {}
   for p in proportions:
     for m in methods:
-      vals = [r["test_accuracy"] for r in records if r["proportion"] == p and r["method"] == m]
+      vals = [r["test_accuracy"] for r in runs if r["proportion"] == p and r["method"] == m]
       if vals:
         table.setdefault(str(p), {})[m] = {"mean": float(np.mean(vals)),
                                            "std": float(np.std(vals)), "values": vals}
@@ -223,11 +223,11 @@ def run(config, workdir, log=print):
   with defining.unlocked():
     for key in SWEEP_FIELDS:
       del defining.imbalance[key]
-  runnerlib.check_or_write_config(workdir, defining)
+  records.check_or_write_config(workdir, defining)
   imb = config.imbalance
   *pools, note = digit_pools(config, log)
   log(f"NOTE: {note}")
-  records = []
+  runs = []
   for p in imb.proportions:
     for method in imb.methods:
       for seed in seeds(imb.num_seeds):
@@ -235,11 +235,11 @@ def run(config, workdir, log=print):
         log(f"[imbalance] p={p} {method} seed {seed}")
         rec = run_one(config, sub, pools, p, method, seed, log)
         log(f"[imbalance] p={p} {method} seed {seed}: test accuracy {rec['test_accuracy']:.4f}")
-        records.append(rec)
-  table = aggregate(records, imb.proportions, imb.methods)
-  results = {"experiment": "imbalance", "note": note, "table": table, "runs": records,
+        runs.append(rec)
+  table = aggregate(runs, imb.proportions, imb.methods)
+  results = {"experiment": "imbalance", "note": note, "table": table, "runs": runs,
              "wall_seconds_this_invocation": time.time() - t_start,
-             "git_commit": runnerlib.git_commit()}
+             "git_commit": records.git_commit()}
   records.write_json(workdir / "results.json", results)
   records.write_text(workdir / "results.md",
       f"# MNIST 4-vs-9 imbalance\n\n{note}\n\n" + markdown(table, list(imb.methods)))

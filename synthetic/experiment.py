@@ -175,7 +175,7 @@ def run(config, workdir, log=print):
   validate(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  runnerlib.check_or_write_config(workdir, config, ignore=("progress_bar",))
+  records.check_or_write_config(workdir, config, ignore=("progress_bar",))
   t_start = time.time()
   runs = [(p, m, int(T)) for p in config.problems for m in config.methods
           for T in config.inner_steps]
@@ -211,7 +211,7 @@ def run(config, workdir, log=print):
   records.write_text(workdir / "results.md", markdown_table(rows, config.success_error))
   figures(config, curves, workdir / "figures")
   results = {"rows": rows, "iterations": int(config.iterations), "git_commit":
-             runnerlib.git_commit(), "wall_seconds_this_invocation": time.time() - t_start,
+             records.git_commit(), "wall_seconds_this_invocation": time.time() - t_start,
              "device": tf.config.list_logical_devices()[0].device_type}
   records.write_json(workdir / "results.json", results)
   return results

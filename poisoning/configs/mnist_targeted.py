@@ -36,7 +36,7 @@ def get_config(arg=None):
   c.retrain_lr = 1e-3
   args = base.parse(arg)
   base.finish(c, args, dict(penalty=5001, approxgrad=5000))
-  if "tiny" in args:
+  if args.tiny:
     c.train_size = 200
     c.val_size = 400
     c.test_size = 400

@@ -53,5 +53,5 @@ def test_imagenet_rows_are_the_readme_commands(arg):
 
 
 def test_imagenet_config_rejects_unknown_arguments():
-  with pytest.raises(ValueError, match="'class' or 'joint'"):
+  with pytest.raises(ValueError, match="'jiont' is not one this config takes.*'class', 'joint'"):
     _load("imagenet", "jiont")

@@ -110,6 +110,22 @@ def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
   assert not workdir.exists(), "nothing may be written before the input is validated"
 
 
+@pytest.mark.parametrize("config, message", [
+    ("importance_learning/configs/default.py:0.25:tiny", "separate arguments with commas"),
+    ("importance_learning/configs/default.py:tiny,banana",
+     "'banana' is not one this config takes; it takes a number (e.g. 0.25), 'tiny'"),
+])
+def test_a_bad_config_argument_is_one_line_without_a_traceback(tmp_path, config, message):
+  workdir = tmp_path / "w"
+  proc = _run(f"--config={config}", f"--workdir={workdir}", timeout=120)
+  assert proc.returncode != 0
+  err = proc.stdout + proc.stderr
+  assert message in err and "Traceback" not in err, err[-2000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("error")]
+  assert len(lines) == 1 and lines[0].startswith("error (flags): flag --config="), err[-2000:]
+  assert not workdir.exists()
+
+
 @pytest.mark.slow
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
   proc = _run(TINY, f"--workdir={tmp_path}", "--config.pretrain.lr=1e38")

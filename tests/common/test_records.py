@@ -1,0 +1,36 @@
+"""One atomic write for every file a run leaves."""
+
+import json
+
+import numpy as np
+import pytest
+
+from common import records
+
+
+def test_atomic_path_replaces_on_success_and_leaves_the_old_file_on_failure(tmp_path):
+  path = tmp_path / "sub" / "results.json"
+  records.write_json(path, {"a": np.float32(0.5), "b": np.arange(2)})
+  assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1]}
+  with pytest.raises(RuntimeError):
+    with records.atomic_path(path) as tmp:
+      tmp.write_text("half a fil")
+      raise RuntimeError("killed mid-write")
+  assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1]}   # the old file, whole
+  assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]   # no temp left
+
+
+def test_numpy_savers_keep_the_exact_name(tmp_path):
+  records.save_npy(tmp_path / "a.npy", np.arange(3))
+  records.save_npz(tmp_path / "b.npz", compressed=True, x=np.ones(2))
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.npz"]
+  np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.arange(3))
+  np.testing.assert_array_equal(np.load(tmp_path / "b.npz")["x"], np.ones(2))
+
+
+def test_tables():
+  rows = [{"a": "x", "b": 0.5}, {"a": "y", "b": 7.7e-07}, {"a": "z", "b": None}]
+  cols = [("a", "A"), ("b", "B")]
+  assert records.summary_table(rows, cols).splitlines()[2:] == \
+      ["x  0.5000 ", "y  7.7e-07", "z  -      "]
+  assert records.markdown_table(rows[:1], cols) == "| A | B |\n|---|---|\n| x | 0.5000 |"
