@@ -1,9 +1,14 @@
 """Bilevel methods behind one interface, picked by name from one explicit registry.
 
-Adding a method: subclass ``base.Method`` (a ``tf.Module``) with ``default_config()``,
-``__init__(problem, config)`` and ``step(batch) -> dict of scalars``, add it to ``METHODS``
-below, and give it its cases in ``tests/common/test_methods.py`` (the suite fails for a
-registered method it does not cover).
+The contract (``base.Method``): a ``tf.Module`` owning all its state, with ``default_config()``,
+``__init__(problem, config)``, ``step(batch) -> dict of scalars`` and ``shrink_for_tiny(config)``;
+its capabilities declared on the class (``needs_outer_variables``, ``learns_example_weights``,
+``uses_clean_batches``, ``supports_replication``); every gradient through ``base.gradients``,
+every inner loop through ``base.loop``. Methods know no runner, data or family
+(``tests/test_imports.py``).
+
+Adding a method: subclass ``base.Method``, add it to ``METHODS`` below, and give it its cases in
+``tests/common/test_methods.py`` (the suite fails for a registered method it does not cover).
 """
 
 from common.bilevel.approxgrad import ApproxGrad
