@@ -1,4 +1,4 @@
-"""Problems and losses that several families share (and benchmarks)."""
+"""Problems and losses shared by the families and the benchmarks."""
 
 import numpy as np
 import tensorflow as tf
@@ -117,19 +117,6 @@ class ExampleReweighting(BilevelProblem):
 
 
 # -- importance learning --------------------------------------------------------------------
-# Importance learning (data denoising), the penalty paper's bilevel problem.
-#
-#     u = z, one logit per point of the current training mini-batch; importance a = (tanh z + 1)/2
-#     v = the classifier's trainable weights
-#     g = sum_i a_i CE_i / sum_i a_i      on the (noisy) training mini-batch   (batch["train"])
-#     f = mean CE                          on a clean validation mini-batch    (batch["val"])
-#
-# As in the original, u is ONE batch-sized variable: before a step the importances of the batch's
-# points are copied into it, after the step they are written back, so its Adam moments are shared
-# by whichever points occupy a slot. ``per_example_state=True`` instead keeps the outer
-# optimiser's moments per training point (swapped in and out with the importances); the Adam
-# step counter stays global.
-
 
 def importance_from_logit(z):
   return 0.5 * (tf.tanh(z) + 1.0)
@@ -140,6 +127,19 @@ def logit_from_importance(a):
 
 
 class ImportanceProblem(BilevelProblem):
+  """Importance learning (data denoising), the penalty paper's bilevel problem.
+
+      u = z, one logit per point of the current training mini-batch; a = (tanh z + 1) / 2
+      v = the classifier's trainable weights
+      g = sum_i a_i CE_i / sum_i a_i      on the (noisy) training mini-batch   (batch["train"])
+      f = mean CE                          on a clean validation mini-batch    (batch["val"])
+
+  As in the original, u is ONE batch-sized variable: before a step the importances of the batch's
+  points are copied into it, after the step they are written back, so its Adam moments are shared
+  by whichever points occupy a slot. ``per_example_state=True`` instead keeps the outer
+  optimiser's moments per training point (swapped in and out with the importances); the Adam
+  step counter stays global.
+  """
 
   supports_replication = True
 

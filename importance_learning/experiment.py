@@ -138,10 +138,9 @@ def run(config, workdir, log=print):
                                   _plain_config(lr))
     if reweighting:
       # The reweighting method's own training with uniform weights.
-      uniform_cfg = bilevel.RuleWeights.default_config()
-      uniform_cfg.update({k: method_cfg[k] for k in uniform_cfg if k in method_cfg})
-      uniform_cfg.rule = "uniform"
-      plain["baseline"] = bilevel.RuleWeights(
+      uniform_cfg = bilevel.UniformWeights.default_config()
+      uniform_cfg.update({k: method_cfg[k] for k in uniform_cfg if k in method_cfg and k != "rule"})
+      plain["baseline"] = bilevel.UniformWeights(
           ExampleReweighting(base_model, config.batch_size, config.weight_decay,
                              config.dropout_in_training), uniform_cfg)
   setup.check(imp, method, *plain.values(), *(p.problem for p in plain.values()))

@@ -154,10 +154,10 @@ def run_one(config, workdir, pools, proportion, method, seed, log=print):
     method_obj = bilevel.L2RW(problem, config.l2rw)
     steps = imb.l2rw_steps
   else:
-    cfg = bilevel.RuleWeights.default_config()
-    cfg.update(dict(rule=_RULES[method], lr=config.l2rw.lr, momentum=config.l2rw.momentum,
+    cfg = bilevel.get_method(_RULES[method]).default_config()
+    cfg.update(dict(lr=config.l2rw.lr, momentum=config.l2rw.momentum,
                     seed=seed, class_weights=(proportion, 1.0 - proportion)))
-    method_obj = bilevel.RuleWeights(problem, cfg)
+    method_obj = bilevel.build_method(_RULES[method], problem, cfg)
     steps = imb.baseline_steps
   state = dict(model=model, problem=problem, method=method_obj)
   run_ = runnerlib.Runner(workdir, config.runner, state, ("train",), log=log)

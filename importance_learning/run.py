@@ -19,4 +19,5 @@ from common import cli  # noqa: E402
 
 if __name__ == "__main__":
   cli.main("importance_learning", "default.py",
-           {"default": "importance_learning.experiment", "imbalance": "importance_learning.imbalance"})
+           {"default": "importance_learning.experiment",
+            "imbalance": "importance_learning.imbalance"})

@@ -22,8 +22,8 @@ import numpy as np
 
 from common.data import cifar, cifar10, mnist, svhn
 from common.data.noise import flip_labels
-from common.data.splits import (DataNotFoundError, Pools, SplitSizes, Splits, apply_split,
-                                fixed_permutation)
+from common.data.splits import Pools, SplitSizes, Splits, apply_split, fixed_permutation
+from common.errors import DataNotFoundError
 
 
 @dataclasses.dataclass(frozen=True)

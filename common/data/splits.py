@@ -10,8 +10,6 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from common.errors import DataNotFoundError  # noqa: F401  (re-exported by common.data)
-
 # Seed of the fixed permutations applied to class-ordered sources (embedded MNIST, image
 # folders). It is a property of the data, not of a run: the run seed must not change which
 # images are train, val and test, or which ones the label noise corrupts.
