@@ -287,3 +287,19 @@ def test_hypergradient_where_exact_matches_closed_form_and_finite_differences(na
   np.testing.assert_allclose(got, expected, rtol=case.rtol, atol=1e-12)
   fd = _central_differences(case.F(p), p.u.numpy())
   np.testing.assert_allclose(got, fd, rtol=max(case.rtol, 1e-7), atol=1e-8)
+
+
+def test_the_gradient_helper_is_tape_gradient_with_its_two_options():
+  # The one place every method takes a gradient: on one device it equals tape.gradient, an
+  # unconnected source is zeros only when asked, and a named check turns None into an error.
+  x, y = tf.constant([1.0, 2.0], tf.float64), tf.constant(3.0, tf.float64)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([x, y])
+    cost = tf.reduce_sum(x ** 2)
+  got = bilevel.base.gradients(tape, cost, [x, y])
+  np.testing.assert_array_equal(got[0].numpy(), tape.gradient(cost, x).numpy())
+  assert got[1] is None
+  zeros = bilevel.base.gradients(tape, cost, [x, y], zero_unconnected=True)
+  np.testing.assert_array_equal(zeros[1].numpy(), 0.0)
+  with pytest.raises(ValueError, match="the test cost is not connected to 1 of its variables"):
+    bilevel.base.gradients(tape, cost, [x, y], "the test cost", ["x", "y"])
