@@ -21,7 +21,6 @@ from keras import layers
 from common import models, problems
 from common.bilevel import METHODS, base, build_method
 from common.bilevel.optim import MomentumSGD
-from common.data_parameters import DataParametersTraining
 from common.problems import ImportanceProblem
 
 # The references' models and the batch size of the penalty paper's denoising experiments
@@ -34,12 +33,12 @@ MODELS = {
     "mnist_logreg": {"input_shape": (28, 28, 1), "builder": "mnist_logreg", "batch_size": 200},
 }
 
-# Case names: the SGD baseline, every registered method, the data-parameters step, and the
+# Case names: the SGD baseline, every registered method (data parameters among them), the
 # penalty method's inner step (one v-update, the unit its cost target is stated in), and the
 # part of that inner step no implementation can avoid: grad_v g and one Hessian-vector product
 # of g (reverse over reverse), without f and without the update.
 BASELINE = "sgd"
-EXTRA_CASES = ("data_parameters", "penalty_inner", "penalty_hvp")
+EXTRA_CASES = ("penalty_inner", "penalty_hvp")
 
 
 def case_names():
@@ -129,12 +128,15 @@ def build_case(name, model_spec, batch_size, input_shape, num_classes=10, loop_s
     return Case(name, sgd_step, "momentum SGD on the mean cross-entropy", params)
 
   if name == "data_parameters":
-    cfg = DataParametersTraining.default_config()
+    cfg = METHODS[name].default_config()
     cfg.lr = 1e-3
+    cfg.data_params = problems.DataParameters.default_config()
     cfg.data_params.learn_class_parameters = True
     cfg.data_params.learn_inst_parameters = True
-    trainer = DataParametersTraining(model, num_classes, num_train, cfg, training=False)
-    return Case(name, lambda: trainer.step(batch),
+    data_params = problems.DataParameters.from_config(cfg.data_params, num_classes, num_train)
+    method = build_method(name, problems.TemperatureScaledClassification(
+        model, data_params, training=False), cfg)
+    return Case(name, lambda: method.step(batch),
                 "momentum SGD with class + instance temperatures (sparse momentum, clamp)",
                 params)
 

@@ -1,11 +1,15 @@
 """Problems and losses shared by the families and the benchmarks."""
 
+import math
+
+import ml_collections
 import numpy as np
 import tensorflow as tf
 
 from common import distribute
 from common import models
 from common.bilevel import BilevelProblem
+from common.bilevel.base import BatchSlot, ReweightingProblem, TemperatureProblem
 
 
 def cross_entropy(logits, labels):
@@ -41,7 +45,7 @@ class Classification(BilevelProblem):
                                          b["y"]))
 
 
-class ExampleReweighting(BilevelProblem):
+class ExampleReweighting(ReweightingProblem):
   """Per-step example weights for a noisy training batch, judged on a clean batch (L2RW).
 
   No outer variables: the weights are recomputed from scratch at every step. The inner
@@ -53,8 +57,6 @@ class ExampleReweighting(BilevelProblem):
     weight_decay    wd/2 |W|^2 over kernels only (not biases, not batch-norm parameters)
   """
 
-  # A point counts as rejected ("flagged" in detection metrics) when its weight is 0.
-  detection_threshold = 0.0
   supports_replication = True
 
   def __init__(self, model, batch_size, weight_decay=0.0, training=True, train_key="train",
@@ -79,7 +81,7 @@ class ExampleReweighting(BilevelProblem):
       return
     # The gathered global index: ``method.weights`` holds the whole batch's weights.
     index, weights = distribute.gather(batch[self.train_key]["index"]), method.weights
-    valid = getattr(method, "weights_valid", None)   # rows that received a weight
+    valid = method.weights_valid   # rows that received a weight (None: all of them)
     if valid is not None:
       index, weights = tf.boolean_mask(index, valid), tf.boolean_mask(weights, valid)
     # Scaled so that uniform weights are 1.
@@ -150,11 +152,9 @@ class ImportanceProblem(BilevelProblem):
     self.per_example_state = per_example_state
     # The importances take the model's float type (float32 unless the model is float64).
     dtype = model.trainable_variables[0].dtype
-    self.z_all = tf.Variable(tf.zeros([num_train], dtype), trainable=False, name="z_all")
     self.z = tf.Variable(tf.zeros([batch_size], dtype), name="z")
-    if per_example_state:
-      self.moments_all = [tf.Variable(tf.zeros([num_train], dtype), trainable=False, name=n)
-                          for n in ("m_all", "v_all")]
+    self.slot = BatchSlot(self.z, num_train, with_optimizer_state=per_example_state)
+    self.z_all = self.slot.rows     # every training point's importance logit
     self.outer_variables = [self.z]
     self.inner_variables = list(model.trainable_variables)
 
@@ -176,19 +176,10 @@ class ImportanceProblem(BilevelProblem):
   # -- the batch slot ----------------------------------------------------------------------
 
   def begin_step(self, batch, method):
-    index = distribute.gather(batch["train"]["index"])     # the global batch's points
-    self.z.assign(tf.gather(self.z_all, index))
-    if self.per_example_state:
-      for slot, store in zip(method.outer_state_variables(0), self.moments_all):
-        slot.assign(tf.gather(store, index))
+    self.slot.load(distribute.gather(batch["train"]["index"]), method)  # the global batch
 
   def end_step(self, batch, method):
-    index = distribute.gather(batch["train"]["index"])
-    # scatter_update (not scatter_nd_update): mirrored variables implement it.
-    self.z_all.scatter_update(tf.IndexedSlices(tf.convert_to_tensor(self.z), index))
-    if self.per_example_state:
-      for slot, store in zip(method.outer_state_variables(0), self.moments_all):
-        store.scatter_update(tf.IndexedSlices(tf.convert_to_tensor(slot), index))
+    self.slot.store(distribute.gather(batch["train"]["index"]), method)
 
   # -- the importances ---------------------------------------------------------------------
 
@@ -208,3 +199,214 @@ class ImportanceProblem(BilevelProblem):
     a = self.importances().astype(np.float64)
     a = np.clip(0.5 * a / a.mean(), 1e-5, 0.99999)
     self.set_importances(a)
+
+
+# -- data parameters (Saxena, Tuzel, DeCoste, NeurIPS 2019) ----------------------------------
+#
+# Every class y has a parameter c[y] and every training example k a parameter s[k], both in log
+# space. Training logits are divided by the sample's temperature sigma (exp(c[y]), exp(s[k]),
+# or their *sum* when both are learned), so a hard or mislabelled example can raise its sigma
+# and flatten its softmax instead of dragging the model towards its label. Inference never uses
+# them: the original validates with the model's unscaled logits. The method that steps them is
+# ``bilevel.DataParameterDescent``; ../shared/reference/data_parameters.md is the
+# specification (section numbers below refer to it).
+
+# sigma in [1/20, 20], written as the original writes its clamp config: log-space bounds
+# (the original's keys say "sigma" but hold log(sigma)).
+LOG_SIGMA_MIN = float(np.log(1 / 20))
+LOG_SIGMA_MAX = float(np.log(20))
+
+
+class DataParameters(tf.Module):
+  """Class and instance parameters in log space, their temperature, penalty and clamp (§2).
+
+  ``class_parameters`` ([num_classes]) and ``inst_parameters`` ([num_instances]) always exist,
+  initialised to log(init) as the original's ``np.ones(n) * np.log(init)`` cast to the
+  parameter dtype (§2.1); only the learned ones are ``trainable`` (the original's
+  ``requires_grad``), are stepped, decayed and clamped. With neither learned the module is
+  the baseline: sigma = 1 and logits pass through unchanged.
+  """
+
+  @staticmethod
+  def default_config():
+    """The original's flags with its argparse defaults (§4.1) and its clamp config (§2.4)."""
+    return ml_collections.ConfigDict({
+        "learn_class_parameters": False,
+        "learn_inst_parameters": False,
+        "init_class_param": 1.0,      # sigma at init; stored as log(init)
+        "init_inst_param": 1.0,
+        "lr_class_param": 0.1,
+        "lr_inst_param": 0.1,
+        "wd_class_param": 0.0,        # coefficient of the explicit mini-batch penalty
+        "wd_inst_param": 0.0,
+        "skip_clamp_data_param": False,
+        # Log-sigma bounds, keyed as in the original's config dict (its "sigma" keys hold logs).
+        "clamp_cls_sigma": {"min": LOG_SIGMA_MIN, "max": LOG_SIGMA_MAX},
+        "clamp_inst_sigma": {"min": LOG_SIGMA_MIN, "max": LOG_SIGMA_MAX},
+        "momentum": 0.9,              # hard-coded in the original, not one of its flags
+    })
+
+  @classmethod
+  def from_config(cls, config, num_classes, num_instances, dtype=tf.float32):
+    """Builds the parameters from ``default_config()``-shaped settings."""
+    return cls(num_classes, num_instances,
+               learn_class_parameters=config.learn_class_parameters,
+               learn_inst_parameters=config.learn_inst_parameters,
+               init_class_param=config.init_class_param,
+               init_inst_param=config.init_inst_param,
+               wd_class_param=config.wd_class_param,
+               wd_inst_param=config.wd_inst_param,
+               skip_clamp_data_param=config.skip_clamp_data_param,
+               clamp_cls_sigma=(config.clamp_cls_sigma.min, config.clamp_cls_sigma.max),
+               clamp_inst_sigma=(config.clamp_inst_sigma.min, config.clamp_inst_sigma.max),
+               dtype=dtype)
+
+  def __init__(self, num_classes, num_instances, learn_class_parameters=False,
+               learn_inst_parameters=False, init_class_param=1.0, init_inst_param=1.0,
+               wd_class_param=0.0, wd_inst_param=0.0, skip_clamp_data_param=False,
+               clamp_cls_sigma=(LOG_SIGMA_MIN, LOG_SIGMA_MAX),
+               clamp_inst_sigma=(LOG_SIGMA_MIN, LOG_SIGMA_MAX), dtype=tf.float32, name=None):
+    super().__init__(name=name)
+    for flag, init in (("init_class_param", init_class_param),
+                       ("init_inst_param", init_inst_param)):
+      if not init > 0:
+        raise ValueError(f"{flag} is a temperature and must be > 0 (it is stored as its log); "
+                         f"got {init}.")
+    self.learn_class_parameters = bool(learn_class_parameters)
+    self.learn_inst_parameters = bool(learn_inst_parameters)
+    self.wd_class_param = float(wd_class_param)
+    self.wd_inst_param = float(wd_inst_param)
+    self.skip_clamp_data_param = bool(skip_clamp_data_param)
+    self.clamp_cls_sigma = tuple(float(b) for b in clamp_cls_sigma)
+    self.clamp_inst_sigma = tuple(float(b) for b in clamp_inst_sigma)
+    # Nothing checks the init against the clamp range: the original does not either (§4.2).
+    self.class_parameters = tf.Variable(
+        tf.fill([num_classes], tf.constant(math.log(init_class_param), dtype)),
+        trainable=self.learn_class_parameters, name="class_parameters")
+    self.inst_parameters = tf.Variable(
+        tf.fill([num_instances], tf.constant(math.log(init_inst_param), dtype)),
+        trainable=self.learn_inst_parameters, name="inst_parameters")
+
+  @property
+  def learned_variables(self):
+    """The learned tensors in the original's stepping order: class, then instance."""
+    learned = [(self.learn_class_parameters, self.class_parameters),
+               (self.learn_inst_parameters, self.inst_parameters)]
+    return [var for is_learned, var in learned if is_learned]
+
+  @property
+  def learned_names(self):
+    """``"class"`` / ``"inst"`` for each of ``learned_variables`` (their flags' infix)."""
+    return [name for is_learned, name in ((self.learn_class_parameters, "class"),
+                                          (self.learn_inst_parameters, "inst")) if is_learned]
+
+  def _tensors(self, u):
+    """(class, instance) log-parameters: the variables, or ``u`` (values of the learned ones,
+    in ``learned_variables`` order) in place of the learned variables."""
+    if u is None:
+      return self.class_parameters, self.inst_parameters
+    rest = list(u)
+    cls = rest.pop(0) if self.learn_class_parameters else self.class_parameters
+    inst = rest.pop(0) if self.learn_inst_parameters else self.inst_parameters
+    return cls, inst
+
+  def sigma(self, labels, index, u=None):
+    """Per-sample temperature [B] (§2.2): exp(c[y]), exp(s[k]), their sum, or 1."""
+    cls, inst = self._tensors(u)
+    terms = []
+    if self.learn_class_parameters:
+      terms.append(tf.exp(tf.gather(cls, labels)))
+    if self.learn_inst_parameters:
+      terms.append(tf.exp(tf.gather(inst, index)))
+    if not terms:
+      return tf.ones(tf.shape(labels), self.class_parameters.dtype)
+    return tf.add_n(terms)
+
+  def scale_logits(self, logits, labels, index, u=None):
+    """Training logits divided row-wise by sigma (§2.3); unchanged for the baseline.
+
+    Training only: at inference the original uses the model's unscaled logits.
+    """
+    if not self.learned_variables:
+      return logits
+    sigma = tf.cast(self.sigma(labels, index, u), logits.dtype)
+    return logits / sigma[:, None]
+
+  def penalty(self, labels, index, u=None):
+    """1/2 wd sum over batch entries of the log-parameters squared (§2.3).
+
+    Each term only when its tensor is learned and its wd > 0, as in the original; a class
+    (or index) met m times in the batch is penalised m times.
+    """
+    cls, inst = self._tensors(u)
+    total = tf.zeros([], self.class_parameters.dtype)
+    if self.learn_inst_parameters and self.wd_inst_param > 0.0:
+      s = tf.gather(inst, index)
+      total += 0.5 * self.wd_inst_param * tf.reduce_sum(tf.square(s))
+    if self.learn_class_parameters and self.wd_class_param > 0.0:
+      c = tf.gather(cls, labels)
+      total += 0.5 * self.wd_class_param * tf.reduce_sum(tf.square(c))
+    return total
+
+  def clamped(self, u):
+    """``u`` (values of the learned tensors) clipped to their log-sigma bounds (§2.4): every
+    entry, whole tensor; ``u`` itself when ``skip_clamp_data_param`` is set. Entries
+    initialised below the floor are lifted by the first clamp (§4.2)."""
+    if self.skip_clamp_data_param:
+      return u
+    bounds = {"class": self.clamp_cls_sigma, "inst": self.clamp_inst_sigma}
+    return [tf.clip_by_value(x, *bounds[name]) for x, name in zip(u, self.learned_names)]
+
+  def clamp(self):
+    """``clamped`` applied to the learned variables themselves."""
+    for var, value in zip(self.learned_variables,
+                          self.clamped([tf.convert_to_tensor(v) for v in
+                                        self.learned_variables])):
+      var.assign(value)
+
+
+class TemperatureScaledClassification(TemperatureProblem):
+  """Classification with learned temperatures: the data-parameters paper's loss (§2.3)
+
+    g(u, v) = mean_i CE(z_i / sigma_i, y_i) + 1/2 wd_inst sum_i s[k_i]^2
+                                            + 1/2 wd_class sum_i c[y_i]^2
+
+  on ``batch[key]`` (``x``, ``y`` and ``index``, each row's training-set index); the penalty
+  sums over the mini-batch entries (a class or index met twice counts twice). u are the
+  learned log-temperature tensors (``data_params.learned_variables``: class, then instance;
+  none for the baseline), v the model's trainable weights; the clamp is ``project_outer``.
+  """
+
+  def __init__(self, model, data_params, training=True, key="train"):
+    super().__init__()
+    self.model = model
+    self.data_params = data_params
+    self.training = training
+    self.key = key
+    self.outer_variables = list(data_params.learned_variables)
+    self.outer_names = tuple(data_params.learned_names)
+    self.inner_variables = list(model.trainable_variables)
+
+  def inner_cost_and_metrics(self, u, v, batch):
+    b = batch[self.key]
+    x, y, index = b["x"], tf.cast(b["y"], tf.int32), b["index"]
+    dp = self.data_params
+    logits = models.forward(self.model, v, x, self.training)
+    scaled = dp.scale_logits(logits, y, index, u)
+    ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
+                                                                       logits=scaled))
+    loss = ce + tf.cast(dp.penalty(y, index, u), ce.dtype)
+    hits = tf.equal(tf.argmax(scaled, -1, output_type=tf.int32), y)
+    return loss, {"cross_entropy": ce,
+                  "train_accuracy": tf.reduce_mean(tf.cast(hits, tf.float32))}
+
+  def inner_cost(self, u, v, batch):
+    return self.inner_cost_and_metrics(u, v, batch)[0]
+
+  def project_outer(self, u):
+    return self.data_params.clamped(u)
+
+  def state_metrics(self, u, batch):
+    b = batch[self.key]
+    sigma = self.data_params.sigma(tf.cast(b["y"], tf.int32), b["index"], u)
+    return {"mean_batch_sigma": tf.reduce_mean(sigma)}

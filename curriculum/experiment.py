@@ -28,18 +28,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import bilevel
 from common import config_checks
 from common import data as datalib
 from common import metrics as metriclib
 from common import models
 from common import plots
+from common import problems as problemlib
 from common import runner as runnerlib
 from common import records
 from common.data import augment as augmentlib
 from common.data import imagefolder
 from common.data import noise as noiselib
 from common.data.batching import Batcher, evaluable
-from common.data_parameters import DataParametersTraining
 
 PHASES = ("baseline", "data_parameters")
 # Datasets streamed from image folders (training/ and validation/ under data_dir) rather than
@@ -98,6 +99,14 @@ def _without_data_parameters(cfg):
   cfg.data_params.learn_class_parameters = False
   cfg.data_params.learn_inst_parameters = False
   return cfg
+
+
+def _method(model, training, num_classes, num_train):
+  """The data-parameters step on ``model`` with the temperatures of ``training.data_params``."""
+  data_params = problemlib.DataParameters.from_config(training.data_params, num_classes,
+                                                      num_train)
+  problem = problemlib.TemperatureScaledClassification(model, data_params)
+  return bilevel.build_method("data_parameters", problem, training)
 
 
 def _stats(name, values):
@@ -184,15 +193,13 @@ def run(config, workdir, log=print):
   shape = data.input_shape
   base_model = models.build(config.model, shape, k)
   dp_model = models.build(config.model, shape, k)
-  methods = {
-      "baseline": DataParametersTraining(base_model, k, n,
-                                         _without_data_parameters(config.training)),
-      "data_parameters": DataParametersTraining(dp_model, k, n, config.training),
-  }
+  methods = {name: _method(model, cfg, k, n) for name, model, cfg in (
+      ("baseline", base_model, _without_data_parameters(config.training)),
+      ("data_parameters", dp_model, config.training))}
   run_ = runnerlib.Runner(workdir, config.runner, dict(base_model=base_model, dp_model=dp_model,
                                                        **methods),
                           PHASES, run_config=config, log=log)
-  dp = methods["data_parameters"].data_params
+  dp = methods["data_parameters"].problem.data_params
   snapshots_path = run_.workdir / "sigma_snapshots.jsonl"
 
   def epoch_end(name, model, epoch):

@@ -18,6 +18,7 @@ there), so those steps cost a head's worth of computation, not an encoder's.
 import tensorflow as tf
 
 from common import models as modellib
+from common.bilevel import optim
 from common.bilevel.base import BilevelProblem
 from few_shot import models
 
@@ -112,27 +113,18 @@ def adapt_and_evaluate(problem, batch, seed, steps, learning_rate, epsilon=1e-8)
                                                          dtype=support.dtype)
   b = tf.fill([m, n], tf.constant(models.HEAD_B_INIT, support.dtype))
   params = [w, b]
-  slots = [tf.zeros_like(p) for p in params] * 2
-  beta1, beta2 = 0.9, 0.999
 
-  def body(t, params, slots):
+  def body(t, params, state):
     with tf.GradientTape() as tape:
       tape.watch(params)
       loss = tf.reduce_mean(problem.task_losses(support, params[0], params[1],
                                                 batch["support_y"]))
-    grads = tape.gradient(loss, params)
-    t1 = tf.cast(t + 1, support.dtype)
-    rate = learning_rate * tf.sqrt(1.0 - beta2 ** t1) / (1.0 - beta1 ** t1)
-    new_params, new_m, new_v = [], [], []
-    for p, g, m1, v1 in zip(params, grads, slots[:2], slots[2:]):
-      m1 = beta1 * m1 + (1.0 - beta1) * g
-      v1 = beta2 * v1 + (1.0 - beta2) * tf.square(g)
-      new_params.append(p - rate * m1 / (tf.sqrt(v1) + epsilon))
-      new_m.append(m1)
-      new_v.append(v1)
-    return t + 1, new_params, new_m + new_v
+    params, state = optim.adam_update(tape.gradient(loss, params), params, state,
+                                      learning_rate, epsilon=epsilon)
+    return t + 1, params, state
 
-  _, params, _ = tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0), params, slots))
+  _, params, _ = tf.while_loop(lambda t, *_: t < steps, body,
+                               (tf.constant(0), params, optim.adam_init(params)))
   logits = models.cosine_logits(query, params[0], params[1])
   hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                   tf.cast(batch["query_y"], tf.int32))

@@ -8,7 +8,7 @@
 import numpy as np
 import tensorflow as tf
 
-from common.bilevel import BilevelProblem
+from common.bilevel import BilevelProblem, ReweightingProblem, TemperatureProblem
 
 
 class Quadratic(BilevelProblem):
@@ -50,7 +50,35 @@ class Quadratic(BilevelProblem):
     return np.linalg.solve(M.T @ M + self.D, M.T @ self.c)
 
 
-class Regression(BilevelProblem):
+class JointQuadratic(Quadratic, TemperatureProblem):
+  """The quadratic's u and v descended together on one cost, as data parameters are:
+
+      g(u, v) = 1/2 v'Av - v'Bu + 1/2 u'Eu - c'v,   E = B'A^-1 B + I (jointly convex)
+
+  The method adds coupled decay wd/2 |v|^2, so its limit is the solution of
+  (A + wd I) v - B u = c,  E u - B'v = 0: not the bilevel optimum u*.
+  """
+
+  outer_names = ("class",)     # the rate of u is the method's ``lr_class_param``
+
+  def __init__(self, seed=0, dtype=tf.float64):
+    super().__init__(seed=seed, dtype=dtype)
+    self.E = self.B.T @ np.linalg.solve(self.A, self.B) + np.eye(len(self.D))
+    self._E = tf.constant(self.E, dtype)
+
+  def inner_cost(self, u, v, batch):
+    (uu,), (vv,) = u, v
+    return (super().inner_cost(u, v, batch) + 0.5 * tf.tensordot(uu, tf.linalg.matvec(
+        self._E, uu), 1) - tf.tensordot(self._c, vv, 1))
+
+  def joint_minimiser(self, weight_decay):
+    n, m = self.B.shape
+    H = np.block([[self.A + weight_decay * np.eye(n), -self.B], [-self.B.T, self.E]])
+    x = np.linalg.solve(H, np.concatenate([self.c, np.zeros(m)]))
+    return x[n:], x[:n]
+
+
+class Regression(ReweightingProblem):
   """Least squares with outliers, for example-reweighting methods (float64).
 
   Training examples y_i = x_i' theta* (+ 4 for the last ``outliers`` of them), clean examples

@@ -3,7 +3,9 @@
 The contract (``base.Method``): a ``tf.Module`` owning all its state, with ``default_config()``,
 ``__init__(problem, config)``, ``step(batch) -> dict of scalars`` and ``shrink_for_tiny(config)``;
 its capabilities declared on the class (``needs_outer_variables``, ``learns_example_weights``,
-``uses_clean_batches``, ``supports_replication``); every gradient through ``base.gradients``,
+``uses_clean_batches``, ``supports_replication``) and the problem interface it works on
+(``problem_interface``: ``BilevelProblem``; ``ReweightingProblem`` for per-step example
+weights; ``TemperatureProblem`` for data parameters); every gradient through ``base.gradients``,
 every inner loop through ``base.loop``. Methods know no runner, data or family
 (``tests/test_imports.py``).
 
@@ -12,7 +14,9 @@ Adding a method: subclass ``base.Method``, add it to ``METHODS`` below, and give
 """
 
 from common.bilevel.approxgrad import ApproxGrad
-from common.bilevel.base import BilevelProblem, Method, combined_step
+from common.bilevel.base import (BilevelProblem, Method, ReweightingProblem, TemperatureProblem,
+                                  combined_step)
+from common.bilevel.data_parameters import DataParameterDescent
 from common.bilevel.gd import GD
 from common.bilevel.l2rw import L2RW
 from common.bilevel.penalty import Penalty
@@ -25,6 +29,7 @@ from common.bilevel.rule_weights import (ClassRatioWeights, RandomWeights, RuleW
 METHODS = {
     "approxgrad": ApproxGrad,
     "class_ratio": ClassRatioWeights,
+    "data_parameters": DataParameterDescent,
     "gd": GD,
     "l2rw": L2RW,
     "penalty": Penalty,
@@ -45,12 +50,18 @@ def get_method(name):
 
 
 def build_method(name, problem, config):
-  """Instantiate method ``name`` on ``problem`` with its config block ``config``."""
-  return get_method(name)(problem, config)
+  """Instantiate method ``name`` on ``problem`` with its config block ``config``; an error
+  naming both when the problem lacks the interface the method works on."""
+  method = get_method(name)
+  if not isinstance(problem, method.problem_interface):
+    raise ValueError(f"method {name!r} works on a {method.problem_interface.__name__}; "
+                     f"{type(problem).__name__} is not one.")
+  return method(problem, config)
 
 
-__all__ = ["ApproxGrad", "BilevelProblem", "ClassRatioWeights", "GD", "L2RW", "METHODS", "Method",
-           "Penalty", "Plain", "ProximalReweighting", "RMD", "RandomWeights", "RuleWeights",
+__all__ = ["ApproxGrad", "BilevelProblem", "ClassRatioWeights", "DataParameterDescent", "GD",
+           "L2RW", "METHODS", "Method", "Penalty", "Plain", "ProximalReweighting", "RMD",
+           "RandomWeights", "ReweightingProblem", "RuleWeights", "TemperatureProblem",
            "UniformWeights", "build_method", "combined_step", "get_method",
            "shrink_for_tiny"]
 

@@ -22,12 +22,14 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
+from common.bilevel import optim
 from common.bilevel.optim import Adam
 
 
 class ApproxGrad(base.Method):
 
   needs_outer_variables = True
+  supports_replication = True
 
   @staticmethod
   def shrink_for_tiny(config):
@@ -47,7 +49,7 @@ class ApproxGrad(base.Method):
         "adam_epsilon": 1e-8,
         "correction": "all_groups",     # or "first_group": the multi-group original's quirk
         # lr_u and lr_v (not lr_p) x 0.5 every 20 epochs, for epoch-based families.
-        **base.epoch_decay_defaults(every_epochs=20),
+        **optim.epoch_decay_defaults(every_epochs=20),
     })
 
   def __init__(self, problem, config):
@@ -109,8 +111,8 @@ class ApproxGrad(base.Method):
   def outer_state_variables(self, index):
     return self.opt_u.slots(index)
 
-  def end_epoch(self, epoch):
-    base.epoch_lr_decay(self.config, epoch, [self.opt_u.learning_rate, self.opt_v.learning_rate])
+  def scheduled_rates(self):
+    return [self.opt_u.learning_rate, self.opt_v.learning_rate]
 
   def step(self, batch):
     problem, cfg = self.problem, self.config

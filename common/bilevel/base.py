@@ -10,7 +10,7 @@ variable (rule 1 of DESIGN.md).
 import tensorflow as tf
 
 from common import distribute
-from common.bilevel.optim import MomentumSGD
+from common.bilevel import optim
 
 
 class BilevelProblem(tf.Module):
@@ -67,6 +67,93 @@ class BilevelProblem(tf.Module):
     del batch, method
 
 
+class ReweightingProblem(BilevelProblem):
+  """The interface of a problem whose example weights a method computes per step.
+
+  No outer variables; the inner variables are the model's weights. A reweighting method
+  weighs ``example_losses`` (one per row of ``batch[train_key]``, this replica's rows) and
+  judges the weights by ``clean_cost`` (a clean batch; the proximal method never calls it);
+  ``weight_decay`` is added to every weighted loss it descends. ``batch_size`` is the global
+  number of rows a step weighs.
+  """
+
+  train_key = "train"
+  batch_size = None
+  # A point counts as rejected ("flagged" in detection metrics) at a weight of at most this.
+  detection_threshold = 0.0
+
+  def example_losses(self, v, batch, update_state=True, rows=None):
+    """Per-example losses [rows] at weights ``v``; ``rows`` (a slice) restricts them, and
+    ``update_state`` False leaves batch-norm moving averages alone (a meta pass)."""
+    raise NotImplementedError
+
+  def clean_cost(self, v, batch):
+    """The mean loss on the step's clean batch at weights ``v``."""
+    raise NotImplementedError
+
+  def weight_decay(self, v):
+    """The regulariser added to every weighted loss (0 for none)."""
+    raise NotImplementedError
+
+
+class TemperatureProblem(BilevelProblem):
+  """The interface of a problem whose outer variables are descended *with* the inner ones on
+  the one cost g (data parameters: per-class / per-instance temperatures of the loss).
+
+  ``outer_variables`` may be empty (nothing learned: plain training on g); ``outer_names``
+  names each one (``"class"``, ``"inst"``), which selects its learning rate in the method's
+  config; ``project_outer`` is the clamp applied after every step.
+  """
+
+  outer_names = ()
+
+  def inner_cost_and_metrics(self, u, v, batch):
+    """(g(u, v), dict of scalar diagnostics from the same forward pass)."""
+    return self.inner_cost(u, v, batch), {}
+
+  def state_metrics(self, u, batch):
+    """Scalar diagnostics of the outer variables ``u`` after a step (default: none)."""
+    del u, batch
+    return {}
+
+
+class BatchSlot(tf.Module):
+  """Per-example outer state kept in one batch-sized variable, as the penalty paper's
+  importance learning does: ``variable`` ([batch]) holds the current batch's rows of a
+  [num_rows] store; ``load`` copies them in before a step and ``store`` writes them back after.
+
+  With ``with_optimizer_state`` the method's optimiser state for that variable
+  (``Method.outer_state_variables(position)``, e.g. Adam's two moments) is kept per row in
+  the same way; otherwise the state stays batch-shaped and is shared by whichever rows occupy
+  a slot. ``index`` is the global batch's row numbers.
+  """
+
+  def __init__(self, variable, num_rows, position=0, with_optimizer_state=False, name=None):
+    super().__init__(name=name)
+    self.variable = variable
+    self.position = position
+    self.with_optimizer_state = with_optimizer_state
+    dtype = variable.dtype
+    self.rows = tf.Variable(tf.zeros([num_rows], dtype), trainable=False, name="rows")
+    self.state_rows = []
+    if with_optimizer_state:
+      self.state_rows = [tf.Variable(tf.zeros([num_rows], dtype), trainable=False, name=n)
+                         for n in ("m_all", "v_all")]
+
+  def load(self, index, method):
+    self.variable.assign(tf.gather(self.rows, index))
+    if self.with_optimizer_state:
+      for slot, store in zip(method.outer_state_variables(self.position), self.state_rows):
+        slot.assign(tf.gather(store, index))
+
+  def store(self, index, method):
+    # scatter_update (not scatter_nd_update): mirrored variables implement it.
+    self.rows.scatter_update(tf.IndexedSlices(tf.convert_to_tensor(self.variable), index))
+    if self.with_optimizer_state:
+      for slot, store in zip(method.outer_state_variables(self.position), self.state_rows):
+        store.scatter_update(tf.IndexedSlices(tf.convert_to_tensor(slot), index))
+
+
 class Method(tf.Module):
   """Base class of a bilevel method: owns its state as variables, exposes one ``step``.
 
@@ -87,11 +174,17 @@ class Method(tf.Module):
   # Computes per-step example weights for a reweighting problem (``self.weights``, the rows of
   # the last batch; ``self.weights_valid`` may mark rows that carry none).
   learns_example_weights = False
+  # For such a method: a [batch] boolean variable marking the rows of the last batch that
+  # received a weight, or None when every row does.
+  weights_valid = None
   # A reweighting method that reads a clean validation batch every step (False: it validates
   # on part of the noisy batch itself, as proximal reweighting does).
   uses_clean_batches = True
   # Its step, replicated over devices (common/distribute.py), equals the one-device step.
   supports_replication = False
+  # The problem interface it works on (``BilevelProblem``, ``ReweightingProblem`` or
+  # ``TemperatureProblem``); ``build_method`` refuses any other problem with a clear error.
+  problem_interface = BilevelProblem
 
   @staticmethod
   def shrink_for_tiny(config):
@@ -104,29 +197,22 @@ class Method(tf.Module):
     del index
     return []
 
+  def scheduled_rates(self):
+    """The learning-rate variables the epoch schedule of ``self.config`` multiplies
+    (``optim.Schedule.from_config``); default: none."""
+    return []
+
   def end_epoch(self, epoch):
-    """Called by epoch-based families after ``epoch`` (1-based) epochs; schedules go here."""
-    del epoch
-
-
-def epoch_decay_defaults(every_epochs=0):
-  """Config entries of ``epoch_lr_decay`` (``every_epochs`` 0: off), for a method's block."""
-  return {"lr_decay_every_epochs": every_epochs, "lr_decay_factor": 0.5,
-          "lr_decay_epoch_offset": 0}
-
-
-def momentum_schedule_defaults():
-  """Config entries of the momentum-SGD methods' schedules (both off by default): the epoch
-  decay of ``epoch_lr_decay`` and TF1's step boundaries (``lr_boundaries_steps``, each one
-  multiplying the rate by ``lr_boundaries_factor``)."""
-  return {**epoch_decay_defaults(0), "lr_boundaries_steps": (), "lr_boundaries_factor": 0.1}
+    """Called by epoch-based families after ``epoch`` (1-based) epochs: the epoch schedule."""
+    rates = self.scheduled_rates()
+    if rates:
+      optim.Schedule.from_config(self.config).end_epoch(epoch, rates)
 
 
 def momentum_sgd(config, variables, name="momentum_sgd"):
   """The ``MomentumSGD`` of a method whose config holds lr, momentum and the schedule keys."""
-  return MomentumSGD(variables, config.lr, config.momentum, name=name,
-                     boundaries=tuple(config.get("lr_boundaries_steps", ())),
-                     factor=config.get("lr_boundaries_factor", 0.1))
+  return optim.MomentumSGD(variables, config.lr, config.momentum, name=name,
+                           schedule=optim.Schedule.from_config(config))
 
 
 def weighted_loss_step(problem, opt, weights, batch):
@@ -151,22 +237,6 @@ def outer_and_inner(problem, method_name):
     raise ValueError(f"{method_name} needs outer and inner variables; the problem has "
                      f"{len(u_vars)} outer and {len(v_vars)} inner.")
   return u_vars, v_vars
-
-
-def epoch_lr_decay(config, epoch, learning_rates):
-  """Multiply the learning-rate variables by ``config.lr_decay_factor`` at the epochs
-  ``offset + every, offset + 2 every, ...`` (``every = config.lr_decay_every_epochs``, 0: off).
-
-  The originals halve after epoch ``e`` when ``e % 20 == 0 and e != 0``; with 1-based epoch
-  loops (MNIST large) that is after 20, 40, ... completed epochs (offset 0), with 0-based loops
-  (CIFAR-10, SVHN) after 21, 41, ... (offset 1).
-  """
-  every, offset = int(config.lr_decay_every_epochs), int(config.lr_decay_epoch_offset)
-  if every > 0 and epoch > offset and (epoch - offset) % every == 0:
-    for lr in learning_rates:
-      lr.assign(lr * config.lr_decay_factor)
-    return True
-  return False
 
 
 def values(variables):

@@ -10,12 +10,14 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
+from common.bilevel import optim
 from common.bilevel.optim import Adam
 
 
 class GD(base.Method):
 
   needs_outer_variables = True
+  supports_replication = True
 
   @staticmethod
   def shrink_for_tiny(config):
@@ -29,7 +31,7 @@ class GD(base.Method):
         "lr_v": 1e-4,
         "inner_steps": 10,
         "adam_epsilon": 1e-8,
-        **base.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
+        **optim.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
     })
 
   def __init__(self, problem, config):
@@ -45,8 +47,8 @@ class GD(base.Method):
   def outer_state_variables(self, index):
     return self.opt_u.slots(index)
 
-  def end_epoch(self, epoch):
-    base.epoch_lr_decay(self.config, epoch, [self.opt_u.learning_rate, self.opt_v.learning_rate])
+  def scheduled_rates(self):
+    return [self.opt_u.learning_rate, self.opt_v.learning_rate]
 
   def step(self, batch):
     problem = self.problem

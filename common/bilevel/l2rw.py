@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from common import distribute
 from common.bilevel import base
+from common.bilevel import optim
 
 
 class L2RW(base.Method):
@@ -38,6 +39,7 @@ class L2RW(base.Method):
   needs_outer_variables = False
   supports_replication = True
   learns_example_weights = True
+  problem_interface = base.ReweightingProblem
 
   @staticmethod
   def default_config():
@@ -50,7 +52,7 @@ class L2RW(base.Method):
         "decay_in_clean_gradient": True,  # the official CIFAR path includes wd * theta
         # Learning-rate schedule (off): epoch decay and/or TF1 step boundaries, e.g. the
         # official ResNet-32 run's x0.1 at steps 40k and 60k.
-        **base.momentum_schedule_defaults(),
+        **optim.momentum_schedule_defaults(),
     })
 
   def __init__(self, problem, config):
@@ -133,8 +135,8 @@ class L2RW(base.Method):
 
   # -- the update --------------------------------------------------------------------------
 
-  def end_epoch(self, epoch):
-    base.epoch_lr_decay(self.config, epoch, [self.opt.learning_rate])
+  def scheduled_rates(self):
+    return [self.opt.learning_rate]
 
   def step(self, batch):
     if self.config.look_ahead:

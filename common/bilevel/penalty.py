@@ -18,6 +18,7 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
+from common.bilevel import optim
 from common.bilevel.optim import Adam
 
 # The original tests a^2 + b^2 < eps^2 where a, b are already squared norms, i.e.
@@ -164,7 +165,6 @@ class Penalty(base.Method):
       self.eps.assign(self.eps * cfg.c_eps)
       for nu, gg in zip(self.nu, terms["grad_v_g"]):
         nu.assign_add(self.rho * gg)
-      self.opt_u.learning_rate.assign(self.opt_u.learning_rate * cfg.lr_decay)
-      self.opt_v.learning_rate.assign(self.opt_v.learning_rate * cfg.lr_decay)
+      optim.multiply([self.opt_u.learning_rate, self.opt_v.learning_rate], cfg.lr_decay)
       self.num_passed.assign_add(1)
     return metrics

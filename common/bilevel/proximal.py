@@ -19,12 +19,14 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
+from common.bilevel import optim
 
 
 class ProximalReweighting(base.Method):
 
   needs_outer_variables = False
   learns_example_weights = True
+  problem_interface = base.ReweightingProblem
   uses_clean_batches = False     # split 0 of each noisy batch validates
 
   @staticmethod
@@ -37,7 +39,7 @@ class ProximalReweighting(base.Method):
         "momentum": 0.9,
         "per_layer": False,
         # Learning-rate schedule (off); the official CIFAR-10 run decays x0.95 every epoch.
-        **base.momentum_schedule_defaults(),
+        **optim.momentum_schedule_defaults(),
     })
 
   def __init__(self, problem, config):
@@ -91,8 +93,8 @@ class ProximalReweighting(base.Method):
     # Zero-sum guard: all-zero weights stay zero instead of 0 / 0.
     return omega / (total + tf.cast(tf.equal(total, 0.0), omega.dtype))
 
-  def end_epoch(self, epoch):
-    base.epoch_lr_decay(self.config, epoch, [self.opt.learning_rate])
+  def scheduled_rates(self):
+    return [self.opt.learning_rate]
 
   def step(self, batch):
     problem = self.problem

@@ -20,11 +20,13 @@ import ml_collections
 import tensorflow as tf
 
 from common.bilevel import base
+from common.bilevel import optim
 
 
 class RMD(base.Method):
 
   needs_outer_variables = True
+  supports_replication = True
 
   @staticmethod
   def shrink_for_tiny(config):
@@ -38,7 +40,7 @@ class RMD(base.Method):
         "lr_v": 1e-4,
         "inner_steps": 10,
         "legacy_skip_first_jacobian": False,
-        **base.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
+        **optim.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
     })
 
   def __init__(self, problem, config):
@@ -103,8 +105,8 @@ class RMD(base.Method):
     """d f(u, v_T(u)) / du for T forward steps from the current v (variables unchanged)."""
     return self.unrolled(batch)[1]
 
-  def end_epoch(self, epoch):
-    base.epoch_lr_decay(self.config, epoch, [self.lr_u, self.lr_v])
+  def scheduled_rates(self):
+    return [self.lr_u, self.lr_v]
 
   # -- the update --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from common import distribute
 from common.bilevel import base
+from common.bilevel import optim
 
 RULES = ("uniform", "class_ratio", "random")
 
@@ -27,6 +28,7 @@ class RuleWeights(base.Method):
 
   needs_outer_variables = False
   learns_example_weights = True
+  problem_interface = base.ReweightingProblem
   RULE = "uniform"     # the default rule; the registered subclasses fix theirs
 
   @classmethod
@@ -37,7 +39,7 @@ class RuleWeights(base.Method):
         "lr": 1e-3,
         "momentum": 0.9,
         "seed": 0,                 # random: the weight stream
-        **base.momentum_schedule_defaults(),
+        **optim.momentum_schedule_defaults(),
     })
 
   def __init__(self, problem, config):
@@ -78,8 +80,8 @@ class RuleWeights(base.Method):
     total = tf.reduce_sum(w)
     return w / (total + tf.cast(tf.equal(total, 0.0), dtype))
 
-  def end_epoch(self, epoch):
-    base.epoch_lr_decay(self.config, epoch, [self.opt.learning_rate])
+  def scheduled_rates(self):
+    return [self.opt.learning_rate]
 
   def step(self, batch):
     w = self.example_weights(batch)

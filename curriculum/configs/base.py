@@ -9,7 +9,8 @@ import ml_collections
 
 from common import config_args
 from common import runner
-from common.data_parameters import DataParametersTraining
+from common import problems
+from common.bilevel import DataParameterDescent
 
 
 def base():
@@ -26,7 +27,8 @@ def base():
   c.model = "wrn28_10_dp"
   # The model side (momentum SGD lr 0.1, coupled wd 5e-4, x0.1 at epochs 80 and 100) and the
   # data-parameter flags, named as the original's command-line flags.
-  c.training = DataParametersTraining.default_config()
+  c.training = DataParameterDescent.default_config()
+  c.training.data_params = problems.DataParameters.default_config()
   c.training.data_params.learn_inst_parameters = True
   c.training.data_params.init_inst_param = 1.0
   c.training.data_params.lr_inst_param = 0.2

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.bilevel.optim import Adam, RMSProp
+from common.bilevel import optim
+from common.bilevel.optim import Adam, MomentumSGD, RMSProp, Schedule
 
 
 def test_adam_matches_keras_adam_with_tf1_epsilon():
@@ -38,13 +39,14 @@ def test_learning_rate_is_a_variable_read_at_each_step():
   assert var.numpy()[0] == 0.0
 
 
-def _decay_epochs(every, offset, num_epochs):
+def _decay_epochs(every, offset, num_epochs, milestones=()):
   import ml_collections
-  from common.bilevel import base
   cfg = ml_collections.ConfigDict({"lr_decay_every_epochs": every, "lr_decay_factor": 0.5,
-                                   "lr_decay_epoch_offset": offset})
+                                   "lr_decay_epoch_offset": offset,
+                                   "lr_milestones_epochs": milestones})
+  schedule = Schedule.from_config(cfg)
   lr = tf.Variable(1.0, dtype=tf.float64)
-  hits = [e for e in range(1, num_epochs + 1) if base.epoch_lr_decay(cfg, e, [lr])]
+  hits = [e for e in range(1, num_epochs + 1) if schedule.end_epoch(e, [lr])]
   return hits, lr.numpy()
 
 
@@ -58,10 +60,12 @@ def test_epoch_schedule_matches_the_scripts_loops():
   hits, lr = _decay_epochs(20, 1, 201)
   assert hits == zero_based and hits[:2] == [21, 41] and lr == 0.5 ** 10
   assert _decay_epochs(0, 0, 50) == ([], 1.0)
+  # Data parameters' CIFAR-100 milestones; with a period as well, either one fires.
+  assert _decay_epochs(0, 0, 120, milestones=(80, 100)) == ([80, 100], 0.25)
+  assert _decay_epochs(30, 0, 90, milestones=(45,))[0] == [30, 45, 60, 90]
 
 
 def test_momentum_sgd_is_tf1_momentum_and_keras_sgd_at_constant_lr():
-  from common.bilevel.optim import MomentumSGD
   rng = np.random.default_rng(1)
   init = rng.normal(size=(4, 2))
   ours, theirs = tf.Variable(init), tf.Variable(init)
@@ -81,9 +85,9 @@ def test_momentum_sgd_is_tf1_momentum_and_keras_sgd_at_constant_lr():
 
 
 def test_momentum_sgd_step_boundaries_are_tf1_piecewise_constant():
-  from common.bilevel.optim import MomentumSGD
   var = tf.Variable([1.0], dtype=tf.float64)
-  opt = MomentumSGD([var], 0.1, momentum=0.0, boundaries=(2, 4), factor=0.1)
+  opt = MomentumSGD([var], 0.1, momentum=0.0,
+                    schedule=Schedule(boundaries=(2, 4), boundary_factor=0.1))
   rates = [float(opt.apply([tf.constant([1.0], tf.float64)], [var])) for _ in range(6)]
   np.testing.assert_allclose(rates, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-12)
   np.testing.assert_allclose(var.numpy(), [1.0 - 0.2 - 0.02 - 0.002], rtol=1e-12)
@@ -91,7 +95,7 @@ def test_momentum_sgd_step_boundaries_are_tf1_piecewise_constant():
   opt.learning_rate.assign(opt.learning_rate * 0.5)
   assert float(opt.current_rate()) == pytest.approx(0.0005)
   with pytest.raises(ValueError, match="must be increasing"):
-    MomentumSGD([var], 0.1, boundaries=(5, 3))
+    Schedule(boundaries=(5, 3))
 
 
 def test_rmsprop_is_tf1s_update_with_ms_starting_at_one():
@@ -103,3 +107,40 @@ def test_rmsprop_is_tf1s_update_with_ms_starting_at_one():
     ms = 0.9 * ms + 0.1 * np.square(g)
     x = x - 0.01 * np.asarray(g) / np.sqrt(ms + 1e-10)
     np.testing.assert_allclose(var.numpy(), x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rule", sorted(optim.RULES))
+def test_each_wrapper_is_its_pure_update_bit_for_bit(rule):
+  """The stateful optimiser assigns exactly what the functional core returns, step after step
+  (so a method may switch between them, e.g. unroll the pure update inside a tape)."""
+  wrappers = {"adam": lambda v: Adam(v, 0.05), "momentum": lambda v: MomentumSGD(v, 0.05),
+              "rmsprop": lambda v: RMSProp(v, 0.05)}
+  init, update = optim.RULES[rule]
+  rng = np.random.default_rng(5)
+  start = [rng.normal(size=(3, 2)), rng.normal(size=4)]
+  variables = [tf.Variable(x) for x in start]
+  opt = wrappers[rule](variables)
+  params = [tf.constant(x) for x in start]
+  state = init(params)
+  for _ in range(5):
+    grads = [tf.constant(rng.normal(size=x.shape)) for x in start]
+    opt.apply(grads, variables)
+    params, state = update(grads, params, state, 0.05)
+    for var, p in zip(variables, params):
+      np.testing.assert_array_equal(var.numpy(), p.numpy())
+
+
+def test_pure_updates_leave_their_inputs_alone_and_differentiate():
+  """No assignment happens, and the update is a differentiable function of its inputs: the
+  derivative of two unrolled momentum steps w.r.t. the start equals the closed form."""
+  p0 = tf.constant([1.0, -2.0], tf.float64)
+  with tf.GradientTape() as tape:
+    tape.watch(p0)
+    params, acc = [p0], optim.momentum_init([p0])
+    for _ in range(2):   # gradient of 1/2 |p|^2 is p
+      params, acc = optim.momentum_update([params[0]], params, acc, 0.1, momentum=0.5)
+    out = tf.reduce_sum(params[0])
+  # p1 = 0.9 p0; acc1 = p0; acc2 = 0.5 p0 + 0.9 p0; p2 = 0.9 p0 - 0.1 * 1.4 p0 = 0.76 p0.
+  np.testing.assert_allclose(params[0].numpy(), 0.76 * p0.numpy(), rtol=1e-12)
+  np.testing.assert_allclose(tape.gradient(out, p0).numpy(), [0.76, 0.76], rtol=1e-12)
+  np.testing.assert_array_equal(p0.numpy(), [1.0, -2.0])

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.data_parameters import (LOG_SIGMA_MAX, LOG_SIGMA_MIN, DataParameters,
-                                    SparseMomentumSGD)
+from common.bilevel.optim import SparseMomentumSGD
+from common.problems import LOG_SIGMA_MAX, LOG_SIGMA_MIN, DataParameters
 
 LO, HI = math.log(1 / 20), math.log(20)
 
@@ -19,6 +19,19 @@ def _params(num_classes=3, num_instances=6, dtype=tf.float64, **flags):
   cfg = DataParameters.default_config()
   cfg.update(flags)
   return DataParameters.from_config(cfg, num_classes, num_instances, dtype=dtype), cfg
+
+
+def _optimizers(dp, cfg):
+  """The method's optimisers of the learned tensors: SparseMomentumSGD at each one's rate."""
+  return [SparseMomentumSGD(var, cfg[f"lr_{name}_param"], cfg.momentum)
+          for var, name in zip(dp.learned_variables, dp.learned_names)]
+
+
+def _apply(dp, grads, optimizers):
+  """One sparse step per learned tensor (class, then instance), then the clamp (§2.4)."""
+  for grad, opt in zip(grads, optimizers):
+    opt.apply(grad)
+  dp.clamp()
 
 
 def _slices(indices, grads):
@@ -57,7 +70,7 @@ def test_sparse_sgd_four_hand_computed_steps_with_clamp(as_dense):
   cancel to 0.0: both count as absent, as in the original.
   """
   dp, cfg = _params(learn_inst_parameters=True, lr_inst_param=0.5)
-  (opt,) = dp.make_optimizers(cfg)
+  (opt,) = _optimizers(dp, cfg)
   steps = [([0, 2, 2], [4.0, 0.5, 0.25]),
            ([2, 0, 4], [-1.0, 4.0, -2.0]),
            ([5, 4, 4], [-12.0, 0.5, 0.5]),
@@ -77,7 +90,7 @@ def test_sparse_sgd_four_hand_computed_steps_with_clamp(as_dense):
     grad = _slices(indices, grads)
     if as_dense:
       grad = tf.convert_to_tensor(grad)      # sums duplicates, as PyTorch's dense .grad
-    dp.apply_gradients([grad], [opt])
+    _apply(dp, [grad], [opt])
     np.testing.assert_allclose(dp.inst_parameters.numpy(), p, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(opt.momentum_buffer.numpy(), b, rtol=1e-12, atol=1e-15)
   np.testing.assert_array_equal(dp.class_parameters.numpy(), 0.0)   # not learned: untouched
@@ -176,7 +189,7 @@ def test_joint_recipe_instance_init_below_the_clamp_floor(skip):
   logits = tf.constant(np.random.default_rng(0).normal(size=(4, 3)), tf.float32)
   with tf.GradientTape() as tape:
     loss = _ce_loss(dp, logits, labels, index)
-  dp.apply_gradients(tape.gradient(loss, dp.learned_variables), dp.make_optimizers(cfg))
+  _apply(dp, tape.gradient(loss, dp.learned_variables), _optimizers(dp, cfg))
   s = dp.inst_parameters.numpy()
   if not skip:
     np.testing.assert_array_equal(s, np.float32(LO))
@@ -227,12 +240,12 @@ def test_step_traces_once_and_matches_eager(jit_compile):
                       learn_class_parameters=True, learn_inst_parameters=True,
                       init_inst_param=0.5, wd_class_param=1e-2, wd_inst_param=1e-2,
                       lr_class_param=2.0, lr_inst_param=3.0)
-    return dp, dp.make_optimizers(cfg)
+    return dp, _optimizers(dp, cfg)
 
   def step(dp, opts, logits, labels, index):
     with tf.GradientTape() as tape:
       loss = _ce_loss(dp, logits, labels, index)
-    dp.apply_gradients(tape.gradient(loss, dp.learned_variables), opts)
+    _apply(dp, tape.gradient(loss, dp.learned_variables), opts)
     return loss
 
   traces = []

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from common import distribute
-from common.bilevel import L2RW, Penalty, Plain, RuleWeights, base, build_method
+from common.bilevel import (L2RW, RMD, GD, ApproxGrad, Penalty, Plain, RuleWeights, base,
+                            build_method)
 from common.problems import Classification, ExampleReweighting
 from common.problems import ImportanceProblem
 
@@ -58,6 +59,15 @@ def _build(kind):
     cfg = Penalty.default_config()
     cfg.update(inner_steps=3, lr_u=0.5, lr_v=0.05, eps0=10.0)  # eps0 large: the test passes
     method = Penalty(problem, cfg)
+  elif kind in ("approxgrad", "gd", "rmd"):
+    problem = ImportanceProblem(model, NUM_TRAIN, N, per_example_state=kind != "rmd")
+    problem.z_all.assign(np.linspace(-1, 1, NUM_TRAIN))
+    method_class = {"approxgrad": ApproxGrad, "gd": GD, "rmd": RMD}[kind]
+    cfg = method_class.default_config()
+    cfg.update(inner_steps=3, lr_u=0.5, lr_v=0.05)
+    if kind == "approxgrad":
+      cfg.p_steps = 2
+    method = method_class(problem, cfg)
   elif kind.startswith("l2rw"):
     problem = ExampleReweighting(model, N, weight_decay=0.01, num_train=NUM_TRAIN)
     cfg = L2RW.default_config()
@@ -76,13 +86,15 @@ def _state(model, problem, method):
   for name in ("z_all", "weights_all"):
     if getattr(problem, name, None) is not None:
       tensors[name] = getattr(problem, name)
-  for i, m in enumerate(getattr(problem, "moments_all", [])):
+  slot = getattr(problem, "slot", None)
+  for i, m in enumerate(slot.state_rows if slot is not None else []):
     tensors[f"moment{i}"] = m
   for name in ("rho", "lamb", "eps", "weights"):
     if hasattr(method, name):
       tensors[name] = getattr(method, name)
-  for i, nu in enumerate(getattr(method, "nu", [])):
-    tensors[f"nu{i}"] = nu
+  for name in ("nu", "p"):      # the penalty's multipliers, ApproxGrad's linear-system solution
+    for i, x in enumerate(getattr(method, name, [])):
+      tensors[f"{name}{i}"] = x
   return {k: np.asarray(tf.convert_to_tensor(v)) for k, v in tensors.items()}
 
 
@@ -98,7 +110,8 @@ def _run(kind, strategy):
   return metrics, _state(model, problem, method)
 
 
-@pytest.mark.parametrize("kind", ["plain", "penalty", "l2rw", "l2rw_look_ahead", "uniform"])
+@pytest.mark.parametrize("kind", ["plain", "penalty", "approxgrad", "gd", "rmd", "l2rw",
+                                  "l2rw_look_ahead", "uniform"])
 def test_two_replicas_equal_one_device(kind):
   one_metrics, one_state = _run(kind, None)
   strategy = _mirrored()
@@ -116,6 +129,9 @@ def test_two_replicas_equal_one_device(kind):
   assert not np.allclose(fresh["w0"], one_state["w0"])
   if kind == "penalty":
     assert one_metrics[-1]["passed"] == 1.0          # the multiplier update ran too
+  # The importances moved too (not under GD: f does not depend on u directly here, and GD's
+  # u-step follows the partial gradient grad_u f alone, which is zero).
+  if "z_all" in fresh and kind != "gd":
     assert not np.allclose(fresh["z_all"], one_state["z_all"])
 
 

@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 
 from common import bilevel
-from tests.quadratic import Quadratic, Regression
+from tests.quadratic import JointQuadratic, Quadratic, Regression
 
 SEED = 4
 
@@ -86,6 +86,12 @@ def _limit_least_squares(p):
   return np.zeros(0), p.least_squares()
 
 
+def _limit_joint(weight_decay):
+  def limit(p):
+    return p.joint_minimiser(weight_decay)
+  return limit
+
+
 def _outlier_labels(p):
   # Class 1 for the outlier rows, class 0 for the rest: what the class_ratio rule weighs by.
   y = np.zeros(p.batch_size, np.int32)
@@ -138,6 +144,13 @@ CASES = {
     "random": Case(dict(lr=5e-4, momentum=0.9, seed=1), _limit_least_squares, 4000, 0.15,
                    differs_from_optimum=True, problem=lambda seed: Regression(seed=seed),
                    xla_same_numbers=False),
+    # Data parameters: u (a temperature tensor's stand-in) descends g with v, v with coupled
+    # decay; the limit is the joint minimiser of g + wd/2 |v|^2, not the bilevel optimum.
+    "data_parameters": Case(dict(lr=0.05, momentum=0.9, weight_decay=0.1,
+                                 data_params=dict(lr_class_param=0.05, lr_inst_param=0.05,
+                                                  momentum=0.9)),
+                            _limit_joint(0.1), 1500, 1e-8, differs_from_optimum=True,
+                            problem=lambda seed: JointQuadratic(seed=seed)),
     "class_ratio": Case(dict(lr=3e-2, momentum=0.9, class_weights=(1.0 / 9, 0.0)),
                         _limit_reweighting, 1500, 1e-6,
                         problem=lambda seed: Regression(seed=seed), batch=_outlier_labels),
@@ -303,3 +316,14 @@ def test_the_gradient_helper_is_tape_gradient_with_its_two_options():
   np.testing.assert_array_equal(zeros[1].numpy(), 0.0)
   with pytest.raises(ValueError, match="the test cost is not connected to 1 of its variables"):
     bilevel.base.gradients(tape, cost, [x, y], "the test cost", ["x", "y"])
+
+
+@pytest.mark.parametrize("name,problem", [("l2rw", lambda: Quadratic()),
+                                          ("data_parameters", lambda: Regression()),
+                                          ("proximal", lambda: JointQuadratic())])
+def test_build_method_refuses_a_problem_without_its_interface(name, problem):
+  """Each method names the problem interface it works on; any other problem is refused up
+  front with both names, not failed on deep inside a traced step."""
+  method = bilevel.get_method(name)
+  with pytest.raises(ValueError, match=method.problem_interface.__name__):
+    _build(name, problem())

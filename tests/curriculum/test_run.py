@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.data_parameters import DataParametersTraining
+from curriculum import experiment as curriculum_experiment
+from curriculum.configs import base as curriculum_base
 from tests import cli
 
 TINY = "--config=curriculum/configs/default.py:tiny"
@@ -21,11 +22,11 @@ def test_training_step_is_coupled_l2_momentum_sgd_plus_sparse_data_parameters():
   keras.utils.set_random_seed(0)
   model = keras.Sequential([keras.Input((3,), dtype="float64"),
                             keras.layers.Dense(4, dtype="float64")])
-  cfg = DataParametersTraining.default_config()
+  cfg = curriculum_base.base().training
   cfg.update(dict(lr=0.1, momentum=0.9, weight_decay=0.01))
   cfg.data_params.update(dict(learn_inst_parameters=True, lr_inst_param=0.2))
-  method = DataParametersTraining(model, 4, 6, cfg)
-  dp = method.data_params
+  method = curriculum_experiment._method(model, cfg, 4, 6)
+  dp = method.problem.data_params
   # float64 model, float32 data parameters (as the original's tensors).
   x = tf.constant(np.random.default_rng(1).normal(size=(3, 3)))
   y, index = tf.constant([0, 2, 2]), tf.constant([1, 4, 4], tf.int64)
@@ -152,14 +153,14 @@ def test_inference_ignores_data_parameters():
   data = experiment._load_data(config, log=lambda *_: None)
   keras.utils.set_random_seed(0)
   model = models.build(config.model, data.input_shape, data.num_classes)
-  method = DataParametersTraining(model, data.num_classes, data.n, config.training)
+  method = curriculum_experiment._method(model, config.training, data.num_classes, data.n)
   for s in range(5):
     method.step({"train": data.batcher.epoch_batch(s)})
   batch = {"train": data.batcher.epoch_batch(5)}
   x_probe = batch["train"]["x"]
   before_logits = model.predict_on_batch(x_probe)
   before = data.evaluate(model)
-  dp = method.data_params
+  dp = method.problem.data_params
   loss_before = float(_loss_only(method, batch))
   rng = np.random.default_rng(3)
   dp.class_parameters.assign(rng.uniform(-3, 3, dp.class_parameters.shape).astype(np.float32))
@@ -173,7 +174,7 @@ def test_inference_ignores_data_parameters():
 def _loss_only(method, batch):
   b = batch["train"]
   y = tf.cast(b["y"], tf.int32)
-  logits = method.model(b["x"], training=False)
-  scaled = method.data_params.scale_logits(logits, y, b["index"])
+  logits = method.problem.model(b["x"], training=False)
+  scaled = method.problem.data_params.scale_logits(logits, y, b["index"])
   ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=scaled))
-  return ce + method.data_params.penalty(y, b["index"])
+  return ce + method.problem.data_params.penalty(y, b["index"])
