@@ -14,6 +14,13 @@ gives both mixed products at once. The iterates are kept in memory: T copies of 
 The original stops the reverse loop at k = 1: the Jacobian of the first forward step (at the
 initial v_0) is never included, so T = 1 degenerates to p = grad_u f.
 ``legacy_skip_first_jacobian=True`` reproduces that; the default includes all T steps.
+
+``inner_optimizer`` (default ``"gd"``, the above) may name another rule of the functional
+optimiser core (``"momentum"``, ``"adam"``, ``"rmsprop"``, hyperparameters in
+``inner_optimizer_args``), started from fresh state at every step. Its unrolled map has
+optimiser state as well as v, so p is then taken by automatic differentiation through the T
+steps (a tape around a Python loop: the graph grows with T), with the projection's Jacobian
+again taken as the identity. This is a switch beyond the original, which unrolls plain GD only.
 """
 
 import ml_collections
@@ -40,6 +47,8 @@ class RMD(base.Method):
         "lr_v": 1e-4,
         "inner_steps": 10,
         "legacy_skip_first_jacobian": False,
+        "inner_optimizer": "gd",       # or a rule of optim.RULES (autodiff through the loop)
+        "inner_optimizer_args": {},    # e.g. {"momentum": 0.9} or {"beta_1": 0.5}
         **optim.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
     })
 
@@ -47,6 +56,11 @@ class RMD(base.Method):
     super().__init__(name="rmd")
     if int(config.inner_steps) < 1:
       raise ValueError(f"rmd.inner_steps must be >= 1, got {config.inner_steps}.")
+    rule = config.get("inner_optimizer", "gd")
+    if rule != "gd" and rule not in optim.RULES:
+      raise ValueError(f"rmd.inner_optimizer must be 'gd' or one of {sorted(optim.RULES)}, got "
+                       f"{rule!r}.")
+    self.by_autodiff = rule != "gd"
     self.problem = problem
     self.config = config
     _, v_vars = base.outer_and_inner(problem, "RMD")
@@ -74,6 +88,11 @@ class RMD(base.Method):
 
   def unrolled(self, batch):
     """(v_T, p, f(u, v_T)): the forward iterates' end point and d f(u, v_T(u)) / du."""
+    unroll = self._unrolled_by_autodiff if self.by_autodiff else self._unrolled_gd
+    return unroll(batch)
+
+  def _unrolled_gd(self, batch):
+    """``unrolled`` for plain GD: the stored iterates and the hand-written reverse pass."""
     problem, lr_v = self.problem, self.lr_v
     u, v = base.values(problem.outer_variables), base.values(problem.inner_variables)
     num_steps = int(self.config.inner_steps)
@@ -99,6 +118,26 @@ class RMD(base.Method):
         bq, hq = self._mixed_products(u, v_k, q, batch)
         p = [pi - tf.cast(lr_v, pi.dtype) * b for pi, b in zip(p, bq)]
         q = [qi - tf.cast(lr_v, qi.dtype) * h for qi, h in zip(q, hq)]
+    return v, p, f
+
+  def _unrolled_by_autodiff(self, batch):
+    """``unrolled`` for an inner optimiser with state: a tape through T pure updates."""
+    problem, cfg = self.problem, self.config
+    init, update = optim.RULES[cfg.inner_optimizer]
+    args = dict(cfg.inner_optimizer_args)
+    u, v = base.values(problem.outer_variables), base.values(problem.inner_variables)
+    with tf.GradientTape() as tape:
+      tape.watch(u)
+      state = init(v)
+      for k in range(int(cfg.inner_steps)):
+        _, grad = self._grad_v_g(u, v, batch)
+        v, state = update(grad, v, state, self.lr_v, **args)
+        # The projection with an identity Jacobian (straight-through), as in the GD reverse pass.
+        v = [x + tf.stop_gradient(y - x) for x, y in zip(v, problem.project_inner(v))]
+        if k == 0 and cfg.legacy_skip_first_jacobian:
+          v, state = tf.nest.map_structure(tf.stop_gradient, (v, state))
+      f = problem.outer_cost(u, v, batch)
+    p = base.gradients(tape, f, u, zero_unconnected=True)
     return v, p, f
 
   def hypergradient(self, batch):

@@ -27,10 +27,8 @@ def _batch(rng, index, dtype=np.float64):
 
 def _problem(**kw):
   p = ImportanceProblem(_model(), N, B, **kw)
-  # float64 importances so finite differences are meaningful
-  p.z = tf.Variable(tf.zeros([B], tf.float64), name="z")
-  p.z_all = tf.Variable(tf.zeros([N], tf.float64), trainable=False)
-  p.outer_variables = [p.z]
+  # float64 importances (the model's type) so finite differences are meaningful
+  assert p.z.dtype == tf.float64 and p.z_all.dtype == tf.float64
   return p
 
 
@@ -92,12 +90,12 @@ def test_per_example_state_keeps_moments_per_point():
   step = combined_step(p, method)
   first, second = np.arange(B), np.arange(B, 2 * B)
   step(_batch(rng, first, np.float32))
-  m_first = p.moments_all[0].numpy()[first].copy()
+  m_first = p.slot.state_rows[0].numpy()[first].copy()
   step(_batch(rng, second, np.float32))
   # The second batch's moments start from zero, and the first batch's are kept aside.
-  np.testing.assert_array_equal(p.moments_all[0].numpy()[first], m_first)
-  assert np.all(p.moments_all[0].numpy()[second] != 0)
-  np.testing.assert_allclose(method.opt_u.m[0].numpy(), p.moments_all[0].numpy()[second])
+  np.testing.assert_array_equal(p.slot.state_rows[0].numpy()[first], m_first)
+  assert np.all(p.slot.state_rows[0].numpy()[second] != 0)
+  np.testing.assert_allclose(method.opt_u.m[0].numpy(), p.slot.state_rows[0].numpy()[second])
 
 
 def test_renormalise_sets_mean_one_half_and_clips():

@@ -227,7 +227,7 @@ MIRRORED = ("--config.runner.distribute.strategy=mirrored",
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["penalty", "l2rw"])
+@pytest.mark.parametrize("method", ["penalty", "approxgrad", "l2rw"])
 def test_mirrored_over_two_cpu_devices_gives_the_single_device_results(tmp_path, method):
   """The whole protocol (baseline, pretraining, bilevel, retraining) replicated over two
   logical CPU devices reproduces the one-device run's results."""
@@ -251,9 +251,9 @@ def test_mixed_bfloat16_run_and_unsupported_setups_fail_fast(tmp_path):
   res = json.loads((tmp_path / "bf16" / "results.json").read_text())
   assert 0.0 < res["bilevel_model_test_accuracy"] <= 1.0
   assert "traced" not in proc.stdout
-  proc = _run(TINY, f"--workdir={tmp_path / 'ag'}", "--config.method=approxgrad", *MIRRORED)
-  assert proc.returncode == 1 and "ApproxGrad cannot run replicated" in proc.stderr
-  assert not (tmp_path / "ag").exists()
+  proc = _run(TINY, f"--workdir={tmp_path / 'px'}", "--config.method=proximal", *MIRRORED)
+  assert proc.returncode == 1 and "ProximalReweighting cannot run replicated" in proc.stderr
+  assert not (tmp_path / "px").exists()
   proc = _run(TINY, f"--workdir={tmp_path / 'odd'}", "--config.batch_size=25", *MIRRORED)
   assert proc.returncode == 1 and "batch_size = 25 cannot be split evenly" in proc.stderr
 
