@@ -26,16 +26,11 @@ def check_data_and_model(config):
   """
   if "noise" in config and not 0.0 <= config.noise <= 1.0:
     raise ConfigError(f"noise must be a fraction in [0, 1], got {config.noise}.")
-  if config.dataset not in datalib.DATASETS:
-    raise ConfigError(f"Unknown dataset {config.dataset!r}; choose one of "
-                      f"{sorted(datalib.DATASETS)}.")
-  spec = datalib.DATASETS[config.dataset]
-  if "source" in config and config.source not in spec.sources:
-    raise ConfigError(f"Unknown source {config.source!r} for dataset {config.dataset!r}; "
-                      f"choose one of {list(spec.sources)}.")
-  if "split" in config and config.split != "default" and config.split not in spec.splits:
-    raise ConfigError(f"Unknown split {config.split!r} for dataset {config.dataset!r}; choose "
-                      f"one of {['default', *spec.splits]}.")
+  try:
+    datalib.check(config.dataset, config.get("source"), kinds=("splits",),
+                  split=config.get("split"))
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
   if "noise_type" in config and config.noise_type not in noiselib.NOISE_TYPES:
     raise ConfigError(f"Unknown noise_type {config.noise_type!r}; choose one of "
                       f"{sorted(noiselib.NOISE_TYPES)}.")

@@ -43,9 +43,12 @@ from common.data import noise as noiselib
 from common.data.batching import Batcher, evaluable
 
 PHASES = ("baseline", "data_parameters")
-# Datasets streamed from image folders (training/ and validation/ under data_dir) rather than
-# loaded by ``common.data.load``; their augmentation is the ImageNet one (imagefolder.py).
-FOLDER_DATASETS = ("imagenet",)
+
+
+def _streamed(config):
+  """Whether the dataset is streamed from image folders (training/ and validation/ under
+  data_dir, the ImageNet augmentation of imagefolder.py) rather than loaded whole."""
+  return datalib.REGISTRY[config.dataset].kind == "folders"
 
 
 def validate(config):
@@ -54,7 +57,8 @@ def validate(config):
 
 
 def _validate(config):
-  if config.dataset in FOLDER_DATASETS:
+  datalib.check(config.dataset, kinds=("splits", "folders"))
+  if _streamed(config):
     _validate_folder_dataset(config)
   else:
     config_checks.check_data_and_model(config)
@@ -129,7 +133,7 @@ class _Data:
 
 
 def _load_data(config, log):
-  if config.dataset in FOLDER_DATASETS:
+  if _streamed(config):
     folders = imagefolder.load_folders(config.data_dir)
     y_clean = folders.train.labels
     info = folders.info
@@ -153,7 +157,7 @@ def _load_data(config, log):
   log(f"{config.dataset} ({info['source']}): train {n} ({int(corrupted.sum())} labels "
       f"corrupted, {config.noise_type} noise), test {num_test}, {num_classes} classes.")
 
-  if config.dataset in FOLDER_DATASETS:
+  if _streamed(config):
     size = int(config.image_size)
     batcher = imagefolder.FolderBatcher(folders.train, y_noisy, config.batch_size, config.seed,
                                         "train", size)
@@ -189,7 +193,7 @@ def run(config, workdir, log=print):
     tf.config.experimental.enable_op_determinism()
 
   data = _load_data(config, log)
-  n, y_noisy, corrupted, k = data.n, data.y_noisy, data.corrupted, data.num_classes
+  n, corrupted, k = data.n, data.corrupted, data.num_classes
   shape = data.input_shape
   base_model = models.build(config.model, shape, k)
   dp_model = models.build(config.model, shape, k)

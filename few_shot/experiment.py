@@ -29,13 +29,11 @@ from common import config_checks  # noqa: E402
 from common import runner as runnerlib  # noqa: E402
 from common import records
 from common.data import episodes as episodelib  # noqa: E402
-from common.data import miniimagenet, omniglot  # noqa: E402
+from common import data as datalib  # noqa: E402
 from few_shot import models  # noqa: E402
 from few_shot.problem import FewShotProblem, adapt_and_evaluate  # noqa: E402
 
 PHASE = "meta_train"
-DATASETS = ("omniglot", "miniimagenet")
-OMNIGLOT_SOURCES = ("files", "npz", "tfds")
 CI_Z = 1.96
 
 
@@ -45,13 +43,7 @@ def validate(config):
 
 
 def _validate(config):
-  if config.dataset not in DATASETS:
-    raise ValueError(f"Unknown dataset {config.dataset!r}; choose one of {list(DATASETS)}.")
-  if config.dataset == "omniglot" and config.source not in OMNIGLOT_SOURCES:
-    raise ValueError(f"Unknown source {config.source!r} for omniglot; choose one of "
-                     f"{list(OMNIGLOT_SOURCES)}.")
-  if config.dataset == "miniimagenet" and config.source != "files":
-    raise ValueError("miniimagenet is read from its cache pickles only: source='files'.")
+  datalib.check(config.dataset, config.source, kinds=("classes",))
   method = bilevel.get_method(config.method)
   if not method.needs_outer_variables:
     raise ValueError(f"method {config.method!r} learns no outer variables; few-shot learning "
@@ -81,22 +73,6 @@ def _validate(config):
                      f"{sorted(models.ENCODERS)}, or 'module.path:function'.")
 
 
-def load_classes(config, log=print):
-  """(meta-train images, meta-test images, info): class-major [classes, per class, H, W, C]."""
-  if config.dataset == "omniglot":
-    data = omniglot.load_omniglot(config.source, config.data_dir,
-                                  image_size=config.image_size,
-                                  tfds_download=config.tfds_download,
-                                  resize_method=config.resize_method,
-                                  cache_dir=config.cache_dir or None)
-    if data.info.get("split_note"):
-      log(f"NOTE: {data.info['split_note']}")
-    return data.train_images, data.test_images, data.info
-  data = miniimagenet.load_miniimagenet(config.data_dir, splits=("train", "test"),
-                                        images_per_class=config.images_per_class)
-  return data.train.images, data.test.images, data.info
-
-
 def _ci(accs):
   accs = np.asarray(accs, np.float64)
   return float(accs.mean()), float(CI_Z * accs.std() / np.sqrt(len(accs)))
@@ -107,7 +83,11 @@ def run(config, workdir, log=print):
   validate(config)
   t_start = time.time()
   keras.utils.set_random_seed(config.seed)
-  train_images, test_images, info = load_classes(config, log)
+  train_images, test_images, info = datalib.load_classes(
+      config.dataset, config.source, config.data_dir, image_size=config.image_size,
+      tfds_download=config.tfds_download, resize_method=config.resize_method,
+      cache_dir=config.cache_dir or None, images_per_class=config.get("images_per_class"),
+      log=log)
   log(f"{config.dataset} ({info['source']}): meta-train {len(train_images)} classes, meta-test "
       f"{len(test_images)} classes, {train_images.shape[1]} images each, "
       f"{'x'.join(str(s) for s in train_images.shape[2:])}.")

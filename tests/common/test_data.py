@@ -148,6 +148,43 @@ def test_unknown_dataset_source_and_split_list_the_choices():
   with pytest.raises(ValueError, match="Unknown split 'huge'.*'default', 'small', 'large'"):
     data.load("mnist", split="huge")
   assert set(data.DATASETS) == {"mnist", "cifar10", "svhn", "cifar100"}
+
+
+def test_one_registry_serves_every_dataset_and_validates_once():
+  assert set(data.REGISTRY) == {"mnist", "cifar10", "svhn", "cifar100", "omniglot",
+                                "miniimagenet", "dogfish", "imagenet"}
+  for name, entry in data.REGISTRY.items():
+    assert entry.kind in data.KINDS and entry.sources and callable(entry.loader), name
+  assert data.REGISTRY["omniglot"].sources == ("files", "npz", "tfds")
+  assert data.check("mnist", "embedded", kinds=("splits",), split="large").kind == "splits"
+  # A family's kinds narrow the choices the error lists; its own list narrows them further.
+  with pytest.raises(ValueError, match=r"Unknown dataset 'mnist'; choose one of \['omniglot', "
+                                       r"'miniimagenet'\]"):
+    data.check("mnist", kinds=("classes",))
+  with pytest.raises(ValueError, match=r"choose one of \['cifar10', 'dogfish'\]"):
+    data.check("svhn", allowed=("cifar10", "dogfish"))
+  with pytest.raises(ValueError, match="Unknown source 'embedded' for dataset 'miniimagenet'; "
+                                       r"choose one of \['files'\]"):
+    data.check("miniimagenet", "embedded")
+  with pytest.raises(ValueError, match="Unknown split 'huge' for dataset 'cifar10'"):
+    data.check("cifar10", split="huge")
+  data.check("omniglot", "npz", split="anything")    # no named splits: nothing to check
+
+
+def test_every_family_reads_only_registered_datasets():
+  """The datasets the family configs name are all in the registry (checked by its kind)."""
+  from curriculum.configs import default as curriculum_default, imagenet
+  from few_shot.configs import miniimagenet, omniglot
+  from importance_learning.configs import default as il_default, svhn
+  from poisoning.configs import cifar10_clean_label, dogfish_clean_label
+  for config, kinds in ((il_default.get_config(), ("splits",)), (svhn.get_config(), ("splits",)),
+                        (curriculum_default.get_config(), ("splits",)),
+                        (imagenet.get_config(), ("folders",)),
+                        (omniglot.get_config(), ("classes",)),
+                        (miniimagenet.get_config(), ("classes",)),
+                        (dogfish_clean_label.get_config(), ("binary",)),
+                        (cifar10_clean_label.get_config(), ("splits",))):
+    data.check(config.dataset, kinds=kinds)
   assert issubclass(data.DataNotFoundError, FileNotFoundError)
 
 
