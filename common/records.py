@@ -3,7 +3,7 @@
 Every file a run writes (config.json, results.json, tables, arrays, caches, figures) goes
 through ``atomic_path``: the content is written to a temporary file beside the target and
 renamed onto it, so a kill or a full disk leaves either the old file or the whole new one, never
-half of one. The text helpers (``fmt``, ``summary_table``, ``markdown_table``) are how every
+half of one. ``Sweep`` caches keyed sub-runs the same way. The text helpers (``fmt``, ``summary_table``, ``markdown_table``) are how every
 family prints its results.
 """
 
@@ -106,6 +106,48 @@ def check_or_write_config(workdir, run_config, ignore=("runner",)):
 
 
 # -- text --------------------------------------------------------------------------------------
+
+class Sweep:
+  """Keyed sub-runs whose results are cached on disk: a re-run loads every finished key and
+  computes only the others, so a sweep (the imbalance grid, the synthetic grid, the
+  clean-label targets) resumes where it stopped and can grow between invocations.
+
+  ``path_of(key)`` names the file of a key's result; ``.json`` files hold a dict, ``.npz``
+  files a dict of arrays (``compressed`` for large ones). A result is written atomically once
+  complete, so a killed sub-run leaves no file and is computed again (from its own checkpoint
+  when it keeps one).
+  """
+
+  def __init__(self, path_of, compressed=False):
+    self.path_of = path_of
+    self.compressed = compressed
+
+  def load(self, key):
+    """The cached result of ``key``, or None."""
+    path = pathlib.Path(self.path_of(key))
+    if not path.exists():
+      return None
+    if path.suffix == ".json":
+      return json.loads(path.read_text())
+    with np.load(path) as z:
+      return dict(z)
+
+  def store(self, key, result):
+    path = pathlib.Path(self.path_of(key))
+    if path.suffix == ".json":
+      write_json(path, result)
+    else:
+      save_npz(path, compressed=self.compressed, **result)
+
+  def run(self, key, compute):
+    """(result, cached): the stored result of ``key``, or ``compute()``'s, stored."""
+    result = self.load(key)
+    if result is not None:
+      return result, True
+    result = compute()
+    self.store(key, result)
+    return result, False
+
 
 def fmt(v):
   """A table cell: '-' for None, four decimals for accuracies and the like, significant digits

@@ -42,6 +42,11 @@ def default_config():
       # Stop cleanly (after a checkpoint) once this many steps ran in this invocation; re-run
       # the same command to continue. For time-limited jobs; 0 means no limit.
       "max_steps_per_invocation": 0,
+      # Steps per call from Python (Orbit's steps_per_loop): one compiled call runs this many
+      # steps on stacked batches and returns every step's metrics, so the NaN guard and the
+      # records stay per step. Calls end at epoch ends, checkpoints and the phase end. One
+      # device only; 1 is the plain loop.
+      "steps_per_call": 1,
       # Data-parallel training (common/distribute.py): none | mirrored | multi_worker_mirrored
       # | tpu, with its devices. The global batch is split evenly over the replicas.
       "distribute": distribute.default_config(),
@@ -155,6 +160,12 @@ class Runner:
           f"This experiment does not support {' and '.join(_requested(config))} yet (the "
           "importance_learning family does). Leave them at their defaults.")
     self.setup = setup
+    per_call = int(config.get("steps_per_call", 1))
+    if per_call < 1:
+      raise ConfigError(f"runner.steps_per_call must be >= 1, got {per_call}.")
+    if per_call > 1 and setup is not None and setup.num_replicas > 1:
+      raise ConfigError("runner.steps_per_call > 1 runs on one device only; set it to 1 for a "
+                        "replicated run.")
     self.log = log or (lambda msg: print(msg, flush=True))
     self.workdir.mkdir(parents=True, exist_ok=True)
     if run_config is not None:
@@ -175,6 +186,7 @@ class Runner:
     self.writer = tf.summary.create_file_writer(str(self.workdir / "tensorboard"))
     self.phase_seconds = {}
     self.steps_this_invocation = 0
+    self._call_lengths = set()
 
   # -- set-up helpers ----------------------------------------------------------------------
 
@@ -216,6 +228,13 @@ class Runner:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
           tf.summary.scalar(f"{phase}/{k}", v, step=int(step))
 
+  def histograms(self, phase, values):
+    """TensorBoard histograms ``{name: array}`` at the phase's current step."""
+    step = self.steps_done(phase)
+    with self.writer.as_default():
+      for name, array in values.items():
+        tf.summary.histogram(name, array, step=step)
+
   # -- the loop ----------------------------------------------------------------------------
 
   def run_phase(self, name, step_fn, batch_fn, num_steps, steps_per_epoch=None,
@@ -234,16 +253,29 @@ class Runner:
     if done >= num_steps:
       self.log(f"[{name}] already complete ({done} steps), skipped.")
       return
+    per_call = int(self.config.get("steps_per_call", 1))
     if done == 0 and on_start is not None:
       on_start()
-    compiled = self.compile(step_fn)
+    self._call_lengths = set()
+    compiled = self.compile(step_fn if per_call == 1 else _several_steps(step_fn))
     last_saved = done
     started = time.time()
     bar = tqdm.tqdm(total=num_steps, initial=done, desc=name, unit="step", dynamic_ncols=True,
                     disable=not self.config.progress_bar, file=sys.stderr, mininterval=1.0)
+    pending = []     # (step, metrics) of the current call not yet gone through the loop below
     try:
       for step in range(done, num_steps):
-        metrics = compiled(batch_fn(step))
+        if per_call == 1:
+          metrics = compiled(batch_fn(step))
+        else:
+          if not pending:
+            end = self._call_end(step, num_steps, per_call, steps_per_epoch)
+            batches = [batch_fn(s) for s in range(step, end)]
+            stacked = compiled(tf.nest.map_structure(lambda *xs: tf.stack(xs), *batches),
+                               tf.constant(end - step))
+            pending = [(s, {k: v[i] for k, v in stacked.items()})
+                       for i, s in enumerate(range(step, end))]
+          _, metrics = pending.pop(0)
         values = {k: _to_python(v) for k, v in metrics.items()}
         bad = sorted(k for k, v in values.items() if not math.isfinite(v))
         if bad:
@@ -286,21 +318,58 @@ class Runner:
     self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.time() - started
     if not self.config.eager and hasattr(compiled, "experimental_get_tracing_count"):
       traces = compiled.experimental_get_tracing_count()
-      if traces > 1:
+      # Several steps per call: one trace per call length (a full call, and the shorter ones
+      # that end at an epoch, a checkpoint or the phase end).
+      allowed = 1 if per_call == 1 else len(self._call_lengths)
+      if traces > allowed:
         self.log(f"[{name}] warning: the step was traced {traces} times (shapes not static?).")
+
+  def _call_end(self, step, num_steps, per_call, steps_per_epoch):
+    """Where a call of up to ``per_call`` steps from ``step`` must stop: at the phase end, an
+    epoch end, a checkpoint or the per-invocation limit (the host acts there)."""
+    end = min(step + per_call, num_steps)
+    bounds = [self.config.checkpoint_every] + ([steps_per_epoch] if steps_per_epoch else [])
+    for every in bounds:
+      end = min(end, (step // every + 1) * every)
+    limit = self.config.max_steps_per_invocation
+    if limit:
+      end = min(end, step + limit - self.steps_this_invocation)
+    self._call_lengths.add(end - step)
+    return end
 
   def _checkpoint_number(self):
     return int(sum(int(v.numpy()) for v in self.progress.values()))
 
   # -- the end -----------------------------------------------------------------------------
 
-  def write_results(self, results):
+  def stamped(self, results):
+    """``results`` with the git commit and this invocation's seconds per phase."""
     results = dict(results)
     results.setdefault("git_commit", records.git_commit())
     results.setdefault("phase_seconds_this_invocation", self.phase_seconds)
-    records.write_json(self.workdir / "results.json", results)
+    return results
+
+  def write_results(self, results):
+    records.write_json(self.workdir / "results.json", self.stamped(results))
     self.log(f"Results written to {self.workdir / 'results.json'}")
 
+
+
+def _several_steps(step_fn):
+  """``step_fn`` over stacked batches [n, ...] (n >= 1, also given as a tensor: a batch may
+  hold no tensors): n steps in one call, every step's metrics stacked [n]. The first step is traced inline (it fixes the metrics' structure), the rest run
+  in a ``tf.range`` loop."""
+
+  def run(batches, n):
+    first = step_fn(tf.nest.map_structure(lambda t: t[0], batches))
+    arrays = {k: tf.TensorArray(v.dtype, size=n, element_shape=v.shape).write(0, v)
+              for k, v in first.items()}
+    for i in tf.range(1, n):
+      metrics = step_fn(tf.nest.map_structure(lambda t, i=i: t[i], batches))
+      arrays = {k: arrays[k].write(i, metrics[k]) for k in arrays}
+    return {k: a.stack() for k, a in arrays.items()}
+
+  return run
 
 
 class TimedLoop:

@@ -223,15 +223,15 @@ def run(config, workdir, log=print):
         out["inst_sigma_clean_mean"] = float(inst[~corrupted].mean())
       if 0 < corrupted.sum() < n:
         out["inst_sigma_roc_auc"] = metriclib.roc_auc(corrupted, inst)
-    step = int(run_.progress[name].numpy())
-    with run_.writer.as_default():
-      if dp.learn_class_parameters:
-        tf.summary.histogram("data_parameters/class_sigma", cls, step=step)
-      if dp.learn_inst_parameters and corrupted.any():
-        tf.summary.histogram("data_parameters/inst_sigma_clean", inst[~corrupted], step=step)
-        tf.summary.histogram("data_parameters/inst_sigma_corrupted", inst[corrupted], step=step)
-      elif dp.learn_inst_parameters:
-        tf.summary.histogram("data_parameters/inst_sigma", inst, step=step)
+    histograms = {}
+    if dp.learn_class_parameters:
+      histograms["data_parameters/class_sigma"] = cls
+    if dp.learn_inst_parameters and corrupted.any():
+      histograms["data_parameters/inst_sigma_clean"] = inst[~corrupted]
+      histograms["data_parameters/inst_sigma_corrupted"] = inst[corrupted]
+    elif dp.learn_inst_parameters:
+      histograms["data_parameters/inst_sigma"] = inst
+    run_.histograms(name, histograms)
     q = [5, 25, 50, 75, 95]
     snap = {"epoch": epoch, "class": np.percentile(cls, q).tolist(),
             "inst_clean": np.percentile(inst[~corrupted], q).tolist() if (~corrupted).any()

@@ -1,4 +1,6 @@
-"""The importance-learning protocol of the penalty paper, phase by phase.
+"""Importance learning: two protocols (``ImportanceVariables``: the penalty paper's, for the
+bilevel methods; ``PerStepReweighting``: the reweighting papers', for L2RW, proximal and the
+fixed rules) over one data setup (``_Data``), phase by phase.
 
   baseline  plain training on the noisy training set (+ the clean validation set): the
             comparison every run reports. For the per-step reweighting methods (L2RW, proximal)
@@ -74,6 +76,228 @@ def _plain_config(lr):
   return cfg
 
 
+class _Data:
+  """The data setup both protocols share: the split, its label noise, the augmentation and
+  the test evaluation."""
+
+  def __init__(self, config, log):
+    ds = datalib.load(config.dataset, source=config.source, data_dir=config.data_dir,
+                      split=config.split, tfds_download=config.tfds_download,
+                      svhn_rescale=config.svhn_rescale)
+    if ds.info.get("scaled"):
+      log(f"NOTE: {ds.info['note']}")
+    self.ds = ds
+    self.y_noisy, self.corrupted = noiselib.apply_noise(
+        config.noise_type, ds.y_train, config.noise, ds.num_classes, config.seed,
+        as_coded=config.noise_as_coded)
+    self.n_train = len(ds.x_train)
+    log(f"{config.dataset} ({ds.info['source']}): train {self.n_train} "
+        f"({int(self.corrupted.sum())} labels corrupted, {config.noise_type} noise), "
+        f"val {len(ds.x_val)}, test {len(ds.x_test)}.")
+    self.augment = augmentlib.AUGMENTATIONS[config.augmentation]
+    self.transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
+    self.shape = augmentlib.output_shape(config.augmentation, ds.x_train.shape[1:])
+    self.x_test_eval = evaluable(ds.x_test, self.transform)
+    self.config = config
+
+  def build_model(self):
+    return models.build(self.config.model, self.shape, self.ds.num_classes)
+
+  def test_accuracy(self, model):
+    c = self.config
+    return metriclib.accuracy(model, self.x_test_eval, self.ds.y_test, c.eval_batch_size,
+                              c.batch_size if c.legacy_eval_divisor else None)
+
+
+class _Protocol:
+  """The phases every importance-learning run shares; the two protocols below fill in what
+  differs. By default the baseline trains on the noisy set (+ the validation set) with plain
+  Adam, and a classifier is pretrained on the validation set (the penalty paper's protocol)."""
+
+  def __init__(self, config, data, log):
+    self.config, self.data, self.log = config, data, log
+    self.method_class = bilevel.get_method(config.method)
+    self.method_cfg = config[config.method]
+
+  def make_problem(self, model):
+    raise NotImplementedError
+
+  def make_baseline(self, model):
+    return self._plain(model, self.config.baseline.lr)
+
+  def _plain(self, model, lr):
+    return bilevel.Plain(Classification(model, training=self.config.dropout_in_training),
+                         _plain_config(lr))
+
+  def build(self, setup):
+    """Everything stateful, created before the runner restores the checkpoint, inside the
+    setup's scope (mirrored variables, the dtype policy)."""
+    c = self.config
+    with setup.scope():
+      self.base_model, self.clf_model, self.retrain_model = (self.data.build_model()
+                                                             for _ in range(3))
+      self.problem = self.make_problem(self.clf_model)
+      self.method = bilevel.build_method(c.method, self.problem, self.method_cfg)
+      self.plain = {"baseline": self.make_baseline(self.base_model),
+                    "pretrain": self._plain(self.clf_model, c.pretrain.lr),
+                    "retrain": self._plain(self.retrain_model, c.retrain.lr)}
+    setup.check(self.problem, self.method, *self.plain.values(),
+                *(p.problem for p in self.plain.values()))
+    return dict(base_model=self.base_model, clf_model=self.clf_model,
+                retrain_model=self.retrain_model, importance=self.problem, method=self.method,
+                **{f"{k}_opt": v for k, v in self.plain.items()})
+
+  # -- phases ------------------------------------------------------------------------------
+
+  def plain_phase(self, run_, name, model, x, y, epochs, num_steps=None, augment=None):
+    c = self.config
+    if not (num_steps or epochs):
+      run_.run_phase(name, None, None, 0)      # logs that the phase is not part of this run
+      return
+    batcher = Batcher(x, y, c.batch_size, c.seed, name, augment, self.data.transform)
+    opt = self.plain[name]
+    step = bilevel.combined_step(opt.problem, opt)
+
+    def epoch_end(e):
+      opt.end_epoch(e)     # the reweighting baseline's schedule; Plain has none
+      if e % c.eval_every_epochs == 0 or e == epochs:
+        return {"test_accuracy": self.data.test_accuracy(model)}
+      return None
+
+    run_.run_phase(name, step, lambda s: {"train": batcher.epoch_batch(s)},
+                   num_steps or epochs * batcher.steps_per_epoch, batcher.steps_per_epoch,
+                   on_epoch_end=epoch_end)
+
+  def baseline_phase(self, run_):
+    c, d = self.config, self.data
+    include_val = c.baseline.include_val
+    x = np.concatenate([d.ds.x_train, d.ds.x_val]) if include_val else d.ds.x_train
+    y = np.concatenate([d.y_noisy, d.ds.y_val]) if include_val else d.y_noisy
+    self.plain_phase(run_, "baseline", self.base_model, x, y, c.baseline.epochs)
+
+  def pretrain_phase(self, run_):
+    c, d = self.config, self.data
+    self.plain_phase(run_, "pretrain", self.clf_model, d.ds.x_val, d.ds.y_val,
+                     c.pretrain.epochs)
+
+  def batches(self, train_b):
+    """The bilevel phase's batch function: a noisy batch and a clean one."""
+    c, d = self.config, self.data
+    val_b = Batcher(d.ds.x_val, d.ds.y_val, c.val_batch_size, c.seed, "bilevel_val",
+                    d.augment, d.transform)
+    return lambda s: {"train": train_b.epoch_batch(s), "val": val_b.random_batch(s)}
+
+  def on_bilevel_start(self):
+    pass
+
+  def end_bilevel_epoch(self):
+    pass
+
+  def bilevel_phase(self, run_):
+    c, d = self.config, self.data
+    train_b = Batcher(d.ds.x_train, d.y_noisy, c.batch_size, c.seed, "bilevel_train",
+                      d.augment, d.transform)
+    batch_fn = self.batches(train_b)
+
+    def epoch_end(epoch):
+      self.method.end_epoch(epoch)   # the method's epoch schedule (ApproxGrad: x0.5 every 20)
+      self.end_bilevel_epoch()
+      a = self.problem.scores()
+      out = {"mean_importance": float(a.mean()), "frac_above_0.1": float(np.mean(a > 0.1))}
+      if epoch % c.eval_every_epochs == 0 or epoch == c.epochs:
+        out["test_accuracy"] = d.test_accuracy(self.clf_model)
+      det = metriclib.detection(a, d.corrupted, self.problem.detection_threshold)
+      out.update({f"detect_{k}": det[k] for k in ("precision", "recall", "roc_auc")})
+      return out
+
+    run_.run_phase("bilevel", bilevel.combined_step(self.problem, self.method), batch_fn,
+                   _num_steps(c, train_b.steps_per_epoch), train_b.steps_per_epoch,
+                   on_start=self.on_bilevel_start, on_epoch_end=epoch_end)
+
+  def finish(self, run_, results):
+    """After the bilevel phase (the penalty paper's retraining)."""
+
+
+class ImportanceVariables(_Protocol):
+  """The penalty paper's protocol: an importance per training point, learned as the outer
+  variable of a bilevel method (penalty, ApproxGrad, GD, RMD) after pretraining on the
+  validation set; then retraining on the confident points."""
+
+  def make_problem(self, model):
+    c = self.config
+    return ImportanceProblem(model, self.data.n_train, c.batch_size, c.dropout_in_training,
+                             c.per_example_state)
+
+  def on_bilevel_start(self):
+    c, d = self.config, self.data
+    pred = metriclib.predict(self.clf_model, evaluable(d.ds.x_train, d.transform),
+                             c.eval_batch_size)
+    if c.importance_init.legacy_scalar_argmax:
+      # The original before May 2020 compared predictions with np.argmax(Y_onehot) without an
+      # axis: a scalar, the label of training point 0.
+      agree = pred == d.y_noisy[0]
+    else:
+      agree = pred == d.y_noisy
+    self.problem.set_importances(np.where(agree, c.importance_init.a_hi,
+                                          c.importance_init.a_lo))
+    self.log(f"[bilevel] importances initialised: {int(agree.sum())} of {d.n_train} points "
+             "agree with the pretrained classifier.")
+
+  def end_bilevel_epoch(self):
+    self.problem.renormalise()
+
+  def finish(self, run_, results):
+    # Small-scale protocol: retrain on the confident points plus the validation set.
+    c, d = self.config, self.data
+    if not c.retrain.enabled:
+      return
+    keep = self.problem.scores() > c.retrain.threshold
+    results["retrain_selected"] = int(keep.sum())
+    results["retrain_selected_corrupted"] = int((keep & d.corrupted).sum())
+    x = np.concatenate([d.ds.x_train[keep], d.ds.x_val])
+    y = np.concatenate([d.y_noisy[keep], d.ds.y_val])
+    self.plain_phase(run_, "retrain", self.retrain_model, x, y, c.retrain.epochs)
+    results["retrained_test_accuracy"] = d.test_accuracy(self.retrain_model)
+
+
+class PerStepReweighting(_Protocol):
+  """The reweighting papers' protocol: example weights computed at every step from the
+  batches (L2RW with a clean batch, proximal reweighting from splits of the noisy batch, the
+  fixed rules); no pretraining, no importance variables, no retraining. The baseline is the
+  method's own training with uniform weights: its optimiser, schedule, batches and
+  augmentation, no clean data (the originals' ``--baseline`` and StandardTrainer)."""
+
+  def make_problem(self, model):
+    c = self.config
+    return ExampleReweighting(model, c.batch_size, c.weight_decay, c.dropout_in_training,
+                              num_train=self.data.n_train)
+
+  def make_baseline(self, model):
+    c = self.config
+    uniform_cfg = bilevel.UniformWeights.default_config()
+    uniform_cfg.update({k: self.method_cfg[k] for k in uniform_cfg
+                        if k in self.method_cfg and k != "rule"})
+    return bilevel.UniformWeights(ExampleReweighting(model, c.batch_size, c.weight_decay,
+                                                     c.dropout_in_training), uniform_cfg)
+
+  def baseline_phase(self, run_):
+    c, d = self.config, self.data
+    self.plain_phase(run_, "baseline", self.base_model, d.ds.x_train, d.y_noisy, c.epochs,
+                     _num_steps(c, len(d.ds.x_train) // c.batch_size), augment=d.augment)
+
+  def pretrain_phase(self, run_):
+    run_.run_phase("pretrain", None, None, 0)
+
+  def batches(self, train_b):
+    if self.method_class.uses_clean_batches:
+      return super().batches(train_b)
+    # Proximal reweighting: splits with identical label multisets, split 0 validates.
+    c = self.config
+    sampler = ClassMatchedSampler(self.data.y_noisy, self.method_cfg.splits,
+                                  self.method.split_size, c.seed)
+    return lambda s: {"train": train_b.indexed_batch(sampler.batch_indices(s), s)}
+
+
 def run(config, workdir, log=print):
   """Run the whole protocol (resuming from ``workdir``) and return the results dict."""
   validate(config)
@@ -89,167 +313,44 @@ def run(config, workdir, log=print):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
 
-  ds = datalib.load(config.dataset, source=config.source, data_dir=config.data_dir,
-                    split=config.split, tfds_download=config.tfds_download,
-                    svhn_rescale=config.svhn_rescale)
-  if ds.info.get("scaled"):
-    log(f"NOTE: {ds.info['note']}")
-  y_noisy, corrupted = noiselib.apply_noise(config.noise_type, ds.y_train, config.noise,
-                                            ds.num_classes, config.seed,
-                                            as_coded=config.noise_as_coded)
-  n_train = len(ds.x_train)
-  log(f"{config.dataset} ({ds.info['source']}): train {n_train} ({int(corrupted.sum())} "
-      f"labels corrupted, {config.noise_type} noise), val {len(ds.x_val)}, "
-      f"test {len(ds.x_test)}.")
-
-  augment = augmentlib.AUGMENTATIONS[config.augmentation]
-  transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
-  shape = augmentlib.output_shape(config.augmentation, ds.x_train.shape[1:])
-  build = lambda: models.build(config.model, shape, ds.num_classes)
+  data = _Data(config, log)
   method_class = bilevel.get_method(config.method)
-  method_cfg = config[config.method]
   reweighting = method_class.learns_example_weights
-  if reweighting and method_class.uses_clean_batches and len(ds.x_val) == 0:
+  if reweighting and method_class.uses_clean_batches and len(data.ds.x_val) == 0:
     raise ConfigError(f"method {config.method!r} needs clean validation batches, but split "
-                      f"{ds.info['split']!r} holds no validation images; choose another split.")
-
-  x_test_eval = evaluable(ds.x_test, transform)
-
-  # Everything stateful is created before the runner restores the checkpoint, inside the
-  # setup's scope (mirrored variables, the dtype policy).
-  with setup.scope():
-    base_model, clf_model, retrain_model = build(), build(), build()
-    if reweighting:
-      # Weights come from each step's batches: no pretraining, no importance variables.
-      imp = ExampleReweighting(clf_model, config.batch_size, config.weight_decay,
-                               config.dropout_in_training, num_train=n_train)
-    else:
-      imp = ImportanceProblem(clf_model, n_train, config.batch_size, config.dropout_in_training,
-                              config.per_example_state)
-    method = bilevel.build_method(config.method, imp, method_cfg)
-    include_val = config.baseline.include_val and not reweighting
-    baseline_x = np.concatenate([ds.x_train, ds.x_val]) if include_val else ds.x_train
-    baseline_y = np.concatenate([y_noisy, ds.y_val]) if include_val else y_noisy
-    plain = {}
-    for name, model, lr in (("baseline", base_model, config.baseline.lr),
-                            ("pretrain", clf_model, config.pretrain.lr),
-                            ("retrain", retrain_model, config.retrain.lr)):
-      plain[name] = bilevel.Plain(Classification(model, training=config.dropout_in_training),
-                                  _plain_config(lr))
-    if reweighting:
-      # The reweighting method's own training with uniform weights.
-      uniform_cfg = bilevel.UniformWeights.default_config()
-      uniform_cfg.update({k: method_cfg[k] for k in uniform_cfg if k in method_cfg and k != "rule"})
-      plain["baseline"] = bilevel.UniformWeights(
-          ExampleReweighting(base_model, config.batch_size, config.weight_decay,
-                             config.dropout_in_training), uniform_cfg)
-  setup.check(imp, method, *plain.values(), *(p.problem for p in plain.values()))
-  state = dict(base_model=base_model, clf_model=clf_model, retrain_model=retrain_model,
-               importance=imp, method=method, **{f"{k}_opt": v for k, v in plain.items()})
+                      f"{data.ds.info['split']!r} holds no validation images; choose another "
+                      "split.")
+  protocol = (PerStepReweighting if reweighting else ImportanceVariables)(config, data, log)
+  state = protocol.build(setup)
   run_ = runnerlib.Runner(workdir, config.runner, state, PHASES, run_config=config, log=log,
                           setup=setup)
 
-  def test_acc(model):
-    return metriclib.accuracy(model, x_test_eval, ds.y_test, config.eval_batch_size,
-                              config.batch_size if config.legacy_eval_divisor else None)
-
-  def plain_phase(name, model, x, y, epochs, num_steps=None):
-    if not (num_steps or epochs):
-      run_.run_phase(name, None, None, 0)      # logs that the phase is not part of this run
-      return
-    reweighted_baseline = reweighting and name == "baseline"
-    batcher = Batcher(x, y, config.batch_size, config.seed, name,
-                       augment if reweighted_baseline else None, transform)
-    step = bilevel.combined_step(plain[name].problem, plain[name])
-
-    def epoch_end(e):
-      plain[name].end_epoch(e)     # the reweighting baseline's schedule; Plain has none
-      if e % config.eval_every_epochs == 0 or e == epochs:
-        return {"test_accuracy": test_acc(model)}
-      return None
-
-    run_.run_phase(name, step, lambda s: {"train": batcher.epoch_batch(s)},
-                   num_steps or epochs * batcher.steps_per_epoch, batcher.steps_per_epoch,
-                   on_epoch_end=epoch_end)
-
   # 1. Baseline: the same classifier trained on the noisy data.
   if config.baseline.enabled:
-    plain_phase("baseline", base_model, baseline_x, baseline_y,
-                config.epochs if reweighting else config.baseline.epochs,
-                _num_steps(config, len(baseline_x) // config.batch_size) if reweighting else None)
-
+    protocol.baseline_phase(run_)
   # 2. Pretrain the bilevel classifier on the clean validation set.
-  plain_phase("pretrain", clf_model, ds.x_val, ds.y_val,
-              0 if reweighting else config.pretrain.epochs)
+  protocol.pretrain_phase(run_)
+  # 3. Bilevel importance learning, or per-step reweighting.
+  protocol.bilevel_phase(run_)
 
-  # 3. Bilevel importance learning.
-  train_b = Batcher(ds.x_train, y_noisy, config.batch_size, config.seed, "bilevel_train",
-                     augment, transform)
-  if method_class.uses_clean_batches:
-    val_b = Batcher(ds.x_val, ds.y_val, config.val_batch_size, config.seed, "bilevel_val",
-                     augment, transform)
-    batch_fn = lambda s: {"train": train_b.epoch_batch(s), "val": val_b.random_batch(s)}
-  else:
-    # Proximal reweighting: splits with identical label multisets, split 0 validates.
-    sampler = ClassMatchedSampler(y_noisy, method_cfg.splits, method.split_size, config.seed)
-    batch_fn = lambda s: {"train": train_b.indexed_batch(sampler.batch_indices(s), s)}
-
-  def init_importances():
-    if reweighting:
-      return
-    pred = metriclib.predict(clf_model, evaluable(ds.x_train, transform), config.eval_batch_size)
-    if config.importance_init.legacy_scalar_argmax:
-      # The original before May 2020 compared predictions with np.argmax(Y_onehot) without an
-      # axis: a scalar, the label of training point 0.
-      agree = pred == y_noisy[0]
-    else:
-      agree = pred == y_noisy
-    imp.set_importances(np.where(agree, config.importance_init.a_hi,
-                                 config.importance_init.a_lo))
-    log(f"[bilevel] importances initialised: {int(agree.sum())} of {n_train} points agree "
-        "with the pretrained classifier.")
-
-  def bilevel_epoch_end(epoch):
-    method.end_epoch(epoch)       # the method's epoch schedule (ApproxGrad: x0.5 every 20)
-    if not reweighting:
-      imp.renormalise()
-    a = imp.scores()
-    out = {"mean_importance": float(a.mean()), "frac_above_0.1": float(np.mean(a > 0.1))}
-    if epoch % config.eval_every_epochs == 0 or epoch == config.epochs:
-      out["test_accuracy"] = test_acc(clf_model)
-    det = metriclib.detection(a, corrupted, imp.detection_threshold)
-    out.update({f"detect_{k}": det[k] for k in ("precision", "recall", "roc_auc")})
-    return out
-
-  run_.run_phase("bilevel", bilevel.combined_step(imp, method), batch_fn,
-                 _num_steps(config, train_b.steps_per_epoch), train_b.steps_per_epoch,
-                 on_start=init_importances, on_epoch_end=bilevel_epoch_end)
-
-  a = imp.scores()
+  problem, corrupted = protocol.problem, data.corrupted
+  a = problem.scores()
   results = {
       "dataset": config.dataset, "method": config.method, "noise": config.noise,
-      "model": config.model, "data": ds.info,
+      "model": config.model, "data": data.ds.info,
       "num_corrupted": int(corrupted.sum()),
-      "bilevel_model_test_accuracy": test_acc(clf_model),
-      "detection": metriclib.detection(a, corrupted, imp.detection_threshold),
-      "detection_threshold": imp.detection_threshold,
+      "bilevel_model_test_accuracy": data.test_accuracy(protocol.clf_model),
+      "detection": metriclib.detection(a, corrupted, problem.detection_threshold),
+      "detection_threshold": problem.detection_threshold,
       "mean_importance_clean": float(a[~corrupted].mean()) if (~corrupted).any() else None,
       "mean_importance_corrupted": float(a[corrupted].mean()) if corrupted.any() else None,
   }
-
-  # 4. Small-scale protocol: retrain on the confident points plus the validation set (the
-  # penalty paper's protocol; the reweighting methods' own protocols end with their model).
-  if config.retrain.enabled and not reweighting:
-    keep = a > config.retrain.threshold
-    results["retrain_selected"] = int(keep.sum())
-    results["retrain_selected_corrupted"] = int((keep & corrupted).sum())
-    x = np.concatenate([ds.x_train[keep], ds.x_val])
-    y = np.concatenate([y_noisy[keep], ds.y_val])
-    plain_phase("retrain", retrain_model, x, y, config.retrain.epochs)
-    results["retrained_test_accuracy"] = test_acc(retrain_model)
+  # 4. The penalty paper's small-scale protocol retrains on the confident points; the
+  # reweighting methods' own protocols end with their model.
+  protocol.finish(run_, results)
 
   if config.baseline.enabled:
-    results["baseline_test_accuracy"] = test_acc(base_model)
+    results["baseline_test_accuracy"] = data.test_accuracy(protocol.base_model)
   results["method_test_accuracy"] = results.get("retrained_test_accuracy",
                                                 results["bilevel_model_test_accuracy"])
   results["wall_seconds_this_invocation"] = time.time() - t_start

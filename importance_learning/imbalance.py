@@ -23,7 +23,7 @@ Outputs in the workdir:
 A finished run is skipped when the command is re-run; an interrupted one resumes.
 """
 
-import json
+import itertools
 import pathlib
 import time
 
@@ -104,11 +104,8 @@ def _batcher(x, y, batch_size, seed):
 
 
 def run_one(config, workdir, pools, proportion, method, seed, log=print):
-  """One (proportion, method, seed) run; returns its results dict (cached in workdir)."""
+  """One (proportion, method, seed) run (resuming from ``workdir``); its results dict."""
   workdir = pathlib.Path(workdir)
-  done = workdir / "results.json"
-  if done.exists():
-    return json.loads(done.read_text())
   imb = config.imbalance
   n_val = imb.n_val if method == "l2rw" else 0
   x_pool, y_pool, x_test_pool, y_test_pool = pools
@@ -154,8 +151,7 @@ def run_one(config, workdir, pools, proportion, method, seed, log=print):
     records.save_npy(workdir / "weights.npy", w)
     results["mean_weight_4"] = float(w[d.y_train == 0].mean())
     results["mean_weight_9"] = float(w[d.y_train == 1].mean())
-  run_.write_results(results)
-  return results
+  return run_.stamped(results)
 
 
 def aggregate(runs, proportions, methods):
@@ -199,15 +195,15 @@ def run(config, workdir, log=print):
   *pools, note = imbalancelib.digit_pools(config.source, config.data_dir, imb.n_train,
                                           imb.n_test, config.tfds_download)
   log(f"NOTE: {note}")
+  folder = lambda key: workdir / "runs" / f"p{key[0]}" / key[1] / f"seed{key[2]}"  # noqa: E731
+  sweep = records.Sweep(lambda key: folder(key) / "results.json")
   runs = []
-  for p in imb.proportions:
-    for method in imb.methods:
-      for seed in seeds(imb.num_seeds):
-        sub = workdir / "runs" / f"p{p}" / method / f"seed{seed}"
-        log(f"[imbalance] p={p} {method} seed {seed}")
-        rec = run_one(config, sub, pools, p, method, seed, log)
-        log(f"[imbalance] p={p} {method} seed {seed}: test accuracy {rec['test_accuracy']:.4f}")
-        runs.append(rec)
+  for key in itertools.product(imb.proportions, imb.methods, seeds(imb.num_seeds)):
+    p, method, seed = key
+    log(f"[imbalance] p={p} {method} seed {seed}")
+    rec, _ = sweep.run(key, lambda: run_one(config, folder(key), pools, p, method, seed, log))
+    log(f"[imbalance] p={p} {method} seed {seed}: test accuracy {rec['test_accuracy']:.4f}")
+    runs.append(rec)
   table = aggregate(runs, imb.proportions, imb.methods)
   results = {"experiment": "imbalance", "note": note, "table": table, "runs": runs,
              "wall_seconds_this_invocation": time.time() - t_start,

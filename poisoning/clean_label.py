@@ -190,13 +190,14 @@ def run(config, workdir, log=print):
     return np.argmax(classifier(tf.constant(x), training=False).numpy(), -1)
 
   outcomes, triples = [], []
+  # One cached result per target slot: a re-run skips the finished ones.
+  targets = records.Sweep(lambda k: wd / "targets" / f"t{k}.npz", compressed=True)
   for k in range(num_slots):
-    result_path = wd / "targets" / f"t{k}.npz"
-    if result_path.exists():
-      with np.load(result_path) as r:
-        outcomes.append(_outcome(r))
-        if outcomes[-1]["success"] and len(triples) < int(config.save_images):
-          triples.append((r["target"], r["base"], r["poison"], _caption(outcomes[-1])))
+    r = targets.load(k)
+    if r is not None:
+      outcomes.append(_outcome(r))
+      if outcomes[-1]["success"] and len(triples) < int(config.save_images):
+        triples.append((r["target"], r["base"], r["poison"], _caption(outcomes[-1])))
       continue
 
     def start_pretrain(k=k):
@@ -253,8 +254,8 @@ def run(config, workdir, log=print):
                "feature_distance_poison": float(np.linalg.norm(rep.numpy()[0] - f_test[t])),
                "pixel_l2_change": float(np.linalg.norm(poison[0] - data.x_train[b])),
                "pretrained_test_accuracy": pretrained_accuracy}
-    records.save_npz(result_path, compressed=True, target=data.x_test[t], base=data.x_train[b], poison=poison[0],
-                  outcome=json.dumps(outcome))
+    targets.store(k, dict(target=data.x_test[t], base=data.x_train[b], poison=poison[0],
+                          outcome=json.dumps(outcome)))
     outcomes.append(outcome)
     found = sum(o["success"] for o in outcomes)
     log(f"target {k}: test image {t} ({data.class_names[data.y_test[t]]}), base {b}: "

@@ -181,13 +181,13 @@ def run(config, workdir, log=print):
           for T in config.inner_steps]
   bar = tqdm.tqdm(total=len(runs) * int(config.trials), unit="trial", file=sys.stderr,
                   disable=not config.progress_bar, dynamic_ncols=True)
+  sweep = records.Sweep(lambda key: curves_path(workdir, *key))
   curves, skipped = {}, 0
   try:
     for p, m, T in runs:
-      path = curves_path(workdir, p, m, T)
-      if path.exists():
-        with np.load(path) as z:
-          curves[(p, m, T)] = dict(z)
+      cached = sweep.load((p, m, T))
+      if cached is not None:
+        curves[(p, m, T)] = cached
         bar.update(int(config.trials))
         skipped += 1
         continue
@@ -198,7 +198,7 @@ def run(config, workdir, log=print):
         bar.set_postfix(error=f"{trial_curves['error'][-1]:.3g}", refresh=False)
 
       c = run_one(config, p, m, T, progress)
-      records.save_npz(path, **c)
+      sweep.store((p, m, T), c)
       curves[(p, m, T)] = c
       bar.write(f"{p} {m} T={T}: final error {c['error'][:, -1].mean():.3g} "
                 f"(+- {c['error'][:, -1].std():.2g}), "

@@ -34,3 +34,32 @@ def test_tables():
   assert records.summary_table(rows, cols).splitlines()[2:] == \
       ["x  0.5000 ", "y  7.7e-07", "z  -      "]
   assert records.markdown_table(rows[:1], cols) == "| A | B |\n|---|---|\n| x | 0.5000 |"
+
+
+def test_sweep_computes_each_key_once_and_a_failed_key_leaves_nothing(tmp_path):
+  calls = []
+
+  def compute(key):
+    def run():
+      calls.append(key)
+      if key == "bad":
+        raise RuntimeError("killed")
+      return {"key": key, "value": len(calls)}
+    return run
+
+  sweep = records.Sweep(lambda key: tmp_path / key / "results.json")
+  assert sweep.run("a", compute("a")) == ({"key": "a", "value": 1}, False)
+  assert sweep.run("a", compute("a")) == ({"key": "a", "value": 1}, True)   # cached, not rerun
+  with pytest.raises(RuntimeError):
+    sweep.run("bad", compute("bad"))
+  assert sweep.load("bad") is None and not (tmp_path / "bad").exists()
+  assert calls == ["a", "bad"]
+  # A fresh Sweep over the same folder (a new invocation) sees the finished key only.
+  again = records.Sweep(lambda key: tmp_path / key / "results.json")
+  assert again.load("a") == {"key": "a", "value": 1}
+  arrays = records.Sweep(lambda key: tmp_path / f"{key}.npz", compressed=True)
+  arrays.store("c", {"x": np.arange(3.0), "label": np.array("text")})
+  out = arrays.load("c")
+  np.testing.assert_array_equal(out["x"], [0.0, 1.0, 2.0])
+  assert str(out["label"]) == "text"
+  assert not list(tmp_path.glob(".*tmp*"))

@@ -153,3 +153,44 @@ def test_timed_loop_records_at_the_given_steps_traces_once_and_guards():
   with pytest.raises(errors.NonFiniteError, match=r"\[t\] non-finite .*after step 3; every "
                      r"value was finite after step 1"):
     bad.run([0, 1, 3], where="[t] ")
+
+
+def test_several_steps_per_call_give_the_same_run_records_and_nan_step(tmp_path):
+  """steps_per_call 3 with checkpoints every 4 steps and epochs of 5: every call stops where
+  the host must act, and the run (variables, optimiser state, every record, the epoch hook)
+  is the one-step-per-call run."""
+  def run(workdir, **cfg):
+    p = ShiftedQuadratic(seed=0)
+    method = _penalty(p)
+    r = runnerlib.Runner(workdir, _runner_config(**cfg), {"u": p.u, "v": p.v, "m": method},
+                         ["opt"])
+    epochs = []
+    r.run_phase("opt", combined_step(p, method), _batch, 13, steps_per_epoch=5,
+                on_epoch_end=lambda e: epochs.append(e) or {"u0": float(p.u[0])})
+    recs = [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
+    for rec in recs:
+      del rec["time"]
+    return p, method, recs, epochs, r
+
+  one, m1, recs1, ep1, _ = run(tmp_path / "one")
+  three, m3, recs3, ep3, r3 = run(tmp_path / "three", steps_per_call=3)
+  np.testing.assert_array_equal(three.u.numpy(), one.u.numpy())
+  np.testing.assert_array_equal(m3.opt_v.m[0].numpy(), m1.opt_v.m[0].numpy())
+  assert recs3 == recs1 and ep3 == ep1 == [1, 2]
+  # Calls of 3, cut at checkpoints (4, 8, 12) and epoch ends (5, 10): lengths 3, 1, 2, 1, ...
+  assert r3._call_lengths <= {1, 2, 3} and 3 in r3._call_lengths
+  assert r3.steps_done("opt") == 13
+
+  v = tf.Variable(1.0)
+
+  def step(batch):
+    v.assign_add(1.0)
+    return {"loss": tf.math.log(7.5 - v)}   # nan from step 7, inside the call of steps 7-9
+
+  r = runnerlib.Runner(tmp_path / "nan", _runner_config(checkpoint_every=6, steps_per_call=3),
+                       {"v": v}, ["train"])
+  with pytest.raises(errors.NonFiniteError, match="at step 7;.*finite up to step 6"):
+    r.run_phase("train", step, lambda s: {}, 20)
+  with pytest.raises(errors.ConfigError, match="steps_per_call must be >= 1"):
+    runnerlib.Runner(tmp_path / "bad", _runner_config(steps_per_call=0), {"v": v}, ["train"])
+  assert not (tmp_path / "bad").exists()      # refused before anything was written
