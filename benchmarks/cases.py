@@ -46,8 +46,7 @@ def case_names():
 
 
 # Methods whose step runs an inner loop: their loop length in a benchmark.
-LOOPED = {"penalty": ("inner_steps",), "approxgrad": ("inner_steps", "p_steps"),
-          "gd": ("inner_steps",), "rmd": ("inner_steps",)}
+LOOPED = {name: m.loop_keys for name, m in METHODS.items() if m.loop_keys}
 
 
 @dataclasses.dataclass

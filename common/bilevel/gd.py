@@ -16,12 +16,8 @@ from common.bilevel.optim import Adam
 
 class GD(base.Method):
 
-  needs_outer_variables = True
   supports_replication = True
-
-  @staticmethod
-  def shrink_for_tiny(config):
-    config.inner_steps = 2
+  loop_keys = ("inner_steps",)
 
   @staticmethod
   def default_config():

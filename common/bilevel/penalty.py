@@ -30,12 +30,8 @@ TEST_SQUARED = "squared"
 class Penalty(base.Method):
   """The penalty method with its state (rho, lambda, eps, nu, learning rates, Adam moments)."""
 
-  needs_outer_variables = True
   supports_replication = True
-
-  @staticmethod
-  def shrink_for_tiny(config):
-    config.inner_steps = 2
+  loop_keys = ("inner_steps",)
 
   @staticmethod
   def default_config():
