@@ -24,6 +24,21 @@ def predict(model, x, batch_size=1000):
   return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
 
 
+def probabilities(model, x, batch_size=1000):
+  """Predicted class probabilities [N, K] of ``model`` (inference mode) on numpy ``x``: the
+  softmax of its logits, or (single-logit binary model) [1 - sigmoid, sigmoid]."""
+  out = []
+  for i in range(0, len(x), batch_size):
+    logits = np.asarray(_logits(model, x[i:i + batch_size]), np.float64)
+    if logits.shape[-1] == 1:
+      p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+      out.append(np.stack([1.0 - p1, p1], axis=-1))
+    else:
+      z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+      out.append(z / z.sum(axis=-1, keepdims=True))
+  return np.concatenate(out) if out else np.zeros((0, 0))
+
+
 def _logits(model, x):
   """Inference-mode logits as numpy. A model built under a tf.distribute strategy (mirrored
   weights) is called directly: Keras' predict_on_batch would split the batch over replicas."""
@@ -46,25 +61,34 @@ def accuracy(model, x, y, batch_size=1000, legacy_divisor_batch=None):
   return correct / max(divisor, 1)
 
 
-def detection(weights, corrupted, threshold=0.5):
-  """How well low weights single out corrupted points.
+def detection(weights, corrupted, threshold=0.5, flagged=None):
+  """How well low weights single out corrupted points: the one set of detection metrics every
+  method's corruption score is judged by.
 
-  A point is *flagged* as corrupted when its weight is at most ``threshold``. Returns precision
-  and recall of the flags, the ROC AUC of ``-weight`` as a corruption score, and counts.
+  A point is *flagged* as corrupted when its weight is at most ``threshold`` (or where the
+  boolean mask ``flagged`` says, for a method that flags by its own rule, such as confident
+  learning). Returns the precision, recall and F1 of the flags, the ROC AUC and average
+  precision of ``-weight`` as a corruption score, and the counts.
   """
   weights = np.asarray(weights, np.float64)
   corrupted = np.asarray(corrupted, bool)
-  flagged = weights <= threshold
+  flagged = weights <= threshold if flagged is None else np.asarray(flagged, bool)
   tp = int(np.sum(flagged & corrupted))
+  precision = tp / flagged.sum() if flagged.any() else float("nan")
+  recall = tp / corrupted.sum() if corrupted.any() else float("nan")
   out = {
       "flagged": int(flagged.sum()),
       "corrupted": int(corrupted.sum()),
-      "precision": tp / flagged.sum() if flagged.any() else float("nan"),
-      "recall": tp / corrupted.sum() if corrupted.any() else float("nan"),
+      "precision": precision,
+      "recall": recall,
       "roc_auc": float("nan"),
+      "f1": 2 * precision * recall / (precision + recall) if precision + recall > 0
+            else float("nan"),
+      "average_precision": float("nan"),
   }
   if 0 < corrupted.sum() < len(corrupted):
     out["roc_auc"] = float(skm.roc_auc_score(corrupted, -weights))
+    out["average_precision"] = float(skm.average_precision_score(corrupted, -weights))
   return out
 
 

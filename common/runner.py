@@ -139,6 +139,21 @@ def _requested(config):
   return asked
 
 
+class _NoRetracingNotes:
+  """Drops TensorFlow's "triggered tf.function retracing" notes: every phase compiles its own
+  step (and a call of several steps one trace per call length), every fresh model its own
+  predict function; the runner checks its step functions for unexpected retracing itself."""
+
+  installed = False
+
+  @classmethod
+  def install(cls):
+    if not cls.installed:
+      tf.get_logger().addFilter(
+          lambda rec: "triggered tf.function retracing" not in rec.getMessage())
+      cls.installed = True
+
+
 class Runner:
   """Runs named phases with checkpoint/resume, logging and a NaN guard.
 
@@ -167,6 +182,7 @@ class Runner:
       raise ConfigError("runner.steps_per_call > 1 runs on one device only; set it to 1 for a "
                         "replicated run.")
     self.log = log or (lambda msg: print(msg, flush=True))
+    _NoRetracingNotes.install()
     self.workdir.mkdir(parents=True, exist_ok=True)
     if run_config is not None:
       self._check_config(run_config)
@@ -238,12 +254,14 @@ class Runner:
   # -- the loop ----------------------------------------------------------------------------
 
   def run_phase(self, name, step_fn, batch_fn, num_steps, steps_per_epoch=None,
-                on_start=None, on_epoch_end=None):
+                on_start=None, on_epoch_end=None, steps_per_call=None):
     """Run ``step_fn(batch_fn(step))`` for steps [done, num_steps) of phase ``name``.
 
     ``on_start()`` runs once, when the phase starts from step 0 (not on resume).
     ``on_epoch_end(epoch)`` (epochs counted from 1) returns a dict of metrics to record.
     ``step_fn`` must return a dict of scalar tensors; it is compiled here.
+    ``steps_per_call`` overrides ``runner.steps_per_call`` for this phase (one device only:
+    replicated, it is 1).
     """
     num_steps = int(num_steps)
     done = self.steps_done(name)
@@ -253,7 +271,9 @@ class Runner:
     if done >= num_steps:
       self.log(f"[{name}] already complete ({done} steps), skipped.")
       return
-    per_call = int(self.config.get("steps_per_call", 1))
+    per_call = int(steps_per_call or self.config.get("steps_per_call", 1))
+    if self.setup is not None and self.setup.num_replicas > 1:
+      per_call = 1
     if done == 0 and on_start is not None:
       on_start()
     self._call_lengths = set()
@@ -355,10 +375,28 @@ class Runner:
 
 
 
+def snapshot(*modules):
+  """[(variable, value)] of every variable of ``modules`` (each once): taken before the runner
+  restores a checkpoint, it resets them to their initial state with ``restore`` (a sub-run
+  that starts afresh, e.g. a cross-validation fold)."""
+  seen, out = set(), []
+  for module in modules:
+    for var in module.variables:
+      if id(var) not in seen:
+        seen.add(id(var))
+        out.append((var, var.numpy()))
+  return out
+
+
+def restore(snap):
+  for var, value in snap:
+    var.assign(value)
+
+
 def _several_steps(step_fn):
   """``step_fn`` over stacked batches [n, ...] (n >= 1, also given as a tensor: a batch may
-  hold no tensors): n steps in one call, every step's metrics stacked [n]. The first step is traced inline (it fixes the metrics' structure), the rest run
-  in a ``tf.range`` loop."""
+  hold no tensors): n steps in one call, every step's metrics stacked [n]. The first step is
+  traced inline (it fixes the metrics' structure), the rest run in a ``tf.range`` loop."""
 
   def run(batches, n):
     first = step_fn(tf.nest.map_structure(lambda t: t[0], batches))

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import bilevel
+from common import confident
 from common import config_checks
 from common import data as datalib
 from common import metrics as metriclib
@@ -39,6 +40,9 @@ from common.problems import Classification, ExampleReweighting
 from common.problems import ImportanceProblem
 
 PHASES = ("baseline", "pretrain", "bilevel", "retrain")
+BASELINES = ("clean_only", "oracle", "confident_learning")
+# Confident learning without and with the trusted validation split in every fold.
+CL_VARIANTS = ("confident_learning", "confident_learning_trusted")
 
 
 def validate(config):
@@ -63,6 +67,16 @@ def _validate(config):
   for key in ("batch_size", "val_batch_size", "epochs"):
     if int(config[key]) < 1:
       raise ValueError(f"{key} must be >= 1, got {config[key]}.")
+  unknown = [b for b in config.baselines.run if b not in BASELINES]
+  if unknown:
+    raise ValueError(f"Unknown baseline(s) {unknown} in baselines.run; choose from "
+                     f"{list(BASELINES)} (or () for none).")
+  if "confident_learning" in config.baselines.run and int(config.baselines.folds) < 2:
+    raise ValueError(f"baselines.folds must be >= 2 (confident learning's K-fold "
+                     f"cross-validation), got {config.baselines.folds}.")
+  if int(config.baselines.steps_per_call) < 1:
+    raise ValueError(f"baselines.steps_per_call must be >= 1, got "
+                     f"{config.baselines.steps_per_call}.")
 
 
 def _num_steps(config, steps_per_epoch):
@@ -141,39 +155,74 @@ class _Protocol:
       self.plain = {"baseline": self.make_baseline(self.base_model),
                     "pretrain": self._plain(self.clf_model, c.pretrain.lr),
                     "retrain": self._plain(self.retrain_model, c.retrain.lr)}
+      # The extra baselines, built after the method's models (whose initial weights stay
+      # those of a run without them); confident learning's folds and retraining share one
+      # model and trainer, reset to their initial state before each.
+      self.extra_models = {}
+      for name in c.baselines.run:
+        self.extra_models[name] = self.data.build_model()
+        self.plain[name] = self.make_baseline(self.extra_models[name])
+      if "confident_learning" in self.extra_models:
+        self.cl_initial = runnerlib.snapshot(self.extra_models["confident_learning"],
+                                             self.plain["confident_learning"])
     setup.check(self.problem, self.method, *self.plain.values(),
                 *(p.problem for p in self.plain.values()))
     return dict(base_model=self.base_model, clf_model=self.clf_model,
                 retrain_model=self.retrain_model, importance=self.problem, method=self.method,
-                **{f"{k}_opt": v for k, v in self.plain.items()})
+                **{f"{k}_opt": v for k, v in self.plain.items()},
+                **{f"{k}_model": m for k, m in self.extra_models.items()})
+
+  def phases(self):
+    """Every phase this run may execute, in order."""
+    names = list(PHASES) + [n for n in ("clean_only", "oracle") if n in self.extra_models]
+    if "confident_learning" in self.extra_models:
+      for variant in CL_VARIANTS:
+        names += [f"{variant}_f{k}" for k in range(int(self.config.baselines.folds))]
+        names.append(f"{variant}_retrain")
+    return tuple(names)
 
   # -- phases ------------------------------------------------------------------------------
 
-  def plain_phase(self, run_, name, model, x, y, epochs, num_steps=None, augment=None):
+  def plain_phase(self, run_, name, model, x, y, epochs, num_steps=None, augment=None,
+                  trainer=None, evaluate=True, on_start=None, steps_per_call=None):
+    """Phase ``name``: ``trainer`` (default: ``self.plain[name]``) on (x, y) for ``epochs``
+    (or ``num_steps``); the test accuracy at the evaluation cadence when ``evaluate``."""
     c = self.config
     if not (num_steps or epochs):
       run_.run_phase(name, None, None, 0)      # logs that the phase is not part of this run
       return
     batcher = Batcher(x, y, c.batch_size, c.seed, name, augment, self.data.transform)
-    opt = self.plain[name]
+    opt = self.plain[name] if trainer is None else trainer
     step = bilevel.combined_step(opt.problem, opt)
 
     def epoch_end(e):
       opt.end_epoch(e)     # the reweighting baseline's schedule; Plain has none
-      if e % c.eval_every_epochs == 0 or e == epochs:
+      if evaluate and (e % c.eval_every_epochs == 0 or e == epochs):
         return {"test_accuracy": self.data.test_accuracy(model)}
       return None
 
+    # Without an evaluation or an epoch schedule nothing happens at epoch ends, so a call of
+    # several steps need not stop there.
+    per_epoch = batcher.steps_per_epoch if evaluate or opt.scheduled_rates() else None
     run_.run_phase(name, step, lambda s: {"train": batcher.epoch_batch(s)},
-                   num_steps or epochs * batcher.steps_per_epoch, batcher.steps_per_epoch,
-                   on_epoch_end=epoch_end)
+                   num_steps or epochs * batcher.steps_per_epoch, per_epoch,
+                   on_start=on_start, on_epoch_end=epoch_end, steps_per_call=steps_per_call)
+
+  def with_val(self, x, y):
+    """(x, y) plus the validation split when the noisy baseline trains with it."""
+    d = self.data
+    if not self.config.baseline.include_val:
+      return x, y
+    return np.concatenate([x, d.ds.x_val]), np.concatenate([y, d.ds.y_val])
+
+  def train_like_baseline(self, run_, name, model, x, y, **kw):
+    """Phase ``name``: (x, y) with the noisy baseline's trainer and schedule."""
+    self.plain_phase(run_, name, model, x, y, self.config.baseline.epochs, **kw)
 
   def baseline_phase(self, run_):
-    c, d = self.config, self.data
-    include_val = c.baseline.include_val
-    x = np.concatenate([d.ds.x_train, d.ds.x_val]) if include_val else d.ds.x_train
-    y = np.concatenate([d.y_noisy, d.ds.y_val]) if include_val else d.y_noisy
-    self.plain_phase(run_, "baseline", self.base_model, x, y, c.baseline.epochs)
+    d = self.data
+    x, y = self.with_val(d.ds.x_train, d.y_noisy)
+    self.train_like_baseline(run_, "baseline", self.base_model, x, y)
 
   def pretrain_phase(self, run_):
     c, d = self.config, self.data
@@ -216,6 +265,75 @@ class _Protocol:
 
   def finish(self, run_, results):
     """After the bilevel phase (the penalty paper's retraining)."""
+
+  def extra_baselines(self, run_):
+    """The baselines of ``config.baselines.run``, trained after the method: {name: row}."""
+    c, d = self.config, self.data
+    per_call = int(c.baselines.steps_per_call)
+    rows = {}
+    has_val = len(d.ds.x_val) > 0
+    for name in ("clean_only", "oracle"):
+      if name not in self.extra_models or (name == "clean_only" and not has_val):
+        continue
+      model = self.extra_models[name]
+      if name == "clean_only":
+        x, y = d.ds.x_val, d.ds.y_val
+      else:     # the ceiling: the training set's true labels
+        x, y = self.with_val(d.ds.x_train, d.ds.y_train)
+      self.train_like_baseline(run_, name, model, x, y, evaluate=False,
+                               steps_per_call=per_call)
+      rows[name] = {"test_accuracy": d.test_accuracy(model), "train_points": len(y)}
+    if "confident_learning" in self.extra_models:
+      for variant in CL_VARIANTS[:2 if has_val else 1]:
+        rows[variant] = self.confident_learning(run_, variant, per_call)
+    if not has_val and self.extra_models:
+      self.log("[baselines] the split holds no validation images: no clean-only baseline and "
+               "no confident learning with trusted folds.")
+    return rows
+
+  def confident_learning(self, run_, variant, per_call):
+    """cleanlab on K-fold out-of-sample probabilities of the run's model (``variant``
+    "confident_learning_trusted": the validation split added to every fold's training data),
+    then the model retrained on the points kept (+ validation). Every fold's probabilities
+    and the variant's outcome are cached, so a resumed run redoes nothing finished."""
+    c, d = self.config, self.data
+    model, trainer = self.extra_models["confident_learning"], self.plain["confident_learning"]
+    trusted = variant.endswith("_trusted")
+    folder = run_.workdir / "confident_learning"
+    reset = lambda: runnerlib.restore(self.cl_initial)  # noqa: E731
+
+    def add_val(x, y):
+      return (np.concatenate([x, d.ds.x_val]), np.concatenate([y, d.ds.y_val])) if trusted \
+          else (x, y)
+
+    def fit_predict(k, train_rows, held_rows):
+      def compute():
+        x, y = add_val(d.ds.x_train[train_rows], d.y_noisy[train_rows])
+        self.train_like_baseline(run_, f"{variant}_f{k}", model, x, y, trainer=trainer,
+                                 evaluate=False, on_start=reset, steps_per_call=per_call)
+        held = evaluable(d.ds.x_train[held_rows], d.transform)
+        return {"probs": metriclib.probabilities(model, held, c.eval_batch_size)}
+      folds = records.Sweep(lambda k: folder / f"{variant}_f{k}.npz")
+      return folds.run(k, compute)[0]["probs"]
+
+    def compute():
+      probs = confident.out_of_sample_probabilities(d.y_noisy, d.ds.num_classes,
+                                                    c.baselines.folds, c.seed, fit_predict)
+      flagged, quality = confident.label_issues(d.y_noisy, probs)
+      # Both variants retrain on the points kept plus the validation split.
+      x = np.concatenate([d.ds.x_train[~flagged], d.ds.x_val])
+      y = np.concatenate([d.y_noisy[~flagged], d.ds.y_val])
+      self.train_like_baseline(run_, f"{variant}_retrain", model, x, y, trainer=trainer,
+                               evaluate=False, on_start=reset, steps_per_call=per_call)
+      return {"quality": quality, "flagged": flagged,
+              "test_accuracy": np.float64(d.test_accuracy(model))}
+
+    out = records.Sweep(lambda v: folder / f"{v}.npz").run(variant, compute)[0]
+    quality, flagged = out["quality"], out["flagged"].astype(bool)
+    return {"test_accuracy": float(out["test_accuracy"]),
+            "train_points": int((~flagged).sum()) + len(d.ds.x_val),
+            "detection": metriclib.detection(quality, d.corrupted, flagged=flagged),
+            "scores": quality}
 
 
 class ImportanceVariables(_Protocol):
@@ -280,10 +398,13 @@ class PerStepReweighting(_Protocol):
     return bilevel.UniformWeights(ExampleReweighting(model, c.batch_size, c.weight_decay,
                                                      c.dropout_in_training), uniform_cfg)
 
-  def baseline_phase(self, run_):
-    c, d = self.config, self.data
-    self.plain_phase(run_, "baseline", self.base_model, d.ds.x_train, d.y_noisy, c.epochs,
-                     _num_steps(c, len(d.ds.x_train) // c.batch_size), augment=d.augment)
+  def with_val(self, x, y):
+    return x, y        # the reweighting baselines never see the clean set
+
+  def train_like_baseline(self, run_, name, model, x, y, **kw):
+    c = self.config
+    self.plain_phase(run_, name, model, x, y, c.epochs, _num_steps(c, len(x) // c.batch_size),
+                     augment=self.data.augment, **kw)
 
   def pretrain_phase(self, run_):
     run_.run_phase("pretrain", None, None, 0)
@@ -322,8 +443,8 @@ def run(config, workdir, log=print):
                       "split.")
   protocol = (PerStepReweighting if reweighting else ImportanceVariables)(config, data, log)
   state = protocol.build(setup)
-  run_ = runnerlib.Runner(workdir, config.runner, state, PHASES, run_config=config, log=log,
-                          setup=setup)
+  run_ = runnerlib.Runner(workdir, config.runner, state, protocol.phases(), run_config=config,
+                          log=log, setup=setup)
 
   # 1. Baseline: the same classifier trained on the noisy data.
   if config.baseline.enabled:
@@ -348,9 +469,16 @@ def run(config, workdir, log=print):
   # 4. The penalty paper's small-scale protocol retrains on the confident points; the
   # reweighting methods' own protocols end with their model.
   protocol.finish(run_, results)
+  # 5. The baselines a user would try first (after the method: its numbers do not move).
+  extra = protocol.extra_baselines(run_)
 
   if config.baseline.enabled:
     results["baseline_test_accuracy"] = data.test_accuracy(protocol.base_model)
+  results["baselines"] = {name: {k: v for k, v in row.items() if k != "scores"}
+                          for name, row in extra.items()}
+  for name, row in extra.items():
+    if "scores" in row:     # confident learning's label-quality score (low = corrupted)
+      records.save_npy(run_.workdir / f"{name}_quality.npy", row["scores"])
   results["method_test_accuracy"] = results.get("retrained_test_accuracy",
                                                 results["bilevel_model_test_accuracy"])
   results["wall_seconds_this_invocation"] = time.time() - t_start
@@ -364,20 +492,40 @@ def run(config, workdir, log=print):
   return results
 
 
+BASELINE_LABELS = {
+    "clean_only": "clean validation split only",
+    "oracle": "oracle: true training labels (ceiling)",
+    "confident_learning": "confident learning (cleanlab), retrained on kept + val",
+    "confident_learning_trusted": "confident learning, val in every fold, retrained",
+}
+
+
 def summary(results):
-  """The short table printed at the end of a run."""
-  det = results["detection"]
+  """The tables printed at the end of a run: test accuracy of the method and of every
+  baseline, then how well each corruption score finds the corrupted labels."""
+  method, extra = results["method"], results.get("baselines", {})
   rows = []
   if "baseline_test_accuracy" in results:
-    rows.append({"what": "baseline (train on noisy data)",
-                 "acc": results["baseline_test_accuracy"]})
-  rows.append({"what": f"{results['method']} (bilevel classifier)",
+    rows.append({"what": "baseline: train on noisy data", "acc": results["baseline_test_accuracy"]})
+  for name in ("clean_only", "oracle", "confident_learning", "confident_learning_trusted"):
+    if name in extra:
+      rows.append({"what": BASELINE_LABELS[name], "acc": extra[name]["test_accuracy"]})
+  rows.append({"what": f"{method} (bilevel classifier)",
                "acc": results["bilevel_model_test_accuracy"]})
   if "retrained_test_accuracy" in results:
-    rows.append({"what": f"{results['method']} (retrained on a > threshold)",
+    rows.append({"what": f"{method} (retrained on a > threshold)",
                  "acc": results["retrained_test_accuracy"]})
   table = records.summary_table(rows, [("what", "model"), ("acc", "test accuracy")])
-  flag = f"weight <= {results['detection_threshold']:g}"
-  return (f"{table}\n\nnoisy-point detection ({flag} flags a point): precision "
-          f"{det['precision']:.4f}, recall {det['recall']:.4f}, ROC AUC {det['roc_auc']:.4f} "
-          f"({det['corrupted']} corrupted, {det['flagged']} flagged)")
+  detectors = [(f"{method} (weight <= {results['detection_threshold']:g})",
+                results["detection"])]
+  for name in ("confident_learning", "confident_learning_trusted"):
+    if name in extra:
+      label = "confident learning" + (", val in folds" if name.endswith("trusted") else "")
+      detectors.append((f"{label} (cleanlab flags)", extra[name]["detection"]))
+  det_rows = [{"what": what, **d} for what, d in detectors]
+  det_table = records.summary_table(det_rows, [
+      ("what", "corruption score"), ("flagged", "flagged"), ("precision", "precision"),
+      ("recall", "recall"), ("f1", "F1"), ("roc_auc", "ROC AUC"),
+      ("average_precision", "avg precision")])
+  corrupted = results["detection"]["corrupted"]
+  return (f"{table}\n\nnoisy-point detection ({corrupted} corrupted labels):\n{det_table}")

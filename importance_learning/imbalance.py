@@ -179,9 +179,6 @@ def markdown(table, methods):
 def run(config, workdir, log=print):
   validate(config)
   t_start = time.time()
-  # Every run builds a fresh model, whose predict function Keras then traces once; TensorFlow
-  # reports that as retracing. The runner checks its own step functions for retracing.
-  tf.get_logger().addFilter(lambda rec: "triggered tf.function retracing" not in rec.getMessage())
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   # Which proportions, methods and seeds a sweep covers may change between invocations (each
@@ -201,8 +198,10 @@ def run(config, workdir, log=print):
   for key in itertools.product(imb.proportions, imb.methods, seeds(imb.num_seeds)):
     p, method, seed = key
     log(f"[imbalance] p={p} {method} seed {seed}")
-    rec, _ = sweep.run(key, lambda: run_one(config, folder(key), pools, p, method, seed, log))
-    log(f"[imbalance] p={p} {method} seed {seed}: test accuracy {rec['test_accuracy']:.4f}")
+    rec, cached = sweep.run(key, lambda: run_one(config, folder(key), pools, p, method, seed,
+                                                 log))
+    log(f"[imbalance] p={p} {method} seed {seed}: test accuracy {rec['test_accuracy']:.4f}"
+        + (" (cached)" if cached else ""))
     runs.append(rec)
   table = aggregate(runs, imb.proportions, imb.methods)
   results = {"experiment": "imbalance", "note": note, "table": table, "runs": runs,

@@ -119,15 +119,6 @@ def _plain(lr, optimizer):
   return cfg
 
 
-def _snapshot(*modules):
-  return [(v, v.numpy()) for m in modules for v in m.variables]
-
-
-def _restore(snapshot):
-  for var, value in snapshot:
-    var.assign(value)
-
-
 def run(config, workdir, log=print):
   t_start = time.time()
   keras.utils.set_random_seed(config.seed)
@@ -149,7 +140,7 @@ def run(config, workdir, log=print):
   train_method = bilevel.Plain(FeatureTraining(classifier), _plain(config.train_lr, "rmsprop"))
   problem = CleanLabelPoisoning(classifier, extractor, image_shape, box, config.beta)
   method = bilevel.build_method(config.method, problem, config[config.method])
-  initial = _snapshot(method, train_method)   # the per-target reset, taken before any restore
+  initial = runnerlib.snapshot(method, train_method)   # the per-target reset, before any restore
 
   num_slots = int(config.num_targets) or len(data.y_test)
   slots = tf.Variable(-tf.ones((num_slots, 2), tf.int64), trainable=False, name="slots")
@@ -201,7 +192,7 @@ def run(config, workdir, log=print):
       continue
 
     def start_pretrain(k=k):
-      _restore(initial)
+      runnerlib.restore(initial)
       draw_classifier(k, 0)
 
     run_.run_phase(f"t{k}_pretrain", train_method.step, lambda step: clean, config.train_steps,
@@ -240,7 +231,8 @@ def run(config, workdir, log=print):
                "labels": tf.concat([clean["labels"], attack_batch["base_label"]], 0)}
 
     def start_retrain(k=k):
-      _restore([(v, x) for v, x in initial if any(v is w for w in train_method.variables)])
+      runnerlib.restore([(v, x) for v, x in initial
+                         if any(v is w for w in train_method.variables)])
       draw_classifier(k, 2)
 
     run_.run_phase(f"t{k}_retrain", train_method.step, lambda step: retrain, config.train_steps,

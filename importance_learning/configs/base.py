@@ -73,6 +73,17 @@ def base():
   # its test accuracy peaks near epoch 200 (0.857) and ends at 0.851, so it is not cut short.
   c.baseline = ml_collections.ConfigDict(
       {"enabled": True, "epochs": 500, "lr": 1e-4, "include_val": True})
+  # The baselines a user tries first, after the method, each on the run's own model and
+  # trainer with the noisy baseline's schedule (baseline.epochs and lr; for the per-step
+  # reweighting methods their own uniform-weight training): the clean validation split alone,
+  # the oracle (the training set's true labels + validation), and confident learning (cleanlab
+  # on K-fold out-of-sample probabilities, with and without the validation split added to
+  # every fold, then retrained on the points kept + validation). () turns them off.
+  c.baselines = ml_collections.ConfigDict({
+      "run": ("clean_only", "oracle", "confident_learning"),
+      "folds": 5,
+      "steps_per_call": 25,     # their training: steps per compiled call (runner.steps_per_call)
+  })
   # Evaluation and running.
   c.eval_batch_size = 1000
   c.eval_every_epochs = 1
@@ -98,4 +109,5 @@ def shrink_to_tiny(c):
   c.pretrain.epochs = 1
   c.retrain.epochs = 1
   c.baseline.epochs = 1
+  c.baselines.folds = 2
   runner.shrink_for_tiny(c.runner)

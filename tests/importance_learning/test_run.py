@@ -21,8 +21,8 @@ _ok = cli.ok
 @pytest.mark.slow
 def test_tiny_run_end_to_end(tmp_path):
   proc = _ok(_run(TINY, f"--workdir={tmp_path}"))
-  assert "baseline (train on noisy data)" in proc.stdout
-  assert "ROC AUC" in proc.stdout
+  assert "baseline: train on noisy data" in proc.stdout
+  assert "ROC AUC" in proc.stdout and "confident learning (cleanlab flags)" in proc.stdout
   assert "traced" not in proc.stdout, "every phase's step must trace once"
   res = json.loads((tmp_path / "results.json").read_text())
   for key in ("baseline_test_accuracy", "bilevel_model_test_accuracy",
@@ -34,12 +34,29 @@ def test_tiny_run_end_to_end(tmp_path):
   assert np.load(tmp_path / "importances.npy").shape == (1250,)
   assert (tmp_path / "importances.png").stat().st_size > 10_000
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
-  assert {r["phase"] for r in recs} == {"baseline", "pretrain", "bilevel", "retrain"}
+  cl_phases = {f"confident_learning{v}_{p}" for v in ("", "_trusted")
+               for p in ("f0", "f1", "retrain")}       # tiny: 2 folds
+  assert {r["phase"] for r in recs} == {"baseline", "pretrain", "bilevel", "retrain",
+                                        "clean_only", "oracle"} | cl_phases
   assert any("test_accuracy" in r for r in recs if r["phase"] == "bilevel")
   assert (tmp_path / "config.json").exists() and list((tmp_path / "checkpoints").iterdir())
-  # Re-running the same command resumes a finished run: every phase is skipped.
+  # Each baseline row comes from its own training: the clean split alone, the true labels of
+  # train + val, and for confident learning the points cleanlab kept + val.
+  rows = res["baselines"]
+  assert rows["clean_only"]["train_points"] == 1250 and rows["oracle"]["train_points"] == 2500
+  accs = [res["baseline_test_accuracy"]] + [rows[k]["test_accuracy"] for k in rows]
+  assert len(set(accs)) == len(accs), accs     # five different trainings, five accuracies
+  for name in ("confident_learning", "confident_learning_trusted"):
+    det = rows[name]["detection"]
+    assert rows[name]["train_points"] == 1250 - det["flagged"] + 1250
+    assert set(det) >= {"precision", "recall", "f1", "roc_auc", "average_precision"}
+    quality = np.load(tmp_path / f"{name}_quality.npy")
+    assert quality.shape == (1250,) and 0 <= quality.min() and quality.max() <= 1
+  # Re-running the same command resumes a finished run: every phase is skipped, and the
+  # cached confident-learning folds are not trained again.
   again = _ok(_run(TINY, f"--workdir={tmp_path}"))
-  assert again.stdout.count("already complete") == 4
+  assert again.stdout.count("already complete") == 6
+  assert json.loads((tmp_path / "results.json").read_text())["baselines"] == res["baselines"]
 
 
 @pytest.mark.slow
@@ -56,7 +73,7 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path):
   a = json.loads((ref / "results.json").read_text())
   b = json.loads((out / "results.json").read_text())
   for key in ("baseline_test_accuracy", "bilevel_model_test_accuracy",
-              "retrained_test_accuracy", "detection", "retrain_selected"):
+              "retrained_test_accuracy", "detection", "retrain_selected", "baselines"):
     assert a[key] == b[key], key
   np.testing.assert_array_equal(np.load(ref / "importances.npy"),
                                 np.load(out / "importances.npy"))
@@ -101,6 +118,8 @@ def test_gd_and_rmd_run_importance_learning(tmp_path, method):
     (["--config.model=resnet9000"], "Unknown model 'resnet9000'"),
     (["--config.source=files", "--config.data_dir=/nonexistent/mnist"],
      "train-images-idx3-ubyte.gz"),
+    (["--config.baselines.run=('oracle','small_loss')"], "Unknown baseline(s) ['small_loss']"),
+    (["--config.baselines.folds=1"], "baselines.folds must be >= 2"),
 ])
 def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
   workdir = tmp_path / "w"
@@ -197,7 +216,9 @@ def test_imbalance_experiment_end_to_end_and_resume(tmp_path):
   again = _ok(_run(*args))
   assert "[train]" not in again.stdout
   more = _ok(_run(*args, "--config.imbalance.num_seeds=3", "--config.imbalance.methods=('plain',)"))
-  assert more.stdout.count("Results written to") == 2      # the new run and the sweep
+  # Two seeds of plain were run before; only the third trains.
+  assert len(re.findall(r"seed \d+: test accuracy", more.stdout)) == 3
+  assert more.stdout.count("(cached)") == 2
   changed = _run(*args, "--config.imbalance.n_train=300")
   assert changed.returncode != 0 and "different config" in changed.stdout + changed.stderr
 
