@@ -71,10 +71,17 @@ class ExampleReweighting(ReweightingProblem):
     self.inner_variables = list(model.trainable_variables)
     self._decayed = [getattr(v, "path", v.name).split("/")[-1].startswith("kernel")
                      for v in self.inner_variables]
-    # The last weight each training point received, times the batch size (1 = uniform),
-    # kept when the problem knows the training-set size (``index`` in the batches).
-    self.weights_all = None if num_train is None else tf.Variable(
-        tf.ones([num_train]), trainable=False, name="example_weights_all")
+    # Kept when the problem knows the training-set size (``index`` in the batches): the last
+    # weight each training point received, and the sum and number of all it received, each
+    # times the batch size (1 = uniform).
+    self.weights_all = self.weight_sums = self.weight_counts = None
+    if num_train is not None:
+      self.weights_all = tf.Variable(tf.ones([num_train]), trainable=False,
+                                     name="example_weights_all")
+      self.weight_sums = tf.Variable(tf.zeros([num_train]), trainable=False,
+                                     name="example_weight_sums")
+      self.weight_counts = tf.Variable(tf.zeros([num_train]), trainable=False,
+                                       name="example_weight_counts")
 
   def end_step(self, batch, method):
     if self.weights_all is None:
@@ -87,9 +94,20 @@ class ExampleReweighting(ReweightingProblem):
     # Scaled so that uniform weights are 1.
     scaled = tf.cast(weights * tf.cast(tf.size(weights), weights.dtype), self.weights_all.dtype)
     self.weights_all.scatter_update(tf.IndexedSlices(scaled, index))
+    # Gather-add-update rather than scatter_add: every replica writes the same values (the
+    # gathered global batch), and a batch holds each point once.
+    for store, add in ((self.weight_sums, scaled), (self.weight_counts, tf.ones_like(scaled))):
+      store.scatter_update(tf.IndexedSlices(tf.gather(store, index) + add, index))
 
   def scores(self):
-    """Per-point weights (last weight received x batch size), for reports and detection."""
+    """Per-point corruption evidence for reports and detection: the mean of all the weights a
+    point received over the run (each times the batch size, so uniform weights give 1); 1
+    for a point never seen. A point is flagged when that mean is 0 (never given weight)."""
+    counts = self.weight_counts.numpy()
+    return np.where(counts > 0, self.weight_sums.numpy() / np.maximum(counts, 1), 1.0)
+
+  def last_weights(self):
+    """The last weight each point received (times the batch size)."""
     return self.weights_all.numpy()
 
   def example_losses(self, v, batch, update_state=True, rows=None):

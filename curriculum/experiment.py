@@ -274,6 +274,10 @@ def run(config, workdir, log=print):
         else None
     results["inst_sigma_roc_auc"] = metriclib.roc_auc(corrupted, inst) \
         if 0 < corrupted.sum() < n else None
+    # The same detection metrics as every importance-learning score: sigma is the corruption
+    # score (high = corrupted), a point is flagged when its sigma rose above its initial one.
+    results["inst_sigma_detection"] = metriclib.detection(
+        -inst, corrupted, flagged=inst > dp_init_sigma(config))
     records.save_npy(run_.workdir / "sigmas_instance.npy", inst)
   if dp.learn_class_parameters:
     records.save_npy(run_.workdir / "sigmas_class.npy", cls)
@@ -285,6 +289,11 @@ def run(config, workdir, log=print):
   results["wall_seconds_this_invocation"] = time.time() - t_start
   run_.write_results(results)
   return results
+
+
+def dp_init_sigma(config):
+  """The instance temperature every point starts from (as stored: exp of a float32 log)."""
+  return float(np.exp(np.float32(np.log(config.training.data_params.init_inst_param))))
 
 
 def _append_snapshot(path, snap):
@@ -317,4 +326,9 @@ def summary(results):
             f"clean points {results['inst_sigma_clean_mean']:.4f} (mean); ROC AUC of sigma as "
             f"a corruption score {results['inst_sigma_roc_auc']:.4f} "
             f"({results['num_corrupted']} corrupted of {results['num_train']})")
+  det = results.get("inst_sigma_detection")
+  if det is not None:
+    out += (f"\nsigma above its initial value flags {det['flagged']} points: precision "
+            f"{det['precision']:.4f}, recall {det['recall']:.4f}, F1 {det['f1']:.4f}; "
+            f"average precision {det['average_precision']:.4f}")
   return out

@@ -482,7 +482,8 @@ def run(config, workdir, log=print):
   results["method_test_accuracy"] = results.get("retrained_test_accuracy",
                                                 results["bilevel_model_test_accuracy"])
   results["wall_seconds_this_invocation"] = time.time() - t_start
-  # Learned importances, or for per-step reweighting the last weight x batch size per point.
+  # Learned importances, or for per-step reweighting each point's mean weight over the run
+  # (x batch size; 1 = uniform).
   records.save_npy(run_.workdir / "importances.npy", a)
   plots.importance_figure(
       run_.workdir / "importances.png", a, corrupted,

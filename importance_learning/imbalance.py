@@ -15,8 +15,8 @@ budget (the original's n_val = 0). Seeds are the original's (k * 123456789) mod 
 Outputs in the workdir:
 
   runs/p{p}/{method}/seed{seed}/   one Runner workdir per run (checkpoints, metrics.jsonl,
-                                   TensorBoard, results.json, and for l2rw the last weight
-                                   of every training image in weights.npy)
+                                   TensorBoard, and for l2rw the mean weight every training
+                                   image received over the run in weights.npy)
   results.json, results.md        test accuracy mean, std and every value, per (p, method)
   accuracy_vs_proportion.png      mean +- std against p, one line per method
 

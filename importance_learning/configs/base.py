@@ -46,7 +46,8 @@ def base():
   c.rmd.update(dict(lr_u=30.0, lr_v=1e-2, inner_steps=20))
   # Learning to Reweight (official MNIST values: momentum SGD, lr 1e-3). It computes example
   # weights per step from a clean validation batch: no pretraining, no importance variables;
-  # importances.npy then holds each point's last weight x batch size (1 = uniform).
+  # importances.npy then holds each point's mean weight over the run x batch size (1 =
+  # uniform; the mean of every weight it received, not only its last).
   c.l2rw = L2RW.default_config()
   # Proximal mini-batch reweighting: batches of 8 class-matched splits, split 0 (noisy)
   # validates; the clean validation set is not used. Official momentum / mu / splits; the

@@ -83,7 +83,7 @@ def _build(kind):
 
 def _state(model, problem, method):
   tensors = {f"w{i}": v for i, v in enumerate(model.weights)}
-  for name in ("z_all", "weights_all"):
+  for name in ("z_all", "weights_all", "weight_sums", "weight_counts"):
     if getattr(problem, name, None) is not None:
       tensors[name] = getattr(problem, name)
   slot = getattr(problem, "slot", None)

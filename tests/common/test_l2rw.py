@@ -198,3 +198,34 @@ def test_fused_step_equals_weights_then_a_separate_training_pass_with_dropout():
     np.testing.assert_allclose(fused.weights.numpy(), w.numpy(), rtol=1e-9, atol=1e-14)
   for a, b in zip(fused_model.weights, two_pass_model.weights):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
+def test_weights_accumulated_over_the_run_match_a_hand_computation_over_three_steps():
+  """Each point's score is the mean of every weight it received (times the batch size): three
+  steps over overlapping batches of a 12-point training set, summed by hand."""
+  from common.bilevel import combined_step
+  num_train = 12
+  problem = ExampleReweighting(_model(5), N, num_train=num_train)
+  method = _method(problem, lr=0.5)
+  step = combined_step(problem, method)
+  sums, counts = np.zeros(num_train), np.zeros(num_train)
+  indices = [np.arange(0, 8), np.arange(4, 12), np.array([0, 2, 4, 6, 8, 9, 10, 11])]
+  received = []
+  for s, index in enumerate(indices):
+    batch = _batch(10 + s)
+    batch["train"]["index"] = tf.constant(index)
+    step(batch)
+    w = method.weights.numpy() * N           # this step's weights, times the batch size
+    received.append(w)
+    sums[index] += w
+    counts[index] += 1
+  assert any(np.any(w == 0) for w in received) and any(np.any(w > 1) for w in received)
+  expected = np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
+  np.testing.assert_allclose(problem.scores(), expected, rtol=1e-6)
+  # Point 0 was in steps 1 and 3: the mean of its two weights, not its last one.
+  np.testing.assert_allclose(problem.scores()[0], (received[0][0] + received[2][0]) / 2,
+                             rtol=1e-6)
+  last = np.ones(num_train)
+  for index, w in zip(indices, received):
+    last[index] = w
+  np.testing.assert_allclose(problem.last_weights(), last, rtol=1e-6)

@@ -66,6 +66,11 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     assert key in res, key
   sig = np.load(tmp_path / "sigmas_instance.npy")
   assert sig.shape == (2500,) and (sig >= 0.05 - 1e-6).all() and (sig <= 20 + 1e-4).all()
+  # The instance temperature is scored by the same detection metrics as every other method:
+  # flagged where sigma rose above its initial 1, ROC AUC of sigma.
+  det = res["inst_sigma_detection"]
+  assert det["flagged"] == int((sig > 1.0).sum()) and det["roc_auc"] == res["inst_sigma_roc_auc"]
+  assert "sigma above its initial value flags" in proc.stdout
   assert (tmp_path / "data_parameters.png").stat().st_size > 10_000
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
   ep = [r for r in recs if r["phase"] == "data_parameters" and r["kind"] == "epoch"]
