@@ -129,6 +129,33 @@ def sweep_errorbars(path, xs, series, xlabel, ylabel, title=""):
   plt.close(fig)
 
 
+def detection_curves(path, scores, title=""):
+  """ROC and precision-recall curves of corruption scores: ``scores[label] = (corrupted mask,
+  score)``, higher score = more likely corrupted; each curve labelled with its area."""
+  from sklearn import metrics as skm  # pylint: disable=import-outside-toplevel
+  fig, (roc, pr) = plt.subplots(1, 2, figsize=(11, 4.2))
+  for label, (corrupted, score) in scores.items():
+    corrupted = np.asarray(corrupted, bool)
+    if not 0 < corrupted.sum() < len(corrupted):
+      continue
+    fpr, tpr, _ = skm.roc_curve(corrupted, score)
+    roc.plot(fpr, tpr, label=f"{label} ({skm.roc_auc_score(corrupted, score):.3f})")
+    precision, recall, _ = skm.precision_recall_curve(corrupted, score)
+    pr.plot(recall, precision,
+            label=f"{label} ({skm.average_precision_score(corrupted, score):.3f})")
+  roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+  roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (AUC)")
+  pr.set(xlabel="recall", ylabel="precision", title="precision-recall (average precision)")
+  for ax in (roc, pr):
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  records.save_figure(fig, path, dpi=110)
+  plt.close(fig)
+
+
 def data_parameter_figure(path, snapshots, learn_class, learn_inst, title=""):
   """How the learned temperatures evolve: per epoch, the median and the 5-95% and 25-75%
   bands of the class sigmas, and of the instance sigmas of clean and corrupted points."""

@@ -485,6 +485,7 @@ def run(config, workdir, log=print):
   # Learned importances, or for per-step reweighting each point's mean weight over the run
   # (x batch size; 1 = uniform).
   records.save_npy(run_.workdir / "importances.npy", a)
+  records.save_npy(run_.workdir / "corrupted.npy", corrupted)   # which labels the noise changed
   plots.importance_figure(
       run_.workdir / "importances.png", a, corrupted,
       plots.epoch_curves(run_.metrics_path),

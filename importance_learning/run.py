@@ -5,6 +5,8 @@
       --config.data_dir=/data/cifar10 --workdir=runs/cifar10_50
   python importance_learning/run.py --config=importance_learning/configs/mnist_imbalance.py \
       --workdir=runs/imbalance                            # L2RW's 4-vs-9 imbalance, offline
+  python importance_learning/run.py --config=importance_learning/configs/compare.py \
+      --workdir=runs/compare          # approaches x noise levels: tables, ROC/PR curves
 
 Re-running the same command resumes from --workdir.
 """
@@ -20,4 +22,5 @@ from common import cli  # noqa: E402
 if __name__ == "__main__":
   cli.main("importance_learning", "default.py",
            {"default": "importance_learning.experiment",
-            "imbalance": "importance_learning.imbalance"})
+            "imbalance": "importance_learning.imbalance",
+            "compare": "importance_learning.compare"})

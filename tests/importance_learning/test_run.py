@@ -320,3 +320,50 @@ def test_two_worker_processes_multi_worker_mirrored_give_the_single_device_resul
     res = json.loads((tmp_path / str(i) / "results.json").read_text())
     for key in ("bilevel_model_test_accuracy", "method_test_accuracy", "mean_importance_clean"):
       assert res[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-6), (i, key)
+
+
+COMPARE = "--config=importance_learning/configs/compare.py:tiny"
+
+
+@pytest.mark.slow
+def test_comparison_end_to_end_resumes_and_widens_in_place(tmp_path):
+  proc = _ok(_run(COMPARE, f"--workdir={tmp_path}", "--config.compare.methods=('penalty',)",
+                  "--config.compare.noise=(0.5,)"))
+  assert "confident learning (cleanlab)" in proc.stdout and "avg precision" in proc.stdout
+  out = json.loads((tmp_path / "comparison.json").read_text())
+  approaches = [r["approach"] for r in out["rows"]]
+  assert approaches[0] == "noisy data (baseline)" and approaches[-1] == "penalty"
+  assert len(approaches) == 6 and "oracle: true training labels (ceiling)" in approaches
+  # Each row carries its own cell's numbers: the penalty row is the cell's method result.
+  cell = json.loads((tmp_path / "cells" / "noise0.5" / "penalty" / "results.json").read_text())
+  assert out["rows"][-1]["test_accuracy"] == cell["method_test_accuracy"]
+  assert out["rows"][-1]["detection"] == cell["detection"]
+  assert "| 0.5 | penalty |" in (tmp_path / "comparison.md").read_text()
+  for name in ("accuracy.png", "detection_noise0.5.png"):
+    assert (tmp_path / name).stat().st_size > 10_000
+  # Re-run: every cell cached; widen: a second method is the only thing trained.
+  again = _ok(_run(COMPARE, f"--workdir={tmp_path}", "--config.compare.methods=('penalty',)",
+                   "--config.compare.noise=(0.5,)"))
+  assert "cached in" in again.stdout and "[bilevel]" not in again.stdout
+  wide = _ok(_run(COMPARE, f"--workdir={tmp_path}",
+                  "--config.compare.methods=('penalty','l2rw')", "--config.compare.noise=(0.5,)"))
+  assert wide.stdout.count("cached in") == 1          # penalty's cell: not trained again
+  assert "importances initialised" not in wide.stdout and "[bilevel] epoch 2/2" in wide.stdout
+  out = json.loads((tmp_path / "comparison.json").read_text())
+  assert [r["approach"] for r in out["rows"]][-2:] == ["penalty", "l2rw"]
+  # The L2RW cell skipped the noise level's baselines (the penalty cell trained them).
+  l2rw = json.loads((tmp_path / "cells" / "noise0.5" / "l2rw" / "results.json").read_text())
+  assert l2rw["baselines"] == {}
+  changed = _run(COMPARE, f"--workdir={tmp_path}", "--config.batch_size=100")
+  assert changed.returncode != 0 and "different config" in changed.stdout + changed.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.compare.methods=('penalty','newton')"], "compare.methods names ['newton']"),
+    (["--config.compare.noise=(0.5,1.5)"], "compare.noise holds 1.5"),
+    (["--config.compare.methods=()"], "must each name at least one value"),
+])
+def test_comparison_bad_input_is_one_line_before_anything_is_written(tmp_path, args, message):
+  proc = _run(COMPARE, f"--workdir={tmp_path / 'w'}", *args, timeout=120)
+  assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr and not (tmp_path / "w").exists()
