@@ -11,6 +11,18 @@ import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 from common import records  # noqa: E402  pylint: disable=wrong-import-position
 
 
+def finish(fig, path, title="", dpi=110, rect=None, fontsize=None):
+  """The end of every figure: its title, a tight layout, an atomic save, the figure closed."""
+  if title:
+    fig.suptitle(title, **({} if fontsize is None else {"fontsize": fontsize}))
+  if rect is None:
+    fig.tight_layout()
+  else:
+    fig.tight_layout(rect=rect)
+  records.save_figure(fig, path, dpi=dpi)
+  plt.close(fig)
+
+
 def epoch_curves(metrics_path, key="test_accuracy"):
   """{phase: (epoch_end_steps, values)} of ``key`` from a run's metrics.jsonl."""
   curves = {}
@@ -41,11 +53,7 @@ def importance_figure(path, importances, corrupted, curves, title=""):
   if curves:
     ax1.legend()
   ax1.set_title("test accuracy per epoch")
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout()
-  records.save_figure(fig, path, dpi=110)
-  plt.close(fig)
+  finish(fig, path, title, dpi=110)
 
 
 def _trial_axes(ax, c, x, y, color):
@@ -77,11 +85,7 @@ def trial_curves_grid(path, grid, rows, cols, x, y, row_label="{}", title=""):
       if i == len(rows) - 1:
         ax.set_xlabel("iteration" if x == "steps" else "wall-clock seconds")
       ax.grid(alpha=0.3)
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout()
-  records.save_figure(fig, path, dpi=100)
-  plt.close(fig)
+  finish(fig, path, title, dpi=100)
 
 
 def mean_curves_panels(path, panels, x, y, title=""):
@@ -106,11 +110,7 @@ def mean_curves_panels(path, panels, x, y, title=""):
   axes[0][0].set_ylabel(y)
   handles, labels = axes[0][0].get_legend_handles_labels()
   fig.legend(handles, labels, fontsize=7, loc="center right")
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
-  records.save_figure(fig, path, dpi=100)
-  plt.close(fig)
+  finish(fig, path, title, dpi=100, rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
 
 
 def sweep_errorbars(path, xs, series, xlabel, ylabel, title=""):
@@ -124,9 +124,7 @@ def sweep_errorbars(path, xs, series, xlabel, ylabel, title=""):
   ax.legend()
   if title:
     ax.set_title(title)
-  fig.tight_layout()
-  records.save_figure(fig, path, dpi=110)
-  plt.close(fig)
+  finish(fig, path, dpi=110)
 
 
 def detection_curves(path, scores, title=""):
@@ -149,11 +147,7 @@ def detection_curves(path, scores, title=""):
   for ax in (roc, pr):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout()
-  records.save_figure(fig, path, dpi=110)
-  plt.close(fig)
+  finish(fig, path, title, dpi=110)
 
 
 def data_parameter_figure(path, snapshots, learn_class, learn_inst, title=""):
@@ -182,8 +176,4 @@ def data_parameter_figure(path, snapshots, learn_class, learn_inst, title=""):
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=8)
-  if title:
-    fig.suptitle(title + " (bands: 5-95% and 25-75%)")
-  fig.tight_layout()
-  records.save_figure(fig, path, dpi=110)
-  plt.close(fig)
+  finish(fig, path, title + " (bands: 5-95% and 25-75%)" if title else "", dpi=110)

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
-from common import records  # noqa: E402  pylint: disable=wrong-import-position
+from common import plots  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def _show(ax, image, low=None, high=None):
@@ -39,11 +39,7 @@ def poison_grid(path, start, true_labels, poison_labels, rows, columns=10, title
   axes[0, 0].set_ylabel("start", fontsize=9)
   for i, name in enumerate(names, start=1):
     axes[i, 0].set_ylabel(name, fontsize=9)
-  if title:
-    fig.suptitle(title, fontsize=9)
-  fig.tight_layout()
-  records.save_figure(fig, path, dpi=100)
-  plt.close(fig)
+  plots.finish(fig, path, title, dpi=100, fontsize=9)
 
 
 def clean_label_grid(path, triples, low, high, title=""):
@@ -58,8 +54,4 @@ def clean_label_grid(path, triples, low, high, title=""):
     axes[0, j].set_title(caption, fontsize=8)
   for i, name in enumerate(("target", "base", "poison")):
     axes[i, 0].set_ylabel(name, fontsize=9)
-  if title:
-    fig.suptitle(title, fontsize=9)
-  fig.tight_layout()
-  records.save_figure(fig, path, dpi=100)
-  plt.close(fig)
+  plots.finish(fig, path, title, dpi=100, fontsize=9)

@@ -234,6 +234,15 @@ def weighted_loss_step(problem, opt, weights, batch):
   return weighted, distribute.mean(losses), opt.apply(grads, v_vars)
 
 
+def inner_of(problem, method_name):
+  """The problem's inner variables (the model's weights); an error if there are none."""
+  v_vars = list(problem.inner_variables)
+  if not v_vars:
+    raise ValueError(f"{method_name} needs inner variables (the model's trainable weights); "
+                     "the problem has none.")
+  return v_vars
+
+
 def outer_and_inner(problem, method_name):
   """The problem's (outer, inner) variable lists; an error if either is empty."""
   u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)

@@ -49,9 +49,7 @@ class DataParameterDescent(base.Method):
     super().__init__(name="data_parameter_descent")
     self.problem = problem
     self.config = config
-    v_vars = list(problem.inner_variables)
-    if not v_vars:
-      raise ValueError("data parameters need a model with trainable weights.")
+    v_vars = base.inner_of(problem, "Data parameters")
     self.opt = base.momentum_sgd(config, v_vars, name="model_sgd")
     dp = config.data_params
     self.outer_optimizers = [

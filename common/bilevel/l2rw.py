@@ -59,9 +59,7 @@ class L2RW(base.Method):
     super().__init__(name="l2rw")
     self.problem = problem
     self.config = config
-    v_vars = list(problem.inner_variables)
-    if not v_vars:
-      raise ValueError("L2RW needs inner variables (the model's weights).")
+    v_vars = base.inner_of(problem, "L2RW")
     dtype = v_vars[0].dtype
     self.opt = base.momentum_sgd(config, v_vars)
     # The last batch's weights, for the problem to store per example.

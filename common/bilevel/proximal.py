@@ -51,9 +51,7 @@ class ProximalReweighting(base.Method):
       raise ValueError(f"proximal.splits must be >= 2 and divide the batch size {n}, got "
                        f"{config.splits}.")
     self.split_size = n // num_splits
-    v_vars = list(problem.inner_variables)
-    if not v_vars:
-      raise ValueError("Proximal reweighting needs inner variables (the model's weights).")
+    v_vars = base.inner_of(problem, "Proximal reweighting")
     dtype = v_vars[0].dtype
     self.opt = base.momentum_sgd(config, v_vars)
     # Per-row weights of the last batch (omega_bar of the row's split / split size; the
