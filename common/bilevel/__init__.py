@@ -25,6 +25,7 @@ from common.bilevel.proximal import ProximalReweighting
 from common.bilevel.rmd import RMD
 from common.bilevel.rule_weights import (ClassRatioWeights, RandomWeights, RuleWeights,
                                            UniformWeights)
+from common.errors import ConfigError
 
 METHODS = {
     "approxgrad": ApproxGrad,
@@ -54,9 +55,14 @@ def build_method(name, problem, config):
   naming both when the problem lacks the interface the method works on."""
   method = get_method(name)
   if not isinstance(problem, method.problem_interface):
-    raise ValueError(f"method {name!r} works on a {method.problem_interface.__name__}; "
-                     f"{type(problem).__name__} is not one.")
-  return method(problem, config)
+    raise ConfigError(f"method {name!r} works on a {method.problem_interface.__name__}; "
+                      f"{type(problem).__name__} is not one.")
+  try:
+    return method(problem, config)
+  except ConfigError:
+    raise
+  except ValueError as e:     # a method checks its config block when it is built
+    raise ConfigError(str(e)) from None
 
 
 __all__ = ["ApproxGrad", "BilevelProblem", "ClassRatioWeights", "DataParameterDescent", "GD",

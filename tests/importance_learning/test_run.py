@@ -124,6 +124,9 @@ def test_gd_and_rmd_run_importance_learning(tmp_path, method):
      "train-images-idx3-ubyte.gz"),
     (["--config.baselines.run=('oracle','small_loss')"], "Unknown baseline(s) ['small_loss']"),
     (["--config.baselines.folds=1"], "baselines.folds must be >= 2"),
+    (["--config.method=rmd", "--config.rmd.inner_optimizer=lbfgs"],
+     "rmd.inner_optimizer must be 'gd' or one of"),
+    (["--config.runner.steps_per_call=0"], "runner.steps_per_call must be >= 1"),
 ])
 def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
   workdir = tmp_path / "w"
