@@ -102,7 +102,8 @@ class ExampleReweighting(ReweightingProblem):
   def scores(self):
     """Per-point corruption evidence for reports and detection: the mean of all the weights a
     point received over the run (each times the batch size, so uniform weights give 1); 1
-    for a point never seen. A point is flagged when that mean is 0 (never given weight)."""
+    for a point never seen. A point is flagged when that mean is at most
+    ``detection_threshold`` (0.5: half the uniform weight)."""
     counts = self.weight_counts.numpy()
     return np.where(counts > 0, self.weight_sums.numpy() / np.maximum(counts, 1), 1.0)
 

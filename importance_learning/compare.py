@@ -129,6 +129,10 @@ def _rows(table, first):
                    "score_file": f"{name}_quality.npy" if "detection" in row else None,
                    "cell": first})
     for method, res in by_method.items():
+      if method != first and "baseline_test_accuracy" in res:
+        # A per-step reweighting method's own baseline: its trainer with uniform weights.
+        rows.append({"noise": noise, "approach": f"{method}: its trainer, uniform weights",
+                     "test_accuracy": res["baseline_test_accuracy"], "cell": method})
       rows.append({"noise": noise, "approach": method,
                    "test_accuracy": res["method_test_accuracy"],
                    "detection": res["detection"], "score_file": "importances.npy",

@@ -79,8 +79,10 @@ class ReweightingProblem(BilevelProblem):
 
   train_key = "train"
   batch_size = None
-  # A point counts as rejected ("flagged" in detection metrics) at a weight of at most this.
-  detection_threshold = 0.0
+  # A point counts as rejected ("flagged" in detection metrics) when its score is at most
+  # this: for ``ExampleReweighting`` the mean weight it received over the run, times the batch
+  # size (uniform = 1), so 0.5 flags a point weighted at most half of uniform on average.
+  detection_threshold = 0.5
 
   def example_losses(self, v, batch, update_state=True, rows=None):
     """Per-example losses [rows] at weights ``v``; ``rows`` (a slice) restricts them, and

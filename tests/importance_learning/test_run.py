@@ -170,9 +170,9 @@ def test_l2rw_reweights_per_step_without_pretraining(tmp_path):
   proc = _ok(_run(TINY, f"--workdir={tmp_path}", "--config.method=l2rw",
                   "--config.baseline.enabled=False", "--config.retrain.enabled=False"))
   assert "[pretrain] not part of this run" in proc.stdout
-  assert "l2rw (weight <= 0)" in proc.stdout
+  assert "l2rw (weight <= 0.5)" in proc.stdout
   res = json.loads((tmp_path / "results.json").read_text())
-  assert res["method"] == "l2rw" and res["detection_threshold"] == 0.0
+  assert res["method"] == "l2rw" and res["detection_threshold"] == 0.5
   w = np.load(tmp_path / "importances.npy")
   # Last weight x batch size: every batch's weights average 1 unless all are zero.
   assert w.shape == (1250,) and (w >= 0).all() and 0.5 < w.mean() <= 1.0 + 1e-6
@@ -353,7 +353,9 @@ def test_comparison_end_to_end_resumes_and_widens_in_place(tmp_path):
   assert wide.stdout.count("cached in") == 1          # penalty's cell: not trained again
   assert "importances initialised" not in wide.stdout and "[bilevel] epoch 2/2" in wide.stdout
   out = json.loads((tmp_path / "comparison.json").read_text())
-  assert [r["approach"] for r in out["rows"]][-2:] == ["penalty", "l2rw"]
+  assert [r["approach"] for r in out["rows"]][-3:] == ["penalty",
+                                                        "l2rw: its trainer, uniform weights",
+                                                        "l2rw"]
   # The L2RW cell skipped the noise level's baselines (the penalty cell trained them).
   l2rw = json.loads((tmp_path / "cells" / "noise0.5" / "l2rw" / "results.json").read_text())
   assert l2rw["baselines"] == {}
