@@ -12,11 +12,23 @@ def validated(check, config):
   """Run ``check(config)``, turning any ValueError into a ConfigError (the run scripts print
   those without a traceback). Call it before any data is read or any file written."""
   try:
+    if "runner" in config:
+      check_runner(config.runner)
     check(config)
   except ConfigError:
     raise
   except ValueError as e:
     raise ConfigError(str(e)) from None
+
+
+def check_runner(runner):
+  """The runner block's intervals and limits (each family's config carries one)."""
+  for key in ("log_every", "checkpoint_every", "steps_per_call"):
+    if key in runner and int(runner[key]) < 1:
+      raise ConfigError(f"runner.{key} must be >= 1, got {runner[key]}.")
+  if int(runner.get("max_steps_per_invocation", 0)) < 0:
+    raise ConfigError(f"runner.max_steps_per_invocation must be >= 0 (0: no limit), got "
+                      f"{runner.max_steps_per_invocation}.")
 
 
 def check_data_and_model(config):

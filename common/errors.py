@@ -18,6 +18,14 @@ class ConfigMismatchError(ValueError):
   """The workdir holds a run made with another config."""
 
 
+class WorkdirBusyError(RuntimeError):
+  """Another live process is running in the same workdir (common/lock.py)."""
+
+
+class CheckpointError(RuntimeError):
+  """Checkpoints exist but none can be read; the message says what to delete."""
+
+
 class NonFiniteError(FloatingPointError):
   """A metric became NaN or Inf; the message says where and which checkpoint is kept."""
 
@@ -28,4 +36,5 @@ class Interrupted(Exception):
 
 
 # Printed as one line by the command line; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, DataNotFoundError, ConfigMismatchError, NonFiniteError)
+USER_ERRORS = (ConfigError, DataNotFoundError, ConfigMismatchError, NonFiniteError,
+               WorkdirBusyError, CheckpointError)

@@ -7,19 +7,22 @@ import tensorflow as tf
 from sklearn import metrics as skm
 
 
-def predict(model, x, batch_size=1000):
+def predict(model, x, batch_size=1000, eager_calls=False):
   """Predicted classes of ``model`` (inference mode) on numpy ``x``.
 
   ``predict_on_batch`` reuses the model's one compiled predict function and, unlike
-  ``model.predict``, builds no tf.data pipeline per call. A single-logit model is a binary
-  classifier: class 1 where the logit is positive.
+  ``model.predict``, builds no tf.data pipeline per call; ``eager_calls`` calls the model
+  eagerly instead (for a few evaluations of many models and input sizes, where tracing a
+  predict function for each would cost more). A single-logit model is a binary classifier:
+  class 1 where the logit is positive.
   """
   def classes(logits):
     if logits.shape[-1] == 1:
       return (logits[:, 0] > 0).astype(np.int64)
     return np.argmax(logits, axis=-1)
 
-  preds = [classes(_logits(model, x[i:i + batch_size]))
+  call = _eager_logits if eager_calls else _logits
+  preds = [classes(call(model, x[i:i + batch_size]))
            for i in range(0, len(x), batch_size)]
   return np.concatenate(preds) if preds else np.zeros((0,), np.int64)
 
@@ -48,13 +51,19 @@ def _logits(model, x):
   return model.predict_on_batch(x)
 
 
-def accuracy(model, x, y, batch_size=1000, legacy_divisor_batch=None):
-  """Fraction of ``x`` classified as ``y``.
+def _eager_logits(model, x):
+  return np.asarray(model(tf.constant(x), training=False))
+
+
+def accuracy(model, x, y, batch_size=1000, legacy_divisor_batch=None, eager_calls=False):
+  """Fraction of ``x`` classified as ``y`` (NaN for an empty set).
 
   ``legacy_divisor_batch=B`` reproduces the original ``eval_simple``, which divides the number
   of correct predictions by ceil(N / B) * B (too low when N is not a multiple of B).
   """
-  correct = int(np.sum(predict(model, x, batch_size) == np.asarray(y)))
+  if len(y) == 0:
+    return float("nan")
+  correct = int(np.sum(predict(model, x, batch_size, eager_calls) == np.asarray(y)))
   divisor = len(y)
   if legacy_divisor_batch:
     divisor = math.ceil(len(y) / legacy_divisor_batch) * legacy_divisor_batch
@@ -115,3 +124,32 @@ def topk_accuracies(model, batches, ks=(1, 5)):
                                            tf.int32)))
     total += int(tf.shape(y)[0])
   return {k: hits[k] / max(total, 1) for k in ks}
+
+
+class TestSet:
+  """A held-out set a model is evaluated on: numpy arrays (``x``, ``y``, evaluated in chunks of
+  ``batch_size``; ``legacy_divisor_batch`` as in :func:`accuracy`), or an iterable of (x, y)
+  batches such as a tf.data dataset. ``evaluate(model)`` -> {k: top-k accuracy} for k in
+  ``ks`` (1 first); ``eager_calls`` as in :func:`predict`."""
+
+  __test__ = False      # not a pytest class
+
+  def __init__(self, x=None, y=None, batch_size=1000, legacy_divisor_batch=None, batches=None,
+               ks=(1,), eager_calls=False):
+    if (batches is None) == (x is None):
+      raise ValueError("TestSet takes arrays (x, y) or batches, not both.")
+    self.x, self.y, self.batch_size, self.eager_calls = x, y, batch_size, eager_calls
+    self.legacy_divisor_batch, self.batches = legacy_divisor_batch, batches
+    self.ks = tuple(ks)
+
+  def evaluate(self, model):
+    if self.batches is not None:
+      return topk_accuracies(model, self.batches, self.ks)
+    if self.ks != (1,):
+      return topk_accuracies(model, ((self.x[i:i + self.batch_size], self.y[i:i + self.batch_size])
+                                     for i in range(0, len(self.y), self.batch_size)), self.ks)
+    return {1: accuracy(model, self.x, self.y, self.batch_size, self.legacy_divisor_batch,
+                        self.eager_calls)}
+
+  def accuracy(self, model):
+    return self.evaluate(model)[1]

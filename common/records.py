@@ -12,9 +12,11 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 
 import numpy as np
 
+from common import lock
 from common.errors import ConfigMismatchError
 
 
@@ -83,26 +85,49 @@ def git_commit():
     return "unknown"
 
 
-def check_or_write_config(workdir, run_config, ignore=("runner",)):
+def check_or_write_config(workdir, run_config, ignore=("runner",), allow_change=False):
   """Save ``run_config`` as workdir/config.json, or check it against the one saved there.
 
   Fields in ``ignore`` (runner settings: progress bar, checkpoint frequency, ...) may change
   between invocations of one run; everything else defines the run, and a difference is a
-  ``ConfigMismatchError`` raised before anything is written.
+  ``ConfigMismatchError`` raised before anything is written, unless ``allow_change``: then the
+  saved config is appended to config_history.jsonl (with the time and the fields that
+  differ), the new one replaces it, and the differing fields are returned. The workdir's lock
+  is taken first (``common.lock``): a second live run there is refused.
   """
+  lock.claim(workdir)
   path = pathlib.Path(workdir) / "config.json"
   current = json.loads(run_config.to_json_best_effort())
   strip = lambda d: {k: v for k, v in d.items() if k not in ignore}
-  if path.exists():
-    saved = json.loads(path.read_text())
-    if strip(saved) != strip(current):
-      diff = sorted(k for k in set(saved) | set(current)
-                    if k not in ignore and saved.get(k) != current.get(k))
-      raise ConfigMismatchError(
-          f"{workdir} holds a run made with a different config (top-level fields that "
-          f"differ: {diff}). Use another --workdir, or delete this one to start over.")
-  else:
+  if not path.exists():
     write_json(path, current)
+    return []
+  saved = json.loads(path.read_text())
+  if strip(saved) == strip(current):
+    return []
+  diff = sorted(k for k in set(saved) | set(current)
+                if k not in ignore and saved.get(k) != current.get(k))
+  if not allow_change:
+    raise ConfigMismatchError(
+        f"{workdir} holds a run made with a different config (top-level fields that differ: "
+        f"{diff}). Use another --workdir, delete this one to start over, or add "
+        "--config.runner.allow_config_change=True to continue this run with the new values.")
+  history = pathlib.Path(workdir) / "config_history.jsonl"
+  old = history.read_text() if history.exists() else ""
+  entry = {"replaced_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": diff, "config": saved}
+  write_text(history, old + json.dumps(entry, default=json_default) + "\n")
+  write_json(path, current)
+  return diff
+
+
+def check_or_write_sweep_config(workdir, config, block, growing):
+  """``check_or_write_config`` for a sweep that may widen between invocations: the fields
+  ``growing`` of ``config[block]`` (the lists of cells) are left out of the comparison."""
+  defining = config.copy_and_resolve_references()
+  with defining.unlocked():
+    for key in growing:
+      del defining[block][key]
+  return check_or_write_config(workdir, defining)
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -115,12 +140,14 @@ class Sweep:
   ``path_of(key)`` names the file of a key's result; ``.json`` files hold a dict, ``.npz``
   files a dict of arrays (``compressed`` for large ones). A result is written atomically once
   complete, so a killed sub-run leaves no file and is computed again (from its own checkpoint
-  when it keeps one).
+  when it keeps one). ``written_by_run``: the sub-run writes that file itself (a run's
+  ``results.json``, written once at its end), so the sweep only reads it.
   """
 
-  def __init__(self, path_of, compressed=False):
+  def __init__(self, path_of, compressed=False, written_by_run=False):
     self.path_of = path_of
     self.compressed = compressed
+    self.written_by_run = written_by_run
 
   def load(self, key):
     """The cached result of ``key``, or None."""
@@ -145,7 +172,11 @@ class Sweep:
     if result is not None:
       return result, True
     result = compute()
-    self.store(key, result)
+    if self.written_by_run:
+      if not pathlib.Path(self.path_of(key)).exists():
+        raise RuntimeError(f"the sub-run of {key} did not write {self.path_of(key)}")
+    else:
+      self.store(key, result)
     return result, False
 
 

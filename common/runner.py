@@ -17,6 +17,7 @@ the step at which it appeared; the checkpoint on disk stays the last good one.
 import contextlib
 import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -27,9 +28,11 @@ import tensorflow as tf
 import tqdm
 
 from common import distribute
+from common import evaluators as evaluatorslib
+from common import lock
 from common import precision
 from common import records
-from common.errors import ConfigError, Interrupted, NonFiniteError
+from common.errors import CheckpointError, ConfigError, Interrupted, NonFiniteError
 
 
 def default_config():
@@ -54,6 +57,12 @@ def default_config():
       # scale of float16 gradients.
       "precision": "float32",
       "loss_scale": 1024.0,
+      # Resume although the config changed (say, more epochs): the old config is appended to
+      # config_history.jsonl and the new one saved. What a checkpoint holds comes from the
+      # checkpoint (weights, optimiser moments, learning rates as decayed so far), so a changed
+      # learning rate does not reach a phase already started; checkpoints must still fit the
+      # new config (same model and methods).
+      "allow_config_change": False,
   })
 
 
@@ -183,22 +192,23 @@ class Runner:
                         "replicated run.")
     self.log = log or (lambda msg: print(msg, flush=True))
     _NoRetracingNotes.install()
-    self.workdir.mkdir(parents=True, exist_ok=True)
+    lock.claim(self.workdir)          # one run per workdir, before anything is written
     if run_config is not None:
       self._check_config(run_config)
     self.progress = {name: tf.Variable(0, dtype=tf.int64, trainable=False, name=f"{name}_steps")
                      for name in phases}
     self.checkpoint = tf.train.Checkpoint(progress=self.progress, **state)
+    self.metrics_path = self.workdir / "metrics.jsonl"
+    restored = self._restore()
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.workdir / "checkpoints",
                                               max_to_keep=2)
-    self.metrics_path = self.workdir / "metrics.jsonl"
-    self.resumed = False
-    if self.manager.latest_checkpoint:
-      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-      self.resumed = True
-      done = {k: int(v.numpy()) for k, v in self.progress.items()}
-      self.log(f"Resuming from {self.manager.latest_checkpoint} (steps done per phase: {done}).")
-      self._truncate_metrics(done)
+    self.resumed = restored is not None
+    done = {k: int(v.numpy()) for k, v in self.progress.items()}
+    if self.resumed:
+      self.log(f"Resuming from {restored} (steps done per phase: {done}).")
+    # Records past the restored steps (all of them when nothing was restored: a run killed
+    # before its first checkpoint) will be logged again: drop them.
+    self._truncate_metrics(done)
     self.writer = tf.summary.create_file_writer(str(self.workdir / "tensorboard"))
     self.phase_seconds = {}
     self.steps_this_invocation = 0
@@ -207,7 +217,48 @@ class Runner:
   # -- set-up helpers ----------------------------------------------------------------------
 
   def _check_config(self, run_config):
-    records.check_or_write_config(self.workdir, run_config)
+    changed = records.check_or_write_config(
+        self.workdir, run_config, allow_change=bool(self.config.get("allow_config_change")))
+    if changed:
+      self.log(f"Config changed on resume ({', '.join(changed)}); the previous one is in "
+               f"{self.workdir / 'config_history.jsonl'}.")
+
+  def _restore(self):
+    """Restore the newest intact checkpoint; its path, or None when there is none.
+
+    Checkpoints are found from their files (``ckpt-N.index``), not from TF's index file, so a
+    damaged index never restarts a run. A checkpoint that cannot be read is moved to
+    ``checkpoints/damaged/`` (kept, out of the way) and the previous one is tried, with a
+    notice; when checkpoints exist but none can be read, CheckpointError says what to delete.
+    """
+    folder = self.workdir / "checkpoints"
+    numbers = sorted((int(p.name[5:-6]) for p in folder.glob("ckpt-*.index")
+                      if p.name[5:-6].isdigit()), reverse=True) if folder.is_dir() else []
+    failed = []
+    for n in numbers:
+      prefix = folder / f"ckpt-{n}"
+      try:
+        self.checkpoint.restore(str(prefix)).assert_existing_objects_matched()
+      except (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        failed.append(f"ckpt-{n}: {reason}")
+        continue
+      if failed:
+        damaged = folder / "damaged"
+        damaged.mkdir(exist_ok=True)
+        for bad in numbers[:len(failed)]:
+          for f in folder.glob(f"ckpt-{bad}.*"):
+            os.replace(f, damaged / f.name)
+        self.log(f"Checkpoint(s) unreadable ({'; '.join(failed)}): moved to {damaged}; resumed "
+                 f"from ckpt-{n} instead.")
+      # TF's index file names the restored checkpoint as the latest (it may be damaged).
+      _write_checkpoint_index(folder, n, [m for m in numbers if m <= n])
+      return prefix
+    if failed:
+      raise CheckpointError(
+          f"no intact checkpoint in {folder} ({'; '.join(failed)}). Delete {folder} and "
+          f"{self.metrics_path} to start this run over, or restore the folder from a backup.")
+    return None
 
   def _truncate_metrics(self, done):
     """Drop records logged after the checkpoint we resume from (they will be logged again)."""
@@ -254,11 +305,14 @@ class Runner:
   # -- the loop ----------------------------------------------------------------------------
 
   def run_phase(self, name, step_fn, batch_fn, num_steps, steps_per_epoch=None,
-                on_start=None, on_epoch_end=None, steps_per_call=None):
+                on_start=None, on_epoch_end=None, steps_per_call=None, evaluators=()):
     """Run ``step_fn(batch_fn(step))`` for steps [done, num_steps) of phase ``name``.
 
     ``on_start()`` runs once, when the phase starts from step 0 (not on resume).
-    ``on_epoch_end(epoch)`` (epochs counted from 1) returns a dict of metrics to record.
+    At each epoch end (epochs counted from 1) ``on_epoch_end(epoch)`` runs (an epoch
+    schedule, say; it may return a dict of metrics to record), then the ``evaluators``
+    (``common.evaluators``) due at that epoch: their scalars are recorded and printed after
+    the hook's, their arrays written as TensorBoard histograms.
     ``step_fn`` must return a dict of scalar tensors; it is compiled here.
     ``steps_per_call`` overrides ``runner.steps_per_call`` for this phase (one device only:
     replicated, it is 1).
@@ -301,18 +355,21 @@ class Runner:
         if bad:
           raise NonFiniteError(
               f"[{name}] non-finite {', '.join(f'{k}={values[k]}' for k in bad)} at step "
-              f"{step + 1}; every metric was finite up to step {step}. Stopped; the last good "
-              f"checkpoint (step {last_saved} of this phase) is kept in "
-              f"{self.workdir / 'checkpoints'}. Lower the learning rates or check the data, "
-              "then re-run the same command to resume from it.")
+              f"{step + 1}; every metric was finite up to step {step}. Stopped; "
+              + self._resume_advice(name, last_saved))
         self.progress[name].assign(step + 1)
         if (step + 1) % self.config.log_every == 0 or step + 1 == num_steps:
           self.record(name, step + 1, values)
           bar.set_postfix({k: f"{v:.4g}" for k, v in list(values.items())[:3]}, refresh=False)
-        if steps_per_epoch and (step + 1) % steps_per_epoch == 0 and on_epoch_end is not None:
+        if steps_per_epoch and (step + 1) % steps_per_epoch == 0 and (
+            on_epoch_end is not None or evaluators):
           epoch = (step + 1) // steps_per_epoch
-          epoch_metrics = on_epoch_end(epoch)
           num_epochs = num_steps // steps_per_epoch
+          epoch_metrics = dict(on_epoch_end(epoch) or {}) if on_epoch_end is not None else {}
+          scalars, arrays = evaluatorslib.run(evaluators, epoch, num_epochs)
+          epoch_metrics.update(scalars)
+          if arrays:
+            self.histograms(name, arrays)
           if epoch_metrics:
             self.record(name, step + 1, epoch_metrics, kind="epoch")
           # Print about ten epoch lines per phase; every epoch is in metrics.jsonl.
@@ -357,6 +414,15 @@ class Runner:
     self._call_lengths.add(end - step)
     return end
 
+  def _resume_advice(self, phase, last_saved):
+    if self.manager.latest_checkpoint is None:
+      return ("no checkpoint was written before it. Lower the learning rates or check the "
+              "data, and start again in a fresh --workdir.")
+    return (f"the last good checkpoint ({self.manager.latest_checkpoint}, step {last_saved} of "
+            f"phase {phase}) is kept, with the learning rates and optimiser state it holds. "
+            "Re-running the same command resumes from it with those; to try lower learning "
+            "rates or other data, start again in a fresh --workdir.")
+
   def _checkpoint_number(self):
     return int(sum(int(v.numpy()) for v in self.progress.values()))
 
@@ -373,6 +439,13 @@ class Runner:
     records.write_json(self.workdir / "results.json", self.stamped(results))
     self.log(f"Results written to {self.workdir / 'results.json'}")
 
+
+
+def _write_checkpoint_index(folder, latest, numbers):
+  """TF's ``checkpoint`` index file, naming ``ckpt-<latest>`` and the intact ``numbers``."""
+  paths = [str(folder / f"ckpt-{m}") for m in sorted(numbers)]
+  tf.compat.v1.train.update_checkpoint_state(str(folder), str(folder / f"ckpt-{latest}"),
+                                             all_model_checkpoint_paths=paths)
 
 
 def snapshot(*modules):

@@ -31,6 +31,7 @@ import tensorflow as tf
 from common import bilevel
 from common import config_checks
 from common import data as datalib
+from common import evaluators as evaluatorslib
 from common import metrics as metriclib
 from common import models
 from common import plots
@@ -58,6 +59,7 @@ def validate(config):
 
 def _validate(config):
   datalib.check(config.dataset, kinds=("splits", "folders"))
+  evaluatorslib.check(config.evaluators, ("accuracy", "temperatures"), "the curriculum family")
   if _streamed(config):
     _validate_folder_dataset(config)
   else:
@@ -74,6 +76,9 @@ def _validate(config):
   for key in ("batch_size", "epochs"):
     if int(config[key]) < 1:
       raise ValueError(f"{key} must be >= 1, got {config[key]}.")
+  if not 0 <= int(config.report_epoch) <= int(config.epochs):
+    raise ValueError(f"report_epoch must lie in [0, epochs = {config.epochs}] (0: none), got "
+                     f"{config.report_epoch}.")
 
 
 def _validate_folder_dataset(config):
@@ -113,11 +118,6 @@ def _method(model, training, num_classes, num_train):
   return bilevel.build_method("data_parameters", problem, training)
 
 
-def _stats(name, values):
-  return {f"{name}_mean": float(np.mean(values)), f"{name}_highest": float(np.max(values)),
-          f"{name}_lowest": float(np.min(values))}
-
-
 @dataclasses.dataclass
 class _Data:
   """The training pool (noisy labels, corruption mask, batches) and the test evaluation."""
@@ -128,7 +128,7 @@ class _Data:
   num_classes: int
   input_shape: tuple
   batcher: object          # epoch_batch(step) -> {"x", "y", "index"}; steps_per_epoch
-  evaluate: object         # model -> {"test_accuracy", ["test_top5_accuracy"]}
+  test: metriclib.TestSet   # top-1 (and top-5 for image folders) test accuracy
   info: dict
 
 
@@ -161,27 +161,17 @@ def _load_data(config, log):
     size = int(config.image_size)
     batcher = imagefolder.FolderBatcher(folders.train, y_noisy, config.batch_size, config.seed,
                                         "train", size)
-    test_batches = imagefolder.eval_dataset(folders.test, config.eval_batch_size, size,
-                                            int(config.eval_resize))
-
-    def evaluate(model):
-      acc = metriclib.topk_accuracies(model, test_batches, (1, 5))
-      return {"test_accuracy": acc[1], "test_top5_accuracy": acc[5]}
-
-    return _Data(n, y_noisy, corrupted, num_classes, (size, size, 3), batcher, evaluate, info)
+    test = metriclib.TestSet(batches=imagefolder.eval_dataset(
+        folders.test, config.eval_batch_size, size, int(config.eval_resize)), ks=(1, 5))
+    return _Data(n, y_noisy, corrupted, num_classes, (size, size, 3), batcher, test, info)
 
   augment = augmentlib.AUGMENTATIONS[config.augmentation]
   transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
   shape = augmentlib.output_shape(config.augmentation, x_train.shape[1:])
-  x_test = evaluable(ds.x_test, transform)
   batcher = Batcher(x_train, y_noisy, config.batch_size, config.seed, "train", augment,
                     transform)
-
-  def evaluate(model):
-    return {"test_accuracy": metriclib.accuracy(model, x_test, ds.y_test,
-                                                config.eval_batch_size)}
-
-  return _Data(n, y_noisy, corrupted, num_classes, tuple(shape), batcher, evaluate, info)
+  test = metriclib.TestSet(evaluable(ds.x_test, transform), ds.y_test, config.eval_batch_size)
+  return _Data(n, y_noisy, corrupted, num_classes, tuple(shape), batcher, test, info)
 
 
 def run(config, workdir, log=print):
@@ -206,40 +196,11 @@ def run(config, workdir, log=print):
   dp = methods["data_parameters"].problem.data_params
   snapshots_path = run_.workdir / "sigma_snapshots.jsonl"
 
-  def epoch_end(name, model, epoch):
-    methods[name].end_epoch(epoch)
-    out = data.evaluate(model)
-    if name != "data_parameters":
-      return out
-    inst = np.exp(dp.inst_parameters.numpy())
-    cls = np.exp(dp.class_parameters.numpy())
-    if dp.learn_class_parameters:
-      out.update(_stats("class_sigma", cls))
-    if dp.learn_inst_parameters:
-      out.update(_stats("inst_sigma", inst))
-      if corrupted.any():
-        out["inst_sigma_corrupted_mean"] = float(inst[corrupted].mean())
-      if (~corrupted).any():
-        out["inst_sigma_clean_mean"] = float(inst[~corrupted].mean())
-      if 0 < corrupted.sum() < n:
-        out["inst_sigma_roc_auc"] = metriclib.roc_auc(corrupted, inst)
-    histograms = {}
-    if dp.learn_class_parameters:
-      histograms["data_parameters/class_sigma"] = cls
-    if dp.learn_inst_parameters and corrupted.any():
-      histograms["data_parameters/inst_sigma_clean"] = inst[~corrupted]
-      histograms["data_parameters/inst_sigma_corrupted"] = inst[corrupted]
-    elif dp.learn_inst_parameters:
-      histograms["data_parameters/inst_sigma"] = inst
-    run_.histograms(name, histograms)
-    q = [5, 25, 50, 75, 95]
-    snap = {"epoch": epoch, "class": np.percentile(cls, q).tolist(),
-            "inst_clean": np.percentile(inst[~corrupted], q).tolist() if (~corrupted).any()
-            else None,
-            "inst_corrupted": np.percentile(inst[corrupted], q).tolist() if corrupted.any()
-            else None}
-    _append_snapshot(snapshots_path, snap)
-    return out
+  def evaluators(name, model):
+    temperatures = dict(data_params=dp, corrupted=corrupted, snapshots_path=snapshots_path) \
+        if name == "data_parameters" else {}
+    return evaluatorslib.build(config.evaluators, evaluatorslib.Context(
+        model=model, test=data.test, **temperatures))
 
   batcher = data.batcher
   steps = config.epochs * batcher.steps_per_epoch
@@ -248,8 +209,8 @@ def run(config, workdir, log=print):
       run_.run_phase(name, None, None, 0)
       continue
     run_.run_phase(name, methods[name].step, lambda s: {"train": batcher.epoch_batch(s)}, steps,
-                   batcher.steps_per_epoch,
-                   on_epoch_end=lambda e, name=name, model=model: epoch_end(name, model, e))
+                   batcher.steps_per_epoch, on_epoch_end=methods[name].end_epoch,
+                   evaluators=evaluators(name, model))
 
   curves = plots.epoch_curves(run_.metrics_path)
   inst = np.exp(dp.inst_parameters.numpy())
@@ -260,10 +221,10 @@ def run(config, workdir, log=print):
   for name, model in (("baseline", base_model), ("data_parameters", dp_model)):
     if name == "baseline" and not config.baseline_enabled:
       continue
-    final = data.evaluate(model)
-    results[f"{name}_test_accuracy"] = final["test_accuracy"]
-    if "test_top5_accuracy" in final:
-      results[f"{name}_test_top5_accuracy"] = final["test_top5_accuracy"]
+    final = data.test.evaluate(model)
+    results[f"{name}_test_accuracy"] = final[1]
+    if 5 in final:
+      results[f"{name}_test_top5_accuracy"] = final[5]
     _, accs = curves.get(name, ([], []))
     if 0 < config.report_epoch <= len(accs):
       results[f"{name}_test_accuracy_at_report_epoch"] = accs[config.report_epoch - 1]
@@ -294,15 +255,6 @@ def run(config, workdir, log=print):
 def dp_init_sigma(config):
   """The instance temperature every point starts from (as stored: exp of a float32 log)."""
   return float(np.exp(np.float32(np.log(config.training.data_params.init_inst_param))))
-
-
-def _append_snapshot(path, snap):
-  """One line per epoch; an epoch re-run after a resume replaces its earlier line."""
-  lines = []
-  if path.exists():
-    lines = [l for l in path.read_text().splitlines() if json.loads(l)["epoch"] < snap["epoch"]]
-  lines.append(json.dumps(snap))
-  records.write_text(path, "\n".join(lines) + "\n")
 
 
 def summary(results):

@@ -26,15 +26,16 @@ import tensorflow as tf  # noqa: E402
 
 from common import bilevel  # noqa: E402
 from common import config_checks  # noqa: E402
+from common import evaluators as evaluatorslib  # noqa: E402
 from common import runner as runnerlib  # noqa: E402
 from common import records
+from common.errors import ConfigError  # noqa: E402
 from common.data import episodes as episodelib  # noqa: E402
 from common import data as datalib  # noqa: E402
 from few_shot import models  # noqa: E402
 from few_shot.problem import FewShotProblem, adapt_and_evaluate  # noqa: E402
 
 PHASE = "meta_train"
-CI_Z = 1.96
 
 
 def validate(config):
@@ -44,6 +45,10 @@ def validate(config):
 
 def _validate(config):
   datalib.check(config.dataset, config.source, kinds=("classes",))
+  evaluatorslib.check(config.evaluators, ("task_accuracy",), "few-shot learning")
+  if "task_accuracy" not in config.evaluators:
+    raise ValueError("evaluators must hold 'task_accuracy': the meta-test accuracy is what a "
+                     "few-shot run reports.")
   method = bilevel.get_method(config.method)
   if not method.needs_outer_variables:
     raise ValueError(f"method {config.method!r} learns no outer variables; few-shot learning "
@@ -62,6 +67,9 @@ def _validate(config):
       raise ValueError(f"{key} must be >= 1, got {config[key]}.")
   if int(config.queries) < 1:
     raise ValueError(f"queries must be >= 1, got {config.queries}.")
+  if int(config.ways) < 2:
+    raise ValueError(f"ways must be >= 2 (a 1-way task is always answered right), got "
+                     f"{config.ways}.")
   if config.eval_tasks % config.meta_batch:
     raise ValueError(f"eval_tasks ({config.eval_tasks}) must be a multiple of meta_batch "
                      f"({config.meta_batch}): test tasks are drawn meta-batch by meta-batch, "
@@ -71,11 +79,6 @@ def _validate(config):
   if config.encoder not in models.ENCODERS and ":" not in config.encoder:
     raise ValueError(f"Unknown encoder {config.encoder!r}; built-ins: "
                      f"{sorted(models.ENCODERS)}, or 'module.path:function'.")
-
-
-def _ci(accs):
-  accs = np.asarray(accs, np.float64)
-  return float(accs.mean()), float(CI_Z * accs.std() / np.sqrt(len(accs)))
 
 
 def run(config, workdir, log=print):
@@ -92,8 +95,11 @@ def run(config, workdir, log=print):
       f"{len(test_images)} classes, {train_images.shape[1]} images each, "
       f"{'x'.join(str(s) for s in train_images.shape[2:])}.")
   n, k, q, m = config.ways, config.shots, config.queries, config.meta_batch
-  train = episodelib.EpisodeSampler(train_images, n, k, q, m, seed=config.seed)
-  test = episodelib.EpisodeSampler(test_images, n, k, q, m, seed=config.eval_seed)
+  try:      # the task shape against the classes and images the data holds
+    train = episodelib.EpisodeSampler(train_images, n, k, q, m, seed=config.seed)
+    test = episodelib.EpisodeSampler(test_images, n, k, q, m, seed=config.eval_seed)
+  except ValueError as e:
+    raise ConfigError(f"{config.dataset}: {e}") from None
 
   encoder, set_aware = models.build_encoder(config.encoder, train_images.shape[2:])
   problem = FewShotProblem(encoder, set_aware, m, n)
@@ -122,33 +128,31 @@ def run(config, workdir, log=print):
   if config.runner.eager:
     evaluate_batch = lambda batch, seed: adapt_and_evaluate(  # noqa: E731
         problem, batch, seed, int(config.eval_steps), float(config.eval_lr))
-  last = {}
-
-  def evaluate():
+  def test_tasks():
+    """Accuracy of each of the eval_tasks test tasks, adapted from the current encoder."""
     accs = []
     for i in range(config.eval_tasks // m):
       ep = test.sample(i)
       batch = {"support_x": ep.support_x, "support_y": ep.support_y, "query_x": ep.query_x,
                "query_y": ep.query_y}
       accs.append(evaluate_batch(batch, tf.constant([config.eval_seed, i], tf.int64)).numpy())
-    accs = np.concatenate(accs)
-    last["accs"] = accs
-    mean, ci = _ci(accs)
-    return {"test_accuracy": mean, "test_accuracy_ci95": ci}
+    return np.concatenate(accs)
 
+  (evaluator,) = evaluatorslib.build(config.evaluators, evaluatorslib.Context(tasks=test_tasks))
   run_.run_phase(PHASE, meta_step, batch_fn, config.meta_iterations, config.eval_every,
-                 on_epoch_end=lambda epoch: evaluate())
+                 evaluators=[evaluator])
 
   curves = _eval_curve(run_.metrics_path)
-  if curves and curves[-1][0] == config.meta_iterations and "accs" not in last:
+  if curves and curves[-1][0] == config.meta_iterations and evaluator.latest is None:
     # Resumed after the last evaluation: it is the final one; re-evaluate for the per-task file.
-    evaluate()
+    evaluator(config.meta_iterations // config.eval_every)
   elif not curves or curves[-1][0] != config.meta_iterations:
-    final = evaluate()
-    run_.record(PHASE, config.meta_iterations, final, kind="epoch")
+    final = evaluator(config.meta_iterations // config.eval_every)
+    run_.record(PHASE, config.meta_iterations,
+                {k: v for k, v in final.items() if not isinstance(v, np.ndarray)}, kind="epoch")
     curves = _eval_curve(run_.metrics_path)
-  accs = last["accs"]
-  mean, ci = _ci(accs)
+  accs = evaluator.latest["task_accuracies"]
+  mean, ci = evaluatorslib.mean_ci95(accs)
   records.save_npy(run_.workdir / "task_accuracies.npy", accs)
   _figure(run_.workdir / "accuracy.png", curves,
           f"{config.dataset} {n}-way {k}-shot, {config.method}")

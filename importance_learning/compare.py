@@ -83,13 +83,11 @@ def run(config, workdir, log=print):
   validate(config)
   t_start = time.time()
   workdir = pathlib.Path(workdir)
-  defining = config.copy_and_resolve_references()
-  with defining.unlocked():
-    for key in SWEEP_FIELDS:
-      del defining.compare[key]
-  records.check_or_write_config(workdir, defining)
+  records.check_or_write_sweep_config(workdir, config, "compare", SWEEP_FIELDS)
   first = _baseline_method(config)
-  cells = records.Sweep(lambda key: _cell_folder(workdir, *key) / "cell.json")
+  # A finished cell is its run's results.json (written once, at the run's end).
+  cells = records.Sweep(lambda key: _cell_folder(workdir, *key) / "results.json",
+                        written_by_run=True)
   table = {}
   for noise in (float(n) for n in config.compare.noise):
     for method in config.compare.methods:

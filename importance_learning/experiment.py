@@ -26,6 +26,7 @@ from common import bilevel
 from common import confident
 from common import config_checks
 from common import data as datalib
+from common import evaluators as evaluatorslib
 from common import metrics as metriclib
 from common import models
 from common import plots
@@ -45,6 +46,10 @@ BASELINES = ("clean_only", "oracle", "confident_learning")
 CL_VARIANTS = ("confident_learning", "confident_learning_trusted")
 
 
+# What importance learning can measure at epoch ends (config.evaluators chooses).
+OFFERED_EVALUATORS = ("importance_stats", "accuracy", "detection")
+
+
 def validate(config):
   """Fail fast, before any data is read or any file written, on a bad config."""
   config_checks.validated(_validate, config)
@@ -61,6 +66,10 @@ def _validate(config):
   if config.method not in config:
     raise ValueError(f"the config has no block '{config.method}' for method {config.method!r}; "
                      f"methods with a block in this config: {usable}.")
+  evaluatorslib.check(config.evaluators, OFFERED_EVALUATORS, "importance learning")
+  if config.retrain.enabled and not 0.0 < config.retrain.threshold < 1.0:
+    raise ValueError(f"retrain.threshold must lie in (0, 1) (importances are clipped to "
+                     f"[0, 1]), got {config.retrain.threshold}.")
   a_lo, a_hi = config.importance_init.a_lo, config.importance_init.a_hi
   if not (0.0 < a_lo < 1.0 and 0.0 < a_hi < 1.0):
     raise ValueError(f"importance_init a_lo and a_hi must lie in (0, 1), got {a_lo}, {a_hi}.")
@@ -77,6 +86,20 @@ def _validate(config):
   if int(config.baselines.steps_per_call) < 1:
     raise ValueError(f"baselines.steps_per_call must be >= 1, got "
                      f"{config.baselines.steps_per_call}.")
+
+
+def _check_batches(config, data, reweighting):
+  """Batch sizes against the split this data gave (before anything is written)."""
+  n_train, n_val = data.n_train, len(data.ds.x_val)
+  needs = [("batch_size", config.batch_size, n_train, "training")]
+  if n_val and (not reweighting or bilevel.get_method(config.method).uses_clean_batches):
+    needs.append(("val_batch_size", config.val_batch_size, n_val, "validation"))
+  if n_val and not reweighting and config.pretrain.epochs:
+    needs.append(("batch_size", config.batch_size, n_val, "validation (pretraining)"))
+  for key, size, n, part in needs:
+    if int(size) > n:
+      raise ConfigError(f"{key}={size} is larger than the {n} {part} points of this split "
+                        f"({data.ds.info.get('split')!r}); lower {key} or use a larger split.")
 
 
 def _num_steps(config, steps_per_epoch):
@@ -111,16 +134,22 @@ class _Data:
     self.augment = augmentlib.AUGMENTATIONS[config.augmentation]
     self.transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
     self.shape = augmentlib.output_shape(config.augmentation, ds.x_train.shape[1:])
-    self.x_test_eval = evaluable(ds.x_test, self.transform)
+    self.test = metriclib.TestSet(evaluable(ds.x_test, self.transform), ds.y_test,
+                                  config.eval_batch_size,
+                                  config.batch_size if config.legacy_eval_divisor else None)
     self.config = config
 
   def build_model(self):
     return models.build(self.config.model, self.shape, self.ds.num_classes)
 
   def test_accuracy(self, model):
-    c = self.config
-    return metriclib.accuracy(model, self.x_test_eval, self.ds.y_test, c.eval_batch_size,
-                              c.batch_size if c.legacy_eval_divisor else None)
+    return self.test.accuracy(model)
+
+  def evaluators(self, model, every, last=None, **context):
+    """The config's evaluators this phase can serve (``context``: the fields of
+    ``evaluators.Context`` it offers beyond the model and the test set)."""
+    return evaluatorslib.build(self.config.evaluators, evaluatorslib.Context(
+        model=model, test=self.test, **context), every, last)
 
 
 class _Protocol:
@@ -195,18 +224,14 @@ class _Protocol:
     opt = self.plain[name] if trainer is None else trainer
     step = bilevel.combined_step(opt.problem, opt)
 
-    def epoch_end(e):
-      opt.end_epoch(e)     # the reweighting baseline's schedule; Plain has none
-      if evaluate and (e % c.eval_every_epochs == 0 or e == epochs):
-        return {"test_accuracy": self.data.test_accuracy(model)}
-      return None
-
+    evaluators = self.data.evaluators(model, c.eval_every_epochs, epochs) if evaluate else []
     # Without an evaluation or an epoch schedule nothing happens at epoch ends, so a call of
     # several steps need not stop there.
-    per_epoch = batcher.steps_per_epoch if evaluate or opt.scheduled_rates() else None
+    per_epoch = batcher.steps_per_epoch if evaluators or opt.scheduled_rates() else None
     run_.run_phase(name, step, lambda s: {"train": batcher.epoch_batch(s)},
                    num_steps or epochs * batcher.steps_per_epoch, per_epoch,
-                   on_start=on_start, on_epoch_end=epoch_end, steps_per_call=steps_per_call)
+                   on_start=on_start, on_epoch_end=opt.end_epoch,   # the baseline's schedule
+                   steps_per_call=steps_per_call, evaluators=evaluators)
 
   def with_val(self, x, y):
     """(x, y) plus the validation split when the noisy baseline trains with it."""
@@ -236,7 +261,7 @@ class _Protocol:
                     d.augment, d.transform)
     return lambda s: {"train": train_b.epoch_batch(s), "val": val_b.random_batch(s)}
 
-  def on_bilevel_start(self):
+  def on_bilevel_start(self, run_):
     pass
 
   def end_bilevel_epoch(self):
@@ -251,17 +276,14 @@ class _Protocol:
     def epoch_end(epoch):
       self.method.end_epoch(epoch)   # the method's epoch schedule (ApproxGrad: x0.5 every 20)
       self.end_bilevel_epoch()
-      a = self.problem.scores()
-      out = {"mean_importance": float(a.mean()), "frac_above_0.1": float(np.mean(a > 0.1))}
-      if epoch % c.eval_every_epochs == 0 or epoch == c.epochs:
-        out["test_accuracy"] = d.test_accuracy(self.clf_model)
-      det = metriclib.detection(a, d.corrupted, self.problem.detection_threshold)
-      out.update({f"detect_{k}": det[k] for k in ("precision", "recall", "roc_auc")})
-      return out
 
+    evaluators = d.evaluators(self.clf_model, c.eval_every_epochs, c.epochs,
+                              scores=self.problem.scores, corrupted=d.corrupted,
+                              threshold=self.problem.detection_threshold)
     run_.run_phase("bilevel", bilevel.combined_step(self.problem, self.method), batch_fn,
                    _num_steps(c, train_b.steps_per_epoch), train_b.steps_per_epoch,
-                   on_start=self.on_bilevel_start, on_epoch_end=epoch_end)
+                   on_start=lambda: self.on_bilevel_start(run_), on_epoch_end=epoch_end,
+                   evaluators=evaluators)
 
   def finish(self, run_, results):
     """After the bilevel phase (the penalty paper's retraining)."""
@@ -346,7 +368,7 @@ class ImportanceVariables(_Protocol):
     return ImportanceProblem(model, self.data.n_train, c.batch_size, c.dropout_in_training,
                              c.per_example_state)
 
-  def on_bilevel_start(self):
+  def on_bilevel_start(self, run_):
     c, d = self.config, self.data
     pred = metriclib.predict(self.clf_model, evaluable(d.ds.x_train, d.transform),
                              c.eval_batch_size)
@@ -358,6 +380,8 @@ class ImportanceVariables(_Protocol):
       agree = pred == d.y_noisy
     self.problem.set_importances(np.where(agree, c.importance_init.a_hi,
                                           c.importance_init.a_lo))
+    # Where the bilevel epochs start from (the detection study compares the two).
+    records.save_npy(run_.workdir / "importances_init.npy", self.problem.scores())
     self.log(f"[bilevel] importances initialised: {int(agree.sum())} of {d.n_train} points "
              "agree with the pretrained classifier.")
 
@@ -370,6 +394,11 @@ class ImportanceVariables(_Protocol):
     if not c.retrain.enabled:
       return
     keep = self.problem.scores() > c.retrain.threshold
+    if not keep.any():
+      self.log(f"[retrain] WARNING: no importance is above retrain.threshold="
+               f"{c.retrain.threshold}: the retraining uses the validation split alone. "
+               "Lower the threshold (importances moved by a small penalty.lr_u stay near their "
+               "initial values).")
     results["retrain_selected"] = int(keep.sum())
     results["retrain_selected_corrupted"] = int((keep & d.corrupted).sum())
     x = np.concatenate([d.ds.x_train[keep], d.ds.x_val])
@@ -441,6 +470,7 @@ def run(config, workdir, log=print):
     raise ConfigError(f"method {config.method!r} needs clean validation batches, but split "
                       f"{data.ds.info['split']!r} holds no validation images; choose another "
                       "split.")
+  _check_batches(config, data, reweighting)
   protocol = (PerStepReweighting if reweighting else ImportanceVariables)(config, data, log)
   state = protocol.build(setup)
   run_ = runnerlib.Runner(workdir, config.runner, state, protocol.phases(), run_config=config,

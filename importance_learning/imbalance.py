@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from common import bilevel
 from common import config_checks
+from common import evaluators as evaluatorslib
 from common import metrics as metriclib
 from common import models
 from common import plots
@@ -82,6 +83,7 @@ def _validate(config):
       raise ConfigError(f"imbalance.{key} must be >= 1, got {imb[key]}.")
   if imb.n_val % 2 or imb.n_test % 2:
     raise ConfigError(f"imbalance.n_val and n_test must be even, got {imb.n_val}, {imb.n_test}.")
+  evaluatorslib.check(config.evaluators, ("accuracy",), "the imbalance experiment")
   models.resolve(config.model)
 
 
@@ -138,15 +140,13 @@ def run_one(config, workdir, pools, proportion, method, seed, log=print):
       b["val"] = val                  # the whole clean set at every step, as the original
     return b
 
-  def test_acc():
-    return metriclib.accuracy(model, d.x_test, d.y_test, 1000)
-
+  test = metriclib.TestSet(d.x_test, d.y_test, 1000)
   run_.run_phase("train", bilevel.combined_step(problem, method_obj), batch_fn, steps,
-                 steps_per_epoch=imb.eval_every_steps,
-                 on_epoch_end=lambda e: {"test_accuracy": test_acc()})
+                 steps_per_epoch=imb.eval_every_steps, evaluators=evaluatorslib.build(
+                     config.evaluators, evaluatorslib.Context(model=model, test=test)))
   w = problem.scores()
   results = {"proportion": proportion, "method": method, "seed": seed, "steps": steps,
-             "counts": d.counts, "test_accuracy": test_acc()}
+             "counts": d.counts, "test_accuracy": test.accuracy(model)}
   if method == "l2rw":
     records.save_npy(workdir / "weights.npy", w)
     results["mean_weight_4"] = float(w[d.y_train == 0].mean())

@@ -7,6 +7,8 @@
       --workdir=runs/imbalance                            # L2RW's 4-vs-9 imbalance, offline
   python importance_learning/run.py --config=importance_learning/configs/compare.py \
       --workdir=runs/compare          # approaches x noise levels: tables, ROC/PR curves
+  python importance_learning/run.py --config=importance_learning/configs/detection_study.py \
+      --workdir=runs/detection_study  # where the penalty method's detection comes from
 
 Re-running the same command resumes from --workdir.
 """
@@ -23,4 +25,5 @@ if __name__ == "__main__":
   cli.main("importance_learning", "default.py",
            {"default": "importance_learning.experiment",
             "imbalance": "importance_learning.imbalance",
-            "compare": "importance_learning.compare"})
+            "compare": "importance_learning.compare",
+            "detection_study": "importance_learning.study"})

@@ -162,10 +162,10 @@ def run(config, workdir, log=print):
     run_.run_phase("extractor", head_method.step,
                    lambda step: {"train": batcher.epoch_batch(step)}, config.extractor_steps)
     extractor.trainable = False
-  f_train = featurelib.cached_features(wd / "features_train.npy", extractor, data.x_train,
+  f_train = featurelib.cached_features(wd / "features_train.npz", extractor, data.x_train,
                                        desc="train features",
                                        progress=config.runner.progress_bar)
-  f_test = featurelib.cached_features(wd / "features_test.npy", extractor, data.x_test,
+  f_test = featurelib.cached_features(wd / "features_test.npz", extractor, data.x_test,
                                       desc="test features",
                                       progress=config.runner.progress_bar)
   clean = {"features": tf.constant(f_train), "labels": tf.constant(data.y_train)}

@@ -24,6 +24,8 @@ import tensorflow as tf
 
 from common import bilevel
 from common import config_checks
+from common import evaluators as evaluatorslib
+from common import metrics as metriclib
 from common import models
 from common import runner as runnerlib
 from common import records
@@ -61,6 +63,7 @@ def _validate(config):
                      "'tfds'.")
   if config.test_set not in TEST_SETS:
     raise ValueError(f"Unknown test_set {config.test_set!r}; choose one of {list(TEST_SETS)}.")
+  evaluatorslib.check(config.evaluators, ("val_loss", "accuracy"), "the poisoning attacks")
   low, high = config.box
   if not low < high:
     raise ValueError(f"box must be (low, high) with low < high, got {tuple(config.box)}.")
@@ -115,9 +118,7 @@ def _mean_ce(model, x, y):
 
 
 def _accuracy(model, x, y):
-  if len(y) == 0:
-    return float("nan")
-  return float(np.mean(np.argmax(_logits(model, x), -1) == np.asarray(y)))
+  return metriclib.TestSet(x, y, 2000, eager_calls=True).accuracy(model)
 
 
 def run(config, workdir, log=print):
@@ -182,6 +183,7 @@ def run(config, workdir, log=print):
       f"{clean['val_loss']:.4f}.")
 
   # -- bilevel attacks -----------------------------------------------------------------------
+  test = metriclib.TestSet(data.x_test, data.y_test, 2000, eager_calls=True)
   for name in attackers:
     model, problem, method = attack_models[name], problems[name], methods[name]
 
@@ -190,16 +192,13 @@ def run(config, workdir, log=print):
         var.assign(value)
       problem.poisons.assign(data.x_poison)
 
-    def on_epoch_end(step, model=model, method=method):
-      method.end_epoch(step)  # full batch: every outer iteration is an epoch (lr schedules)
-      if step % config.eval_every == 0 or step == int(config.attack_steps[name]):
-        return {"val_loss": _mean_ce(model, data.x_val, data.y_val),
-                f"test_{_metric_key(config)}": _accuracy(model, data.x_test, data.y_test)}
-      return None
-
+    # Full batch: every outer iteration is an epoch (the methods' lr schedules count them).
     run_.run_phase(f"attack_{name}", bilevel.combined_step(problem, method),
                    lambda step: attack_batch, config.attack_steps[name], steps_per_epoch=1,
-                   on_start=start, on_epoch_end=on_epoch_end)
+                   on_start=start, on_epoch_end=method.end_epoch,
+                   evaluators=evaluatorslib.build(config.evaluators, evaluatorslib.Context(
+                       model=model, test=test, accuracy_key=f"test_{_metric_key(config)}",
+                       val=(data.x_val, data.y_val), loss=_mean_ce), every=config.eval_every))
 
   # -- the poisons of every track --------------------------------------------------------------
   poisons = {name: np.asarray(problems[name].poisons) for name in attackers}

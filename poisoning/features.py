@@ -5,13 +5,14 @@ The attack works in the feature space of a fixed network: an extractor is a non-
 
     extractor = build_extractor("inception_v3", (299, 299, 3))       # 2048-d, ImageNet weights
     extractor = build_extractor("my_pkg.nets:features", (32, 32, 3))  # your own
-    f = cached_features("runs/x/train_features.npy", extractor, x_train)
+    f = cached_features("runs/x/train_features.npz", extractor, x_train)
 
 The ImageNet weights are read from the Keras cache only: `inception_v3` never downloads, since
 the machines that run experiments may be offline and a download that hangs is worse than an
 error saying where to put the file.
 """
 
+import hashlib
 import logging
 import os
 
@@ -20,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from common import records
 from common import models
+from common.data import cache as cachelib
 from common.errors import DataNotFoundError
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -164,26 +165,23 @@ def extract_features(extractor, x, batch_size=100, desc="features", progress=Tru
 
 
 def cached_features(path, extractor, x, batch_size=100, desc="features", progress=True):
-  """Features of `x`, read from the .npy file `path` when it holds one row per image.
+  """Features of `x`, read from the cache file `path` (.npz, ``common.data.cache``) when it was
+  built from these very images (a digest of `x` is its stamp).
 
-  Otherwise they are computed with `extract_features` and saved to `path`, through a temporary
-  file so that an interrupted run never leaves a truncated cache behind. The cache is keyed by
-  path and row count only: use a different path for a different extractor or image set.
+  Otherwise they are computed with `extract_features` and written to `path` atomically, so an
+  interrupted run never leaves a truncated cache behind. The extractor is not part of the
+  stamp: use a different path for a different extractor.
   """
-  path = os.fspath(path)
-  if os.path.isfile(path):
-    try:
-      cached = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-      logging.warning("Cannot read feature cache %s (%s); computing the features again.",
-                      path, e)
-    else:
-      if cached.ndim == 2 and cached.shape[0] == len(x):
-        return cached.astype(np.float32, copy=False)
-      logging.warning("Feature cache %s holds shape %s but there are %d images; computing "
-                      "the features again.", path, cached.shape, len(x))
+  x = np.asarray(x)
+  stamp = f"{x.shape}|{x.dtype}|{hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()}"
+  entry = cachelib.read(path, "feature cache", ("features",))
+  if entry is not None and entry.meta.get("stamp") == stamp:
+    return entry.arrays["features"].astype(np.float32, copy=False)
+  if entry is not None:
+    logging.info("Feature cache %s was built from other images; computing the features again.",
+                 path)
   features = extract_features(extractor, x, batch_size=batch_size, desc=desc, progress=progress)
-  records.save_npy(path, features)
+  cachelib.write(path, {"stamp": stamp}, {"features": features}, "feature cache")
   return features
 
 

@@ -24,3 +24,12 @@ def shared_data():
   if not SHARED_DATA.is_dir():
     pytest.skip(f"real data folder {SHARED_DATA} is not present on this machine")
   return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _release_workdir_locks():
+  """A run's workdir lock is held until its process ends; the tests run many in one process,
+  so each test gives its locks back."""
+  yield
+  from common import lock  # pylint: disable=import-outside-toplevel
+  lock.release()

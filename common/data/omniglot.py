@@ -56,7 +56,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from common import records
+from common.data import cache as cachelib
 from common.errors import DataNotFoundError
 
 URL = "https://github.com/brendenlake/omniglot"
@@ -588,36 +588,30 @@ def _cache_entry(cache_dir, source, data_dir, sets, image_size, resize_method):
   digest = hashlib.sha256(key.encode()).hexdigest()[:12]
   path = pathlib.Path(cache_dir).expanduser() / (
       f"omniglot_{source}_{image_size}_{resize_method}_{digest}.npz")
-  stat = hashlib.sha256()
-  for f in _source_files(source, data_dir, sets):
-    if f.exists():
-      s = f.stat()
-      stat.update(f"{f}|{s.st_size}|{s.st_mtime_ns}\n".encode())
-  return path, f"{key}|{stat.hexdigest()}"
+  return path, cachelib.file_stamp(key, _source_files(source, data_dir, sets))
 
 
 def _read_cache(path, stamp):
-  if not path.is_file():
+  entry = cachelib.read(path, "Omniglot cache")
+  if entry is None:
     return None
+  if entry.meta.get("stamp") != stamp:
+    logging.info("Omniglot cache %s is stale (the source files changed); rebuilding", path)
+    return None
+  a = entry.arrays
   try:
-    with np.load(path, allow_pickle=False) as archive:
-      if str(archive["stamp"]) != stamp:
-        logging.info("Omniglot cache %s is stale (the source files changed); rebuilding", path)
-        return None
-      images = archive["images"]
-      characters = tuple(Character(int(i), str(a), str(n), str(s)) for i, a, n, s in zip(
-          archive["index"], archive["alphabet"], archive["name"], archive["set"]))
-      origin = str(archive["origin"])
-  except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    logging.warning("Omniglot cache %s is unreadable (%s); rebuilding it", path, e)
+    characters = tuple(Character(int(i), str(al), str(n), str(st)) for i, al, n, st in zip(
+        a["index"], a["alphabet"], a["name"], a["set"]))
+    images = a["images"]
+  except KeyError as e:
+    logging.warning("Omniglot cache %s lacks %s; rebuilding it", path, e)
     return None
-  return images, characters, f"{origin} (cached in {path})"
+  return images, characters, f"{entry.meta.get('origin')} (cached in {path})"
 
 
 def _write_cache(path, stamp, images, characters, origin):
-  # Atomic: a concurrent reader sees the old file or the whole new one.
-  records.save_npz(path, images=images, stamp=np.array(stamp), origin=np.array(origin),
-                   index=np.array([c.index for c in characters], np.int64),
-                   alphabet=np.array([c.alphabet for c in characters], str),
-                   name=np.array([c.name for c in characters], str),
-                   set=np.array([c.set for c in characters], str))
+  cachelib.write(path, {"stamp": stamp, "origin": origin}, {
+      "images": images, "index": np.array([c.index for c in characters], np.int64),
+      "alphabet": np.array([c.alphabet for c in characters], str),
+      "name": np.array([c.name for c in characters], str),
+      "set": np.array([c.set for c in characters], str)}, "Omniglot cache")

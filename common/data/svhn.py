@@ -13,7 +13,7 @@ import pathlib
 
 import numpy as np
 
-from common import records
+from common.data import cache as cachelib
 from common.data.splits import Pools
 from common.errors import DataNotFoundError
 
@@ -98,21 +98,17 @@ def _signature(paths):
 
 def _read_cache(path, val_seed, signature):
   """Pools from our cache, or None (with the reason) when it cannot be used."""
-  import h5py  # pylint: disable=import-outside-toplevel
-  try:
-    with h5py.File(path, "r") as f:
-      if f.attrs.get("format") != CACHE_FORMAT:
-        return None, "foreign"
-      if int(f.attrs["val_seed"]) != val_seed:
-        return None, f"built with svhn_val_seed={int(f.attrs['val_seed'])}"
-      if signature is not None and f.attrs["source_files"] != signature:
-        return None, "built from different .mat files"
-      arrays = {name: f[name][()] for name in _ARRAYS}
-  except (OSError, KeyError, ValueError) as e:
-    logging.warning("SVHN cache %s is unreadable (%s); rebuilding it", path, e)
+  entry = cachelib.read(path, "SVHN cache", _ARRAYS)
+  if entry is None:
     return None, "unreadable"
-  return Pools(arrays["X_train"], arrays["y_train"], arrays["X_test"], arrays["y_test"],
-               arrays["X_val"], arrays["y_val"]), "ok"
+  if entry.meta.get("format") != CACHE_FORMAT:
+    return None, "foreign"
+  if int(entry.meta["val_seed"]) != val_seed:
+    return None, f"built with svhn_val_seed={int(entry.meta['val_seed'])}"
+  if signature is not None and entry.meta.get("source_files") != signature:
+    return None, "built from different .mat files"
+  a = entry.arrays
+  return Pools(a["X_train"], a["y_train"], a["X_test"], a["y_test"], a["X_val"], a["y_val"]), "ok"
 
 
 def _read_original_h5(path):
@@ -138,20 +134,10 @@ def _read_original_h5(path):
 
 def _write_cache(path, pools, val_seed, signature):
   """Write the cache atomically; a folder we cannot write to only costs the speed-up."""
-  import h5py  # pylint: disable=import-outside-toplevel
-  try:
-    # Atomic: an interrupted write never leaves a half-written cache behind.
-    with records.atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-      for name, array in zip(_ARRAYS, (pools.x_train, pools.y_train, pools.x_val, pools.y_val,
-                                       pools.x_test, pools.y_test)):
-        f.create_dataset(name, data=array)
-      f.attrs["format"] = CACHE_FORMAT
-      f.attrs["val_seed"] = val_seed
-      f.attrs["source_files"] = signature
-  except OSError as e:
-    logging.warning("Could not write the SVHN cache %s (%s); continuing without it, the .mat "
-                    "files will be preprocessed again next time", path, e)
-    tmp.unlink(missing_ok=True)
+  cachelib.write(path, {"format": CACHE_FORMAT, "val_seed": val_seed,
+                        "source_files": signature},
+                 dict(zip(_ARRAYS, (pools.x_train, pools.y_train, pools.x_val, pools.y_val,
+                                    pools.x_test, pools.y_test))), "SVHN cache")
 
 
 def missing_message(root, missing):

@@ -38,6 +38,9 @@ def base():
   c.report_epoch = 84        # the original's early-stopping epoch for noisy data
   c.baseline_enabled = True
   c.eval_batch_size = 500
+  # Measured at every epoch end (common/evaluators.py): the test accuracy (top-1, and top-5 on
+  # image folders), and the learned temperatures (statistics, histograms, sigma_snapshots.jsonl).
+  c.evaluators = ("accuracy", "temperatures")
   c.seed = 1                 # the original's seed
   c.deterministic = True
   c.runner = runner.default_config()

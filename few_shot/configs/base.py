@@ -30,6 +30,7 @@ def base():
   c.meta_iterations = 10000
   c.eval_every = 1000         # the original evaluates when (it + 1) % 1000 == 0
   c.eval_tasks = 600
+  c.evaluators = ("task_accuracy",)   # mean and 95% CI over the test tasks (common/evaluators.py)
   c.eval_steps = 100          # niter_simple: head-only Adam steps on each test support set
   c.eval_lr = 1e-3
   c.method = "penalty"

@@ -88,6 +88,10 @@ def base():
   # Evaluation and running.
   c.eval_batch_size = 1000
   c.eval_every_epochs = 1
+  # What the epoch lines and metrics.jsonl hold (common/evaluators.py): the test accuracy
+  # every eval_every_epochs; the importances' statistics and their detection of the corrupted
+  # labels (bilevel phase) every epoch.
+  c.evaluators = ("importance_stats", "accuracy", "detection")
   c.legacy_eval_divisor = False   # True: the original's ceil(N/200)*200 test divisor
   c.seed = 0
   c.deterministic = True          # tf op determinism: same seed, same numbers (CPU)

@@ -48,6 +48,7 @@ def get_config(arg=None):
       "baseline_steps": 8000,
       "eval_every_steps": 500,
   })
+  c.evaluators = ("accuracy",)   # every eval_every_steps (common/evaluators.py)
   c.runner = runner.default_config()
   c.runner.checkpoint_every = 1000
   args = config_args.parse(arg, takes=("number", "paper", "tiny"))

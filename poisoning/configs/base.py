@@ -50,6 +50,7 @@ def base():
                                      "rand_init": True, "seed": 0})
   c.eval_every = 500             # attack phases: validation loss and test metric of the
                                  # attacked model every this many outer iterations
+  c.evaluators = ("val_loss", "accuracy")   # common/evaluators.py (accuracy: the test metric)
   c.seed = 0
   c.runner = runner.default_config()
   c.runner.log_every = 100

@@ -1,6 +1,7 @@
 """One atomic write for every file a run leaves."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -63,3 +64,35 @@ def test_sweep_computes_each_key_once_and_a_failed_key_leaves_nothing(tmp_path):
   np.testing.assert_array_equal(out["x"], [0.0, 1.0, 2.0])
   assert str(out["label"]) == "text"
   assert not list(tmp_path.glob(".*tmp*"))
+  # A sub-run that writes its own results file: the sweep reads it and writes nothing more.
+  own = records.Sweep(lambda key: tmp_path / "own" / key / "results.json", written_by_run=True)
+
+  def writes_itself():
+    records.write_json(tmp_path / "own" / "d" / "results.json", {"v": 1})
+    return {"v": 1}
+
+  assert own.run("d", writes_itself) == ({"v": 1}, False)
+  assert os.listdir(tmp_path / "own" / "d") == ["results.json"]
+  assert own.run("d", lambda: 1 / 0) == ({"v": 1}, True)
+  with pytest.raises(RuntimeError, match="did not write"):
+    own.run("e", lambda: {"v": 2})
+
+
+def test_a_changed_config_is_refused_unless_allowed_and_then_recorded(tmp_path):
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from common import errors  # pylint: disable=import-outside-toplevel
+  first = ml_collections.ConfigDict({"epochs": 2, "lr": 0.1, "runner": {"log_every": 1}})
+  assert records.check_or_write_config(tmp_path, first) == []
+  runner_only = first.copy_and_resolve_references()
+  runner_only.runner.log_every = 5                  # runner settings may always change
+  assert records.check_or_write_config(tmp_path, runner_only) == []
+  longer = first.copy_and_resolve_references()
+  longer.epochs = 4
+  with pytest.raises(errors.ConfigMismatchError, match=r"\['epochs'\].*allow_config_change"):
+    records.check_or_write_config(tmp_path, longer)
+  assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 2
+  assert records.check_or_write_config(tmp_path, longer, allow_change=True) == ["epochs"]
+  assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 4
+  (entry,) = [json.loads(l) for l in (tmp_path / "config_history.jsonl").open()]
+  assert entry["changed"] == ["epochs"] and entry["config"]["epochs"] == 2
+  assert records.check_or_write_config(tmp_path, longer) == []      # now the saved config

@@ -101,9 +101,19 @@ def test_nan_guard_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
     run.run_phase("train", step, lambda s: {}, 20)
   msg = str(err.value)
   assert "at step 7" in msg and "finite up to step 6" in msg and "step 5" in msg
+  assert "ckpt-5" in msg and "fresh --workdir" in msg
   v.assign(-100.0)
   run2 = runnerlib.Runner(tmp_path, _runner_config(checkpoint_every=5), {"v": v}, ["train"])
   assert run2.steps_done("train") == 5 and v.numpy() == 6.0
+
+
+def test_nan_before_any_checkpoint_says_so(tmp_path):
+  v = tf.Variable(1.0)
+  run = runnerlib.Runner(tmp_path, _runner_config(checkpoint_every=5), {"v": v}, ["train"])
+  with pytest.raises(errors.NonFiniteError, match="at step 2;.*no checkpoint was written"):
+    run.run_phase("train", lambda b: {"loss": tf.math.log(2.5 - v.assign_add(1.0))},
+                  lambda s: {}, 20)
+  assert not list((tmp_path / "checkpoints").glob("*.index"))
 
 
 def test_logs_and_tensorboard(tmp_path):

@@ -90,6 +90,7 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
     (["--config.dataset=cifar100", "--config.split=all_train", "--config.source=files",
       "--config.data_dir=/nonexistent"], "does not exist"),
     (["--config.dataset=cifar100"], "Unknown source 'embedded' for dataset 'cifar100'"),
+    (["--config.report_epoch=50"], "report_epoch must lie in [0, epochs = 2] (0: none), got 50"),
 ])
 def test_bad_input_fails_fast(tmp_path, args, message):
   workdir = tmp_path / "w"
@@ -164,7 +165,7 @@ def test_inference_ignores_data_parameters():
   batch = {"train": data.batcher.epoch_batch(5)}
   x_probe = batch["train"]["x"]
   before_logits = model.predict_on_batch(x_probe)
-  before = data.evaluate(model)
+  before = data.test.evaluate(model)
   dp = method.problem.data_params
   loss_before = float(_loss_only(method, batch))
   rng = np.random.default_rng(3)
@@ -172,8 +173,8 @@ def test_inference_ignores_data_parameters():
   dp.inst_parameters.assign(rng.uniform(-3, 3, dp.inst_parameters.shape).astype(np.float32))
   assert abs(float(_loss_only(method, batch)) - loss_before) > 1e-3   # they matter in training
   np.testing.assert_array_equal(model.predict_on_batch(x_probe), before_logits)
-  assert data.evaluate(model) == before
-  assert 0.0 < before["test_accuracy"] < 1.0
+  assert data.test.evaluate(model) == before
+  assert 0.0 < before[1] < 1.0
 
 
 def _loss_only(method, batch):

@@ -79,6 +79,17 @@ def test_miniimagenet_tiny_end_to_end(tmp_path):
   assert json.loads((work / "results.json").read_text())["eval_tasks"] == 4
 
 
+def test_more_ways_than_classes_is_one_line_before_anything_is_written(tmp_path):
+  data = _omniglot_npz(tmp_path / "omniglot")
+  work = tmp_path / "w"
+  proc = _run(f"{OMNIGLOT}:50way,1shot,tiny", f"--config.data_dir={data}", f"--workdir={work}",
+              timeout=120)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      "error (ConfigError): omniglot: num_ways=50 but the pool holds only")
+  assert not work.exists()
+
+
 @pytest.mark.parametrize("args, message", [
     ([f"{OMNIGLOT}:5way,1shot,tiny", "--config.data_dir=/nonexistent"], "github.com/brendenlake"),
     ([f"{MINI}:tiny"], "mini-imagenet-cache-train.pkl"),
@@ -87,6 +98,7 @@ def test_miniimagenet_tiny_end_to_end(tmp_path):
     ([f"{OMNIGLOT}:tiny", "--config.dataset=cifar"], "Unknown dataset 'cifar'"),
     ([f"{OMNIGLOT}:3way,tiny,approxgrad", "--config.approxgrad.correction=task0"],
      "approxgrad.correction must be"),
+    ([f"{OMNIGLOT}:1way,1shot,tiny"], "ways must be >= 2 (a 1-way task is always answered"),
 ])
 def test_bad_input_fails_fast(tmp_path, args, message):
   work = tmp_path / "w"

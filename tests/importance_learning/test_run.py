@@ -127,6 +127,11 @@ def test_gd_and_rmd_run_importance_learning(tmp_path, method):
     (["--config.method=rmd", "--config.rmd.inner_optimizer=lbfgs"],
      "rmd.inner_optimizer must be 'gd' or one of"),
     (["--config.runner.steps_per_call=0"], "runner.steps_per_call must be >= 1"),
+    (["--config.runner.checkpoint_every=0"], "runner.checkpoint_every must be >= 1, got 0"),
+    (["--config.retrain.threshold=5"], "retrain.threshold must lie in (0, 1)"),
+    (["--config.batch_size=5000"], "batch_size=5000 is larger than the 1250 training points"),
+    (["--config.evaluators=('accuracy','temperatures')"],
+     "importance learning cannot run 'temperatures'; it offers importance_stats, accuracy"),
 ])
 def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
   workdir = tmp_path / "w"
@@ -160,9 +165,13 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
   assert re.search(r"NonFiniteError.*\[pretrain\] non-finite g=nan at step \d+; every metric was "
                    r"finite up to step \d+", err), err[-2000:]
   assert "Traceback" not in err
-  assert "last good checkpoint" in err
+  assert "last good checkpoint" in err and "fresh --workdir" in err
   assert (tmp_path / "checkpoints").is_dir()   # the finished baseline phase is kept
   assert not (tmp_path / "results.json").exists()
+  # Another config on the same workdir is refused in one line that names the switch.
+  refused = _run(TINY, f"--workdir={tmp_path}", "--config.pretrain.lr=1e-4")
+  assert refused.returncode == 1 and "ConfigMismatchError" in refused.stderr
+  assert "allow_config_change" in refused.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.slow

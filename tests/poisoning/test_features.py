@@ -135,18 +135,25 @@ class _Refuses:
 def test_cached_features_write_then_reload(tmp_path):
   model = features.build_extractor("tests.poisoning.user_extractor:tiny", (8, 8, 3))
   x = _images(5, (8, 8, 3))
-  path = str(tmp_path / "cache" / "train.npy")
+  path = str(tmp_path / "cache" / "train.npz")
   first = features.cached_features(path, model, x, batch_size=2)
-  assert os.path.isfile(path) and not os.path.exists(path + ".tmp.npy")
-  np.testing.assert_array_equal(np.load(path), first)
+  assert os.listdir(tmp_path / "cache") == ["train.npz"]      # no temporary file left
+  np.testing.assert_array_equal(np.load(path)["features"], first)
   mtime = os.stat(path).st_mtime_ns
   again = features.cached_features(path, _Refuses(), x, batch_size=2)
   np.testing.assert_array_equal(again, first)
   assert os.stat(path).st_mtime_ns == mtime
-  # A different number of images: the cache is stale and is recomputed.
+  # Other images (as many, or fewer): the cache is stale and is recomputed.
+  other = features.cached_features(path, model, x[::-1].copy(), batch_size=2)
+  np.testing.assert_allclose(other, first[::-1], rtol=1e-6, atol=1e-6)
   fewer = features.cached_features(path, model, x[:3], batch_size=2)
   assert fewer.shape == (3, 4)
   np.testing.assert_allclose(fewer, first[:3], rtol=1e-6, atol=1e-6)
+  # A damaged cache is rebuilt, not a crash.
+  with open(path, "wb") as f:
+    f.write(b"not a zip")
+  np.testing.assert_allclose(features.cached_features(path, model, x, batch_size=2), first,
+                             rtol=1e-6, atol=1e-6)
 
 
 def test_cifar_feature_net():

@@ -88,7 +88,7 @@ def test_clean_label_dogfish_format_with_a_user_extractor(tmp_path):
       assert -1.0 <= r["poison"].min() and r["poison"].max() <= 1.0
   # Targets are taken in test order, each after the previous one.
   assert res["outcomes"][0]["target_index"] < res["outcomes"][1]["target_index"]
-  assert np.load(work / "features_train.npy").shape == (12, 4)
+  assert np.load(work / "features_train.npz")["features"].shape == (12, 4)
   assert "targets misclassified" in proc.stdout
 
 
@@ -99,7 +99,7 @@ def test_clean_label_cifar10_demo_trains_its_extractor(tmp_path, shared_data):
   res = json.loads((work / "results.json").read_text())
   assert res["data"]["classes"] == ["dog", "frog"] and res["targets"] == 2
   assert "dog" not in res["data"]["extractor_classes"]
-  assert np.load(work / "features_train.npy").shape == (2000, 128)
+  assert np.load(work / "features_train.npz")["features"].shape == (2000, 128)
 
 
 def test_bad_input_is_a_clear_error_before_any_file_is_written(tmp_path):
