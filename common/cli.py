@@ -11,6 +11,7 @@ exits 0.
 import importlib
 import os
 import pathlib
+import re
 import sys
 
 from absl import app
@@ -27,6 +28,41 @@ def _debug():
   return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
+def _config_file_error(e):
+  """One line for a config file that cannot be loaded: the innermost cause's message."""
+  while e.__cause__ is not None:
+    e = e.__cause__
+  if isinstance(e, SyntaxError):
+    return f"the config file {e.filename} has a syntax error at line {e.lineno}: {e.msg}."
+  if isinstance(e, (KeyError, AttributeError)):
+    # An override of a field the config does not have (ml_collections suggests the closest).
+    raw = str(e.args[0] if e.args else e).replace("\\", "")
+    field = re.search(r"'([^']+)'", raw)
+    hint = re.search(r"Did you mean [^?]*\?", raw)
+    return (f"the config has no field {field.group(1) if field else raw.strip()!r}"
+            + (f"; {hint.group(0)}" if hint else "."))
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  tried = [l for l in lines if l.startswith("/") or l.endswith(".py")]
+  reason = lines[-1] if lines else type(e).__name__
+  where = f" {tried[0]}" if tried else ""
+  return f"cannot load the config file{where}: {reason}"
+
+
+def _workdir_problem(workdir):
+  """Why ``workdir`` cannot hold a run (None when it can), found without creating anything."""
+  path = pathlib.Path(workdir).expanduser()
+  if path.exists() and not path.is_dir():
+    return f"--workdir={workdir} is a file, not a folder; give a folder (new or a run's own)."
+  parent = path
+  while not parent.exists():
+    parent = parent.parent
+  if not parent.is_dir():
+    return f"--workdir={workdir} cannot be created: {parent} is a file, not a folder."
+  if not os.access(parent, os.W_OK | os.X_OK):
+    return f"--workdir={workdir} is not writable here ({parent} does not allow it); choose another."
+  return None
+
+
 def run_experiment(argv, experiment, config, workdir, footer=None):
   """``experiment.run(config, workdir)`` then print ``experiment.summary(results)``."""
   if len(argv) > 1:
@@ -41,6 +77,14 @@ def run_experiment(argv, experiment, config, workdir, footer=None):
     if _debug():
       raise
     sys.exit(f"error ({type(e).__name__}): {e}")
+  except OSError as e:
+    # The disk, the file system, permissions: not a bug of the run, one line (the files
+    # written so far are whole: every write is atomic, the last checkpoint is kept).
+    if _debug():
+      raise
+    where = f" ({e.filename})" if e.filename else ""
+    sys.exit(f"error (OSError): {e.strerror or e}{where}. Free space or fix permissions, then "
+             "re-run the same command to resume.")
   print("\n" + experiment.summary(results))
   if footer:
     print(footer.format(workdir=workdir))
@@ -59,6 +103,11 @@ def _parse_flags(argv):
     what = lines[0].rstrip(":")
     cause = lines[-1] if len(lines) > 1 else ""
     sys.exit(f"error (flags): {what}: {cause}" if cause else f"error (flags): {what}")
+  except Exception as e:  # pylint: disable=broad-except
+    # A config file that cannot even be compiled fails here, outside absl's flag errors.
+    if _debug():
+      raise
+    sys.exit(f"error (config): {_config_file_error(e)}")
 
 
 def main(family, default_config, experiments, footer=None):
@@ -83,8 +132,17 @@ def main(family, default_config, experiments, footer=None):
                                      "Output folder; re-running with the same folder resumes.")
 
   def run(argv):
-    config = config_flag.value
-    name = config.get("experiment", "default")
+    try:
+      config = config_flag.value
+      name = config.get("experiment", "default")
+    except Exception as e:  # pylint: disable=broad-except
+      # ml_collections defers a missing or broken config file to the first access.
+      if _debug():
+        raise
+      sys.exit(f"error (config): {_config_file_error(e)}")
+    problem = _workdir_problem(workdir_flag.value)
+    if problem:
+      sys.exit(f"error (workdir): {problem}")
     if name not in experiments:
       sys.exit(f"error (ConfigError): unknown experiment {name!r}; choose one of "
                f"{sorted(experiments)}.")

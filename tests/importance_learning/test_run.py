@@ -141,6 +141,32 @@ def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
   assert not workdir.exists(), "nothing may be written before the input is validated"
 
 
+@pytest.mark.parametrize("case", ["missing", "broken", "misspelt", "workdir_file",
+                                  "workdir_under_file"])
+def test_config_file_and_workdir_errors_are_one_line(tmp_path, case):
+  (tmp_path / "broken.py").write_text("def get_config(:\n")
+  (tmp_path / "afile").write_text("not a folder")
+  workdir = tmp_path / "w"
+  args, expected = {
+      "missing": ([f"--config={tmp_path / 'nope.py'}", f"--workdir={workdir}"],
+                  f"error (config): cannot load the config file {tmp_path / 'nope.py'}: "),
+      "broken": ([f"--config={tmp_path / 'broken.py'}", f"--workdir={workdir}"],
+                 f"error (config): the config file {tmp_path / 'broken.py'} has a syntax error "
+                 "at line 1"),
+      "misspelt": ([TINY, "--config.nosie=0.5", f"--workdir={workdir}"],
+                   "error (config): the config has no field 'nosie'; Did you mean \"noise\""),
+      "workdir_file": ([TINY, f"--workdir={tmp_path / 'afile'}"],
+                       f"error (workdir): --workdir={tmp_path / 'afile'} is a file, not a folder"),
+      "workdir_under_file": ([TINY, f"--workdir={tmp_path / 'afile' / 'w'}"],
+                             f"error (workdir): --workdir={tmp_path / 'afile' / 'w'} cannot be "
+                             f"created: {tmp_path / 'afile'} is a file"),
+  }[case]
+  proc = _run(*args, timeout=120)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines()[-1].startswith(expected), proc.stderr[-500:]
+  assert not workdir.exists() and (tmp_path / "afile").read_text() == "not a folder"
+
+
 @pytest.mark.parametrize("config, message", [
     ("importance_learning/configs/default.py:0.25:tiny", "separate arguments with commas"),
     ("importance_learning/configs/default.py:tiny,banana",
