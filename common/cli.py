@@ -110,6 +110,25 @@ def _parse_flags(argv):
     sys.exit(f"error (config): {_config_file_error(e)}")
 
 
+def _import_tensorflow_quietly():
+  """Import TensorFlow with file descriptor 2 pointed at /dev/null: its C++ start-up lines
+  (oneDNN, CUDA probing) are written before any log level applies. ``BILEVEL_DEBUG=1`` keeps
+  them. A failing import still raises, with stderr restored first."""
+  if _debug() or "tensorflow" in sys.modules:
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    import tensorflow as tf  # noqa: F401  pylint: disable=import-outside-toplevel
+    tf.config.list_physical_devices()      # the device probing logs here, once
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
 def main(family, default_config, experiments, footer=None):
   """Run ``family``'s command line.
 
@@ -123,6 +142,7 @@ def main(family, default_config, experiments, footer=None):
     footer: printed after the summary (``{workdir}`` is filled in).
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  _import_tensorflow_quietly()
   configs = pathlib.Path(__file__).resolve().parents[1] / family / "configs"
   config_flag = config_flags.DEFINE_config_file(
       "config", str(configs / default_config),

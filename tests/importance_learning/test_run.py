@@ -164,6 +164,8 @@ def test_config_file_and_workdir_errors_are_one_line(tmp_path, case):
   proc = _run(*args, timeout=120)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
   assert proc.stderr.strip().splitlines()[-1].startswith(expected), proc.stderr[-500:]
+  # Only that line: TensorFlow's C++ start-up lines are silenced during its import.
+  assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
   assert not workdir.exists() and (tmp_path / "afile").read_text() == "not a folder"
 
 
