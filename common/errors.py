@@ -14,6 +14,11 @@ class DataNotFoundError(FileNotFoundError):
   """A data source is missing or not prepared; the message says what is expected and where."""
 
 
+class DataError(ValueError):
+  """A data source is there but cannot be used (damaged, wrong format or shape, an empty class);
+  the message names the file and the reason."""
+
+
 class ConfigMismatchError(ValueError):
   """The workdir holds a run made with another config."""
 
@@ -36,5 +41,5 @@ class Interrupted(Exception):
 
 
 # Printed as one line by the command line; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, DataNotFoundError, ConfigMismatchError, NonFiniteError,
+USER_ERRORS = (ConfigError, DataNotFoundError, DataError, ConfigMismatchError, NonFiniteError,
                WorkdirBusyError, CheckpointError)

@@ -18,9 +18,11 @@ Reweight CIFAR runs); a source holding fewer images gives a proportionally small
 in `info["note"]`.
 """
 
+import contextlib
 import dataclasses
 import os
 import pathlib
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -29,7 +31,7 @@ from common.data import (cifar, cifar10, dogfish, imagefolder, miniimagenet, mni
                          svhn)
 from common.data.noise import flip_labels
 from common.data.splits import Pools, SplitSizes, Splits, apply_split, fixed_permutation
-from common.errors import DataNotFoundError
+from common.errors import DataError, DataNotFoundError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +108,28 @@ def _choice_error(what, value, choices, context=""):
 
 
 def _read(name, source, data_dir, tfds_download, svhn_val_seed):
-  """(pools, class_names, origin) with images as the source holds them."""
+  """(pools, class_names, origin) with images as the source holds them; a source that is there
+  but cannot be used is a DataError naming it."""
+  with usable(f"{name} (source {source!r}{f', {data_dir}' if data_dir else ''})"):
+    return _read_source(name, source, data_dir, tfds_download, svhn_val_seed)
+
+
+@contextlib.contextmanager
+def usable(what):
+  """Turn a damaged or malformed data file (ValueError, OSError, EOFError, zlib.error) met
+  while reading ``what`` into a DataError; a missing one stays a DataNotFoundError."""
+  try:
+    yield
+  except (DataNotFoundError, DataError):
+    raise
+  except FileNotFoundError as e:
+    raise DataNotFoundError(f"{what}: {e}") from None
+  except (ValueError, OSError, EOFError, zlib.error) as e:
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise DataError(f"{what}: {reason}") from None
+
+
+def _read_source(name, source, data_dir, tfds_download, svhn_val_seed):
   spec = DATASETS[name]
   if source == "tfds":
     from common.data import tfds_source  # pylint: disable=import-outside-toplevel
@@ -291,15 +314,17 @@ def load_classes(name, source, data_dir, image_size=28, tfds_download=False,
   ``resize_method`` and ``cache_dir``; Mini-ImageNet reads ``images_per_class`` per class."""
   check(name, source, kinds=("classes",))
   if name == "omniglot":
-    data = omniglot.load_omniglot(source, data_dir, image_size=image_size,
-                                  tfds_download=tfds_download, resize_method=resize_method,
-                                  cache_dir=cache_dir)
+    with usable(f"omniglot (source {source!r}{f', {data_dir}' if data_dir else ''})"):
+      data = omniglot.load_omniglot(source, data_dir, image_size=image_size,
+                                    tfds_download=tfds_download, resize_method=resize_method,
+                                    cache_dir=cache_dir)
     if data.info.get("split_note"):
       log(f"NOTE: {data.info['split_note']}")
     return data.train_images, data.test_images, data.info
-  data = miniimagenet.load_miniimagenet(data_dir, splits=("train", "test"),
-                                        images_per_class=(images_per_class or
-                                                          miniimagenet.IMAGES_PER_CLASS))
+  with usable(f"mini-imagenet ({data_dir})"):
+    data = miniimagenet.load_miniimagenet(data_dir, splits=("train", "test"),
+                                          images_per_class=(images_per_class or
+                                                            miniimagenet.IMAGES_PER_CLASS))
   return data.train.images, data.test.images, data.info
 
 

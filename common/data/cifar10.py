@@ -7,7 +7,7 @@ import numpy as np
 
 from common.data import cifar
 from common.data.splits import Pools, fixed_permutation
-from common.errors import DataNotFoundError
+from common.errors import DataError, DataNotFoundError
 
 CANONICAL_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                      "ship", "truck")
@@ -111,6 +111,10 @@ def _load_image_folder(root):
     for label, name in enumerate(names):
       files = sorted((p for p in (root / part / name).iterdir()
                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
+      if not files:
+        raise DataError(f"CIFAR-10 image folder {root / part / name} holds no "
+                        f"{'/'.join(IMAGE_EXTENSIONS)} images: every class needs its images "
+                        "(remove the folder from both train/ and test/ to drop the class).")
       paths += [str(p) for p in files]
       labels += [label] * len(files)
     if not paths:
@@ -146,4 +150,13 @@ def _decode_images(paths):
   try:
     return np.concatenate([batch.numpy() for batch in dataset])
   except tf.errors.InvalidArgumentError as e:
-    raise ValueError(f"CIFAR-10 image folder: {e.message}") from e
+    # TF's message does not say which file: find the first that does not decode to 32x32.
+    for path in paths:
+      try:
+        image = decode(tf.constant(path))
+      except tf.errors.InvalidArgumentError as bad:
+        reason = ("it is not a 32x32 image" if "32x32" in bad.message
+                  else bad.message.strip().splitlines()[0])
+        raise DataError(f"CIFAR-10 image folder: cannot use {path}: {reason}") from None
+      del image
+    raise DataError(f"CIFAR-10 image folder: {e.message.splitlines()[0]}") from None

@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from common import data
+from common import errors
 from common.data import cifar, cifar10, mnist, svhn
 from common.data.splits import Pools, apply_split
 
@@ -396,7 +397,7 @@ def test_cifar_image_folder_other_class_names_are_sorted(tmp_path):
 def test_cifar_image_folder_rejects_wrong_size_naming_the_file(tmp_path):
   _write_image_folder(tmp_path, ["a", "b"], per_class=(1, 1))
   _write_png(tmp_path / "train" / "a" / "big.png", np.zeros((40, 32, 3), np.uint8))
-  with pytest.raises(ValueError, match="32x32.*big.png"):
+  with pytest.raises(errors.DataError, match="cannot use .*big.png: it is not a 32x32 image"):
     data.load("cifar10", source="files", data_dir=tmp_path)
 
 

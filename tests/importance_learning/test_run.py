@@ -409,3 +409,43 @@ def test_comparison_bad_input_is_one_line_before_anything_is_written(tmp_path, a
   proc = _run(COMPARE, f"--workdir={tmp_path / 'w'}", *args, timeout=120)
   assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr and not (tmp_path / "w").exists()
+
+
+def _cifar_folder(root, empty_class=None, bad_image=False):
+  """A CIFAR-10 image folder: one 32x32 PNG per class in train/ and test/."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from common.data.cifar10 import CANONICAL_CLASSES  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  for part in ("train", "test"):
+    for name in CANONICAL_CLASSES:
+      folder = root / part / name
+      folder.mkdir(parents=True)
+      if name != empty_class:
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / "0.png")
+  if bad_image:
+    (root / "train" / "cat" / "1.jpg").write_bytes(b"\xff\xd8\xff truncated jpeg")
+  return root
+
+
+@pytest.mark.parametrize("case", ["mnist_html", "cifar_empty_class", "cifar_bad_image"])
+def test_damaged_data_is_one_line_naming_the_file(tmp_path, case):
+  if case == "mnist_html":
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+      (data / name).write_bytes(b"<html>404</html>")
+    args = [TINY, "--config.source=files"]
+    expected = f"{data / 'train-images-idx3-ubyte.gz'}: cannot read it as a gzip file"
+  else:
+    data = _cifar_folder(tmp_path / "cifar", empty_class="frog" if case.endswith("class")
+                         else None, bad_image=case.endswith("image"))
+    args = ["--config=importance_learning/configs/cifar10.py:tiny", "--config.source=files"]
+    expected = (f"{data / 'train' / 'frog'} holds no" if case.endswith("class")
+                else f"cannot use {data / 'train' / 'cat' / '1.jpg'}")
+  workdir = tmp_path / "w"
+  proc = _run(*args, f"--config.data_dir={data}", f"--workdir={workdir}", timeout=120)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error (DataError): ") and expected in last, last
+  assert not workdir.exists()
