@@ -29,6 +29,7 @@ from common import metrics as metriclib
 from common import models
 from common import runner as runnerlib
 from common import records
+from common.errors import ConfigError, DataError, DataNotFoundError
 from common.problems import cross_entropy
 from poisoning import baselines as baselinelib
 from poisoning import data as datalib
@@ -63,6 +64,11 @@ def _validate(config):
                      "'tfds'.")
   if config.test_set not in TEST_SETS:
     raise ValueError(f"Unknown test_set {config.test_set!r}; choose one of {list(TEST_SETS)}.")
+  if config.attack == "targeted":
+    pair = (config.source_class, config.target_class)
+    if not all(0 <= int(c) <= 9 for c in pair) or pair[0] == pair[1]:
+      raise ValueError(f"source_class and target_class must be two different digits 0-9, got "
+                       f"{pair[0]} and {pair[1]}.")
   evaluatorslib.check(config.evaluators, ("val_loss", "accuracy"), "the poisoning attacks")
   low, high = config.box
   if not low < high:
@@ -130,7 +136,12 @@ def run(config, workdir, log=print):
   t_start = time.time()
   keras.utils.set_random_seed(config.seed)
   split = datalib.untargeted if config.attack == "untargeted" else datalib.targeted
-  data = split(config, log)
+  try:       # the sizes the config asks for against the images the source holds
+    data = split(config, log)
+  except (ConfigError, DataNotFoundError, DataError):
+    raise
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
   log(f"{config.attack} attack on MNIST ({data.info['origin']}): train {len(data.y_train)}, "
       f"val {len(data.y_val)}, test {len(data.y_test)}"
       + (f" (the {config.source_class}s of a {data.info['eval']}-image balanced test sample)"

@@ -115,6 +115,16 @@ def test_bad_input_is_a_clear_error_before_any_file_is_written(tmp_path):
     proc = _run(UNTARGETED, f"--workdir={work}", *args)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert message in proc.stderr, proc.stderr[-2000:]
+  # The targeted attack: the class pair, and more poisons than the data holds (one line).
+  for args, message in ((("--config.source_class=12",),
+                         "error (ConfigError): source_class and target_class must be two "
+                         "different digits 0-9, got 12 and 3."),
+                        (("--config.num_poisons=100000",),
+                         "error (ConfigError): num_poisons=100000 needs 50000 training images "
+                         "of each of 3 and 8")):
+    proc = _run(TARGETED, f"--workdir={work}", *args)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-500:]
   assert not work.exists()
   # The clean-label attack without its data: where the file is expected and where to get it.
   proc = _run(DOGFISH, f"--workdir={work}", f"--config.data_dir={tmp_path / 'nothing'}")
