@@ -72,3 +72,25 @@ def test_imbalance_rejects_a_proportion_the_data_cannot_give():
   c.imbalance.methods = ("hm",)
   with pytest.raises(imbalance.ConfigError, match=r"Unknown imbalance methods \['hm'\]"):
     imbalance.validate(c)
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
+def test_the_cifar10_comparison_is_the_paper_row_but_for_its_documented_lengths():
+  import json  # pylint: disable=import-outside-toplevel
+  from importance_learning import compare  # pylint: disable=import-outside-toplevel
+  from importance_learning.configs import compare_cifar10  # pylint: disable=import-outside-toplevel
+  reduced = _flat(json.loads(_load("compare_cifar10").to_json()))
+  paper = _flat(json.loads(_load("cifar10", "0.5").to_json()))
+  differ = {k for k in set(reduced) | set(paper) if reduced.get(k) != paper.get(k)}
+  assert differ == set(compare_cifar10.REDUCED) | {"experiment", "compare.methods",
+                                                    "compare.noise"}
+  assert all(reduced[k] == v for k, v in compare_cifar10.REDUCED.items())
+  assert reduced["compare.noise"] == [0.25, 0.5]
+  compare.validate(_load("compare_cifar10"))
+  compare.validate(_load("compare_cifar10", "tiny"))
