@@ -90,18 +90,18 @@ def settings():
   }
   bad = sorted(set(s["sections"]) - set(SECTIONS))
   if bad:
-    raise app.UsageError(f"Unknown sections {bad}; choose from {list(SECTIONS)}.")
+    _bad_flags(f"Unknown sections {bad}; choose from {list(SECTIONS)}.")
   names = caselib.case_names()
   for key in ("cases", "scaling_cases"):
     bad = sorted(set(s[key]) - set(names))
     if bad:
-      raise app.UsageError(f"Unknown {key} {bad}; choose from {names}.")
+      _bad_flags(f"Unknown {key} {bad}; choose from {names}.")
   for key in ("models", "modes_models"):
     bad = sorted(set(s[key]) - set(caselib.MODELS))
     if bad:
-      raise app.UsageError(f"Unknown {key} {bad}; choose from {sorted(caselib.MODELS)}.")
+      _bad_flags(f"Unknown {key} {bad}; choose from {sorted(caselib.MODELS)}.")
   if s["memory_model"] not in caselib.MODELS:
-    raise app.UsageError(f"Unknown memory_model {s['memory_model']!r}; choose from "
+    _bad_flags(f"Unknown memory_model {s['memory_model']!r}; choose from "
                          f"{sorted(caselib.MODELS)}.")
   if s["memory_steps"] < 2000 and not quick:
     print(f"note: --memory_steps={s['memory_steps']} is below the 2000 the targets ask for.")
@@ -266,9 +266,14 @@ TABLES = {
 }
 
 
+def _bad_flags(message):
+  """One line for a bad flag value (absl's UsageError would print the whole help first)."""
+  sys.exit(f"error (flags): {message}")
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    _bad_flags(f"Unexpected arguments: {argv[1:]}")
   s = settings()
   os.makedirs(FLAGS.out_dir, exist_ok=True)
   env = environment()

@@ -76,7 +76,8 @@ class _Data:
   def __init__(self, config, log):
     self.other_x = self.other_y = None
     if config.dataset == "dogfish":
-      d = dogfishlib.load_dogfish(config.data_dir)
+      with datalib.usable(f"dogfish ({config.data_dir})"):
+        d = dogfishlib.load_dogfish(config.data_dir)
       self.x_train, self.y_train, self.x_test, self.y_test = (d.x_train, d.y_train, d.x_test,
                                                               d.y_test)
       self.class_names = ("dog", "fish")

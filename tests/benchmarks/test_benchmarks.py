@@ -90,5 +90,8 @@ def test_command_line_writes_tables_json_and_target_checks(tmp_path):
 def test_bad_arguments_are_one_line_errors(tmp_path):
   proc = cli.run("benchmarks/run.py", f"--out_dir={tmp_path}", "--cases=sgd,nope")
   assert proc.returncode != 0 and "Unknown cases ['nope']" in proc.stderr + proc.stdout
+  # The reason alone, not after the whole flag help.
+  assert proc.stderr.strip().splitlines()[-1].startswith("error (flags): Unknown cases ['nope']")
+  assert "--memory_steps" not in proc.stderr + proc.stdout
   proc = cli.run("benchmarks/run.py", f"--out_dir={tmp_path}", "--sections=speed")
   assert proc.returncode != 0 and "Unknown sections" in proc.stderr + proc.stdout
