@@ -12,10 +12,12 @@ shape ``(batch, num_classes)``.
 import importlib
 
 import keras
+import numpy as np
 from keras import layers
 
 from common import nets
 from common import precision
+from common.errors import ConfigError
 
 
 def mnist_logreg(input_shape=(28, 28, 1), num_classes=10):
@@ -146,17 +148,73 @@ def import_function(spec, what):
 
 
 def build(spec, input_shape, num_classes):
-  """Build model ``spec`` and check that it maps ``input_shape`` images to ``num_classes``."""
+  """Build model ``spec`` and check that it maps ``input_shape`` images to ``num_classes``
+  logits.
+
+  Any Keras 3 model works: Sequential, functional or subclassed (built by calling it on a
+  sample batch, so no ``compute_output_shape`` is needed). A model that ends in a softmax or
+  sigmoid, or whose outputs are probabilities (every row non-negative and summing to 1), is
+  refused: the losses here take logits. Errors are one-line ConfigErrors (families build their
+  models before the run writes anything).
+  """
   model = resolve(spec)(tuple(input_shape), num_classes)
   if not isinstance(model, keras.Model):
-    raise ValueError(f"Model {spec!r} returned {type(model).__name__}, not a keras.Model.")
-  if not model.built:
-    model.build((None, *input_shape))
-  out_shape = tuple(model.compute_output_shape((1, *input_shape)))
-  if out_shape != (1, num_classes):
-    raise ValueError(f"Model {spec!r} maps inputs of shape {tuple(input_shape)} to "
-                     f"{out_shape[1:]}, expected logits of shape ({num_classes},).")
+    raise ConfigError(f"Model {spec!r} returned {type(model).__name__}, not a keras.Model.")
+  sample = np.random.default_rng(0).uniform(0.0, 1.0, (2, *input_shape)).astype(np.float32)
+  try:
+    out = np.asarray(precision.to_float32(model(sample, training=False)))
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f"Model {spec!r} cannot be called on a batch of inputs of shape "
+                     f"{tuple(input_shape)}: {type(e).__name__}: "
+                     f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+  if out.shape[1:] != (num_classes,):
+    raise ConfigError(f"Model {spec!r} maps inputs of shape {tuple(input_shape)} to "
+                     f"{out.shape[1:]}, expected logits of shape ({num_classes},).")
+  final = _final_activation(model)
+  if final in ("softmax", "sigmoid"):
+    raise ConfigError(f"Model {spec!r} ends in a {final}: return logits instead (drop the final "
+                     "activation); the losses apply the softmax / sigmoid themselves.")
+  if num_classes > 1 and np.all(out >= 0) and np.allclose(out.sum(-1), 1.0, atol=1e-5):
+    raise ConfigError(f"Model {spec!r} returns probabilities (each output row sums to 1): "
+                     "return logits instead; the losses apply the softmax themselves.")
   return model
+
+
+def _final_activation(model):
+  """The activation of the last layer of a Sequential or functional ``model`` ("" for a
+  subclassed one, whose layer list need not follow the call order)."""
+  if type(model).__name__ not in ("Sequential", "Functional") or not model.layers:
+    return ""
+  last = model.layers[-1]
+  if isinstance(last, layers.Softmax):
+    return "softmax"
+  if isinstance(last, keras.Model):
+    return _final_activation(last)
+  act = getattr(last, "activation", None)
+  return getattr(act, "__name__", "") if act is not None else ""
+
+
+def inactive_layers_notice(model, training):
+  """A one-line notice when ``model`` has batch normalisation or dropout and runs with
+  ``training=False`` (``dropout_in_training=False``): its batch-norm layers then use their
+  moving statistics (which never update) and dropout never runs. None when nothing to say."""
+  if training:
+    return None
+  kinds = sorted({type(l).__name__ for l in _all_layers(model)
+                  if isinstance(l, (layers.BatchNormalization, layers.Dropout))})
+  if not kinds:
+    return None
+  return (f"NOTE: the model has {', '.join(kinds)} layers and runs in inference mode "
+          "(dropout_in_training=False, the penalty papers' setting): batch normalisation uses "
+          "its initial moving statistics, which never update, and dropout is off. Set "
+          "--config.dropout_in_training=True to train them.")
+
+
+def _all_layers(model):
+  for layer in getattr(model, "layers", []):
+    yield layer
+    if hasattr(layer, "layers"):
+      yield from _all_layers(layer)
 
 
 def forward(model, weights, x, training=False, update_state=True):

@@ -194,6 +194,9 @@ class _Protocol:
       if "confident_learning" in self.extra_models:
         self.cl_initial = runnerlib.snapshot(self.extra_models["confident_learning"],
                                              self.plain["confident_learning"])
+    notice = models.inactive_layers_notice(self.clf_model, c.dropout_in_training)
+    if notice:
+      self.log(notice)
     setup.check(self.problem, self.method, *self.plain.values(),
                 *(p.problem for p in self.plain.values()))
     return dict(base_model=self.base_model, clf_model=self.clf_model,

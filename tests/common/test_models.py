@@ -28,10 +28,33 @@ def test_user_model_by_import_path():
     ("no.such.module:fn", "Cannot import module"),
     ("tests.common.user_model:missing", "has no function"),
     ("tests.common.user_model:wrong_output", "expected logits of shape"),
+    ("tests.common.user_model:ends_in_softmax", "ends in a softmax: return logits instead"),
+    ("tests.common.user_model:subclassed_probabilities",
+     r"returns probabilities \(each output row sums to 1\): return logits"),
 ])
 def test_bad_model_specs(spec, message):
   with pytest.raises(ValueError, match=message):
     models.build(spec, (28, 28, 1), 10)
+
+
+def test_a_subclassed_model_builds_by_being_called():
+  model = models.build("tests.common.user_model:subclassed", (28, 28, 1), 10)
+  assert model.built and model.name == "user_subclassed"
+  x = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(np.float32)
+  assert model(x).shape == (3, 10)
+  # The pure forward pass used by every method works on it too.
+  weights = [v.value for v in model.trainable_variables]
+  np.testing.assert_allclose(np.asarray(models.forward(model, weights, x)), np.asarray(model(x)),
+                             rtol=1e-6)
+
+
+def test_inactive_batchnorm_and_dropout_get_a_notice():
+  model = models.build("tests.common.user_model:with_batchnorm", (28, 28, 1), 10)
+  notice = models.inactive_layers_notice(model, training=False)
+  assert "BatchNormalization, Dropout" in notice and "dropout_in_training=True" in notice
+  assert models.inactive_layers_notice(model, training=True) is None
+  plain = models.build("tests.common.user_model:tiny_mlp", (28, 28, 1), 10)
+  assert models.inactive_layers_notice(plain, training=False) is None
 
 
 def test_forward_is_pure_in_the_weights():

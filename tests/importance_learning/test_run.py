@@ -129,6 +129,8 @@ def test_gd_and_rmd_run_importance_learning(tmp_path, method):
     (["--config.runner.steps_per_call=0"], "runner.steps_per_call must be >= 1"),
     (["--config.runner.checkpoint_every=0"], "runner.checkpoint_every must be >= 1, got 0"),
     (["--config.retrain.threshold=5"], "retrain.threshold must lie in (0, 1)"),
+    (["--config.model=tests.common.user_model:ends_in_softmax"],
+     "ends in a softmax: return logits instead"),
     (["--config.batch_size=5000"], "batch_size=5000 is larger than the 1250 training points"),
     (["--config.evaluators=('accuracy','temperatures')"],
      "importance learning cannot run 'temperatures'; it offers importance_stats, accuracy"),
