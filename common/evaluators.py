@@ -18,7 +18,7 @@ The registered names (``REGISTRY``), with the keys they record:
   accuracy          test_accuracy (and test_top<k>_accuracy for the test set's other k);
                     ``Context.accuracy_key`` renames it (poisoning: test_success)
   val_loss          val_loss: mean cross-entropy on ``Context.val`` (x, y)
-  importance_stats  mean_importance, frac_above_0.1 of the corruption score
+  importance_stats  mean_importance, frac_above_0.1 of the corruption score, and its histogram
   detection         detect_precision, detect_recall, detect_roc_auc (metrics.detection)
   temperatures      class/instance sigma mean/highest/lowest, their clean/corrupted means and
                     ROC AUC, histograms, and one percentile line per epoch in a JSONL file
@@ -50,6 +50,7 @@ class Context:
   val: Optional[tuple] = None       # (x, y) for val_loss
   loss: Optional[Callable] = None   # loss(model, x, y) -> float, for val_loss
   scores: Optional[Callable] = None  # () -> per-training-point trust score (low = suspect)
+  scores_name: str = "importances"  # its TensorBoard histogram ("example_weights": mean weights)
   corrupted: Optional[np.ndarray] = None   # bool mask of the corrupted training labels
   threshold: float = 0.5            # a score at most this flags a point
   data_params: Any = None           # problems.DataParameters (curriculum)
@@ -152,7 +153,8 @@ def _importance_stats(ctx):
   def fn(epoch):
     del epoch
     a = ctx.scores()
-    return {"mean_importance": float(a.mean()), "frac_above_0.1": float(np.mean(a > 0.1))}
+    return {"mean_importance": float(a.mean()), "frac_above_0.1": float(np.mean(a > 0.1)),
+            ctx.scores_name: np.asarray(a, np.float64)}      # a histogram per epoch
   return fn
 
 

@@ -210,6 +210,8 @@ class Runner:
     # before its first checkpoint) will be logged again: drop them.
     self._truncate_metrics(done)
     self.writer = tf.summary.create_file_writer(str(self.workdir / "tensorboard"))
+    if run_config is not None and not self.resumed:
+      self._write_hparams(run_config)
     self.phase_seconds = {}
     self.steps_this_invocation = 0
     self._call_lengths = set()
@@ -435,9 +437,40 @@ class Runner:
     results.setdefault("phase_seconds_this_invocation", self.phase_seconds)
     return results
 
-  def write_results(self, results):
-    records.write_json(self.workdir / "results.json", self.stamped(results))
+  def write_results(self, results, summary=None):
+    """results.json, and in TensorBoard the results (``summary``: the family's table, else the
+    JSON) as text and every figure of the workdir as an image, so runs compare side by side."""
+    stamped = self.stamped(results)
+    records.write_json(self.workdir / "results.json", stamped)
+    step = self._checkpoint_number()
+    with self.writer.as_default():
+      text = summary if summary is not None else json.dumps(
+          stamped, indent=1, default=records.json_default)
+      tf.summary.text("results", "```\n" + text + "\n```", step=step)
+      for png in sorted(self.workdir.glob("*.png")):
+        image = tf.io.decode_png(tf.io.read_file(str(png)), channels=3)
+        tf.summary.image(f"figures/{png.stem}", image[None], step=step)
+    self.writer.flush()
     self.log(f"Results written to {self.workdir / 'results.json'}")
+
+  def _write_hparams(self, run_config):
+    """The run's config as TensorBoard hparams (flattened: ``penalty.lr_u``), once."""
+    from tensorboard.plugins.hparams import api as hp  # pylint: disable=import-outside-toplevel
+    flat = {}
+
+    def walk(tree, prefix):
+      for key, value in tree.items():
+        if isinstance(value, dict):
+          walk(value, f"{prefix}{key}.")
+        elif isinstance(value, (bool, int, float, str)):
+          flat[f"{prefix}{key}"] = value
+        else:
+          flat[f"{prefix}{key}"] = json.dumps(value, default=records.json_default)
+
+    walk(json.loads(run_config.to_json_best_effort()) if hasattr(run_config, "to_json_best_effort")
+         else dict(run_config), "")
+    with self.writer.as_default():
+      hp.hparams(flat, trial_id=self.workdir.name)
 
 
 

@@ -248,7 +248,7 @@ def run(config, workdir, log=print):
                               learn_inst=dp.learn_inst_parameters,
                               title=f"{config.dataset}, {config.noise:.0%} {config.noise_type}")
   results["wall_seconds_this_invocation"] = time.time() - t_start
-  run_.write_results(results)
+  run_.write_results(results, summary(results))
   return results
 
 

@@ -163,7 +163,7 @@ def run(config, workdir, log=print):
              "curve": [{"meta_iteration": s, "test_accuracy": a, "ci95": c}
                        for s, a, c in curves],
              "data": info, "wall_seconds_this_invocation": time.time() - t_start}
-  run_.write_results(results)
+  run_.write_results(results, summary(results))
   return results
 
 

@@ -282,6 +282,9 @@ class _Protocol:
 
     evaluators = d.evaluators(self.clf_model, c.eval_every_epochs, c.epochs,
                               scores=self.problem.scores, corrupted=d.corrupted,
+                              scores_name=("example_weights"
+                                           if self.method_class.learns_example_weights
+                                           else "importances"),
                               threshold=self.problem.detection_threshold)
     run_.run_phase("bilevel", bilevel.combined_step(self.problem, self.method), batch_fn,
                    _num_steps(c, train_b.steps_per_epoch), train_b.steps_per_epoch,
@@ -523,7 +526,7 @@ def run(config, workdir, log=print):
       run_.workdir / "importances.png", a, corrupted,
       plots.epoch_curves(run_.metrics_path),
       title=f"{config.dataset}, {config.noise:.0%} noise, {config.method}")
-  run_.write_results(results)
+  run_.write_results(results, summary(results))
   return results
 
 

@@ -266,7 +266,7 @@ def run(config, workdir, log=print):
              "targets": len(outcomes), "found": int(found),
              "success_rate": found / len(outcomes) if outcomes else float("nan"),
              "outcomes": outcomes, "wall_seconds_this_invocation": time.time() - t_start}
-  run_.write_results(results)
+  run_.write_results(results, summary(results))
   return results
 
 

@@ -255,7 +255,7 @@ def run(config, workdir, log=print):
              "num_poisons": int(len(data.y_poison)), "metric": _metric_name(config),
              "rows": rows, "attack_steps": {n: int(config.attack_steps[n]) for n in attackers},
              "wall_seconds_this_invocation": time.time() - t_start}
-  run_.write_results(results)
+  run_.write_results(results, summary(results))
   return results
 
 

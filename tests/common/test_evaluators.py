@@ -52,8 +52,11 @@ def test_score_evaluators_equal_their_definitions():
   corrupted = np.array([True, True, False, True, False, False])
   ctx = ev.Context(scores=lambda: scores, corrupted=corrupted, threshold=0.5)
   stats, det = ev.build(("importance_stats", "detection"), ctx)
-  assert stats(1) == {"mean_importance": pytest.approx(scores.mean()),
-                      "frac_above_0.1": pytest.approx(4 / 6)}
+  out = stats(1)
+  hist = out.pop("importances")
+  assert out == {"mean_importance": pytest.approx(scores.mean()),
+                 "frac_above_0.1": pytest.approx(4 / 6)}
+  np.testing.assert_array_equal(hist, scores)          # written as a histogram
   # Flags: score <= 0.5 -> points 0, 1, 2, 3; three of them corrupted, all three found.
   out = det(1)
   assert out["detect_precision"] == pytest.approx(3 / 4)
@@ -138,3 +141,37 @@ def test_the_runner_records_evaluators_at_their_cadence(tmp_path):
   assert [r["step"] for r in recs if "twice" in r] == [4, 8, 10]
   assert all("hist" not in r for r in recs)
   assert list((tmp_path / "tensorboard").iterdir())
+
+
+def _tags(workdir):
+  tags = set()
+  for path in (workdir / "tensorboard").glob("events.out.tfevents.*"):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      tags |= {v.tag for v in event.summary.value}
+  return tags
+
+
+def test_tensorboard_holds_hparams_histograms_figures_and_the_results_table(tmp_path):
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  cfg = runnerlib.default_config()
+  cfg.update(dict(progress_bar=False, log_every=1, checkpoint_every=100))
+  run_config = ml_collections.ConfigDict({"lr": 0.1, "method": {"name": "x", "steps": 3},
+                                          "runner": cfg})
+  v = tf.Variable(0.0)
+  run = runnerlib.Runner(tmp_path, cfg, {"v": v}, ["p"], run_config=run_config)
+  scores = np.linspace(0.0, 1.0, 7)
+  (stats,) = ev.build(("importance_stats",), ev.Context(scores=lambda: scores))
+  run.run_phase("p", lambda b: {"loss": v.assign_add(1.0)}, lambda s: {}, 4, steps_per_epoch=2,
+                evaluators=[stats])
+  fig, ax = plt.subplots()
+  ax.plot([0, 1])
+  fig.savefig(tmp_path / "curve.png")
+  plt.close(fig)
+  run.write_results({"test_accuracy": 0.5}, "table: 0.5")
+  tags = _tags(tmp_path)
+  assert {"p/loss", "p/mean_importance", "importances", "figures/curve",
+          "_hparams_/session_start_info"} <= tags, tags
+  assert any(t.startswith("results") for t in tags), tags
