@@ -196,7 +196,7 @@ def _final_activation(model):
 
 def inactive_layers_notice(model, training):
   """A one-line notice when ``model`` has batch normalisation or dropout and runs with
-  ``training=False`` (``dropout_in_training=False``): its batch-norm layers then use their
+  ``training=False`` (importance learning's ``train_mode_layers=False``): its batch-norm layers then use their
   moving statistics (which never update) and dropout never runs. None when nothing to say."""
   if training:
     return None
@@ -205,9 +205,9 @@ def inactive_layers_notice(model, training):
   if not kinds:
     return None
   return (f"NOTE: the model has {', '.join(kinds)} layers and runs in inference mode "
-          "(dropout_in_training=False, the penalty papers' setting): batch normalisation uses "
+          "(train_mode_layers=False, the penalty papers' setting): batch normalisation uses "
           "its initial moving statistics, which never update, and dropout is off. Set "
-          "--config.dropout_in_training=True to train them.")
+          "--config.train_mode_layers=True to train them.")
 
 
 def _all_layers(model):

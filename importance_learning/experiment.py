@@ -88,6 +88,12 @@ def _validate(config):
                      f"{config.baselines.steps_per_call}.")
 
 
+def train_mode(config):
+  """Whether forward passes run in training mode (``train_mode_layers``, or its deprecated
+  name ``dropout_in_training``)."""
+  return bool(config.train_mode_layers or config.get("dropout_in_training", False))
+
+
 def _check_batches(config, data, reweighting):
   """Batch sizes against the split this data gave (before anything is written)."""
   n_train, n_val = data.n_train, len(data.ds.x_val)
@@ -169,7 +175,7 @@ class _Protocol:
     return self._plain(model, self.config.baseline.lr)
 
   def _plain(self, model, lr):
-    return bilevel.Plain(Classification(model, training=self.config.dropout_in_training),
+    return bilevel.Plain(Classification(model, training=train_mode(self.config)),
                          _plain_config(lr))
 
   def build(self, setup):
@@ -194,7 +200,7 @@ class _Protocol:
       if "confident_learning" in self.extra_models:
         self.cl_initial = runnerlib.snapshot(self.extra_models["confident_learning"],
                                              self.plain["confident_learning"])
-    notice = models.inactive_layers_notice(self.clf_model, c.dropout_in_training)
+    notice = models.inactive_layers_notice(self.clf_model, train_mode(c))
     if notice:
       self.log(notice)
     setup.check(self.problem, self.method, *self.plain.values(),
@@ -371,7 +377,7 @@ class ImportanceVariables(_Protocol):
 
   def make_problem(self, model):
     c = self.config
-    return ImportanceProblem(model, self.data.n_train, c.batch_size, c.dropout_in_training,
+    return ImportanceProblem(model, self.data.n_train, c.batch_size, train_mode(c),
                              c.per_example_state)
 
   def on_bilevel_start(self, run_):
@@ -422,7 +428,7 @@ class PerStepReweighting(_Protocol):
 
   def make_problem(self, model):
     c = self.config
-    return ExampleReweighting(model, c.batch_size, c.weight_decay, c.dropout_in_training,
+    return ExampleReweighting(model, c.batch_size, c.weight_decay, train_mode(c),
                               num_train=self.data.n_train)
 
   def make_baseline(self, model):
@@ -431,7 +437,7 @@ class PerStepReweighting(_Protocol):
     uniform_cfg.update({k: self.method_cfg[k] for k in uniform_cfg
                         if k in self.method_cfg and k != "rule"})
     return bilevel.UniformWeights(ExampleReweighting(model, c.batch_size, c.weight_decay,
-                                                     c.dropout_in_training), uniform_cfg)
+                                                     train_mode(c)), uniform_cfg)
 
   def with_val(self, x, y):
     return x, y        # the reweighting baselines never see the clean set
@@ -477,6 +483,8 @@ def run(config, workdir, log=print):
                       f"{data.ds.info['split']!r} holds no validation images; choose another "
                       "split.")
   _check_batches(config, data, reweighting)
+  if config.get("dropout_in_training"):
+    log("NOTE: dropout_in_training is the old name of train_mode_layers; it still works.")
   protocol = (PerStepReweighting if reweighting else ImportanceVariables)(config, data, log)
   state = protocol.build(setup)
   run_ = runnerlib.Runner(workdir, config.runner, state, protocol.phases(), run_config=config,

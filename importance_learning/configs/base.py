@@ -61,10 +61,11 @@ def base():
   c.epochs = 100              # bilevel epochs
   c.steps = 0                 # > 0: exactly this many bilevel steps instead (step-counted rows)
   c.per_example_state = False  # True: outer Adam moments stored per training point
-  # Training-mode forward passes (dropout on, batch norm on batch statistics). The penalty
-  # originals never set Keras' learning phase, so off; the reweighting rows (ResNets with batch
-  # norm) turn it on.
-  c.dropout_in_training = False
+  # Training-mode forward passes: dropout on, batch norm on batch statistics (and its moving
+  # averages updated). The penalty originals never set Keras' learning phase, so off; the
+  # reweighting rows (ResNets with batch norm) turn it on.
+  c.train_mode_layers = False
+  c.dropout_in_training = False   # deprecated name of train_mode_layers (True still works)
   c.importance_init = ml_collections.ConfigDict(
       {"a_lo": 0.4, "a_hi": 0.6, "legacy_scalar_argmax": False})
   c.pretrain = ml_collections.ConfigDict({"epochs": 100, "lr": 1e-4})

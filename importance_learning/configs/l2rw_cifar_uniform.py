@@ -27,7 +27,7 @@ def row(dataset="cifar10", model="wrn28_10", steps=60000, boundaries=(40000, 500
   c.noise_type = "uniform"
   c.noise_as_coded = True
   c.augmentation = "l2rw_cifar"
-  c.dropout_in_training = True       # train-mode passes: dropout and batch statistics
+  c.train_mode_layers = True         # train-mode passes: dropout and batch statistics
   c.weight_decay = 2e-4
   c.batch_size = 100
   c.val_batch_size = 100

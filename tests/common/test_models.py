@@ -51,7 +51,7 @@ def test_a_subclassed_model_builds_by_being_called():
 def test_inactive_batchnorm_and_dropout_get_a_notice():
   model = models.build("tests.common.user_model:with_batchnorm", (28, 28, 1), 10)
   notice = models.inactive_layers_notice(model, training=False)
-  assert "BatchNormalization, Dropout" in notice and "dropout_in_training=True" in notice
+  assert "BatchNormalization, Dropout" in notice and "train_mode_layers=True" in notice
   assert models.inactive_layers_notice(model, training=True) is None
   plain = models.build("tests.common.user_model:tiny_mlp", (28, 28, 1), 10)
   assert models.inactive_layers_notice(plain, training=False) is None

@@ -94,3 +94,14 @@ def test_the_cifar10_comparison_is_the_paper_row_but_for_its_documented_lengths(
   assert reduced["compare.noise"] == [0.25, 0.5]
   compare.validate(_load("compare_cifar10"))
   compare.validate(_load("compare_cifar10", "tiny"))
+
+
+def test_train_mode_layers_and_its_old_name():
+  c = _load("default")
+  assert experiment.train_mode(c) is False
+  c.train_mode_layers = True
+  assert experiment.train_mode(c) is True
+  c = _load("default")
+  c.dropout_in_training = True          # the deprecated name still switches it on
+  assert experiment.train_mode(c) is True
+  assert _load("proximal_cifar10").train_mode_layers and _load("l2rw_cifar_uniform").train_mode_layers
