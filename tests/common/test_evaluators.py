@@ -175,3 +175,14 @@ def test_tensorboard_holds_hparams_histograms_figures_and_the_results_table(tmp_
   assert {"p/loss", "p/mean_importance", "importances", "figures/curve",
           "_hparams_/session_start_info"} <= tags, tags
   assert any(t.startswith("results") for t in tags), tags
+
+
+def test_the_legacy_accuracy_divisor_rounds_up_to_whole_batches():
+  # 250 test points, batches of 200: the original divides the correct count by 2 * 200.
+  model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, use_bias=False)])
+  model.layers[-1].set_weights([np.array([[-1.0, 1.0]], np.float32)])  # class 1 iff x > 0
+  x = np.ones((250, 1), np.float32)
+  y = np.ones(250, np.int64)
+  assert metriclib.accuracy(model, x, y, 100) == 1.0
+  assert metriclib.accuracy(model, x, y, 100, legacy_divisor_batch=200) == 250 / 400
+  assert metriclib.TestSet(x, y, 100, legacy_divisor_batch=200).accuracy(model) == 250 / 400

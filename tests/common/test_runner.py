@@ -75,6 +75,8 @@ def test_max_steps_per_invocation_stops_and_resumes(tmp_path):
   ref, _, _ = _run(tmp_path / "a", 9)
   with pytest.raises(errors.Interrupted, match="Re-run the same command"):
     _run(tmp_path / "b", 9, max_steps_per_invocation=5)
+  # The stop saved its own checkpoint (step 5), not only the periodic one (step 4).
+  assert (tmp_path / "b" / "checkpoints" / "ckpt-5.index").exists()
   res, _, _ = _run(tmp_path / "b", 9)
   np.testing.assert_array_equal(res.u.numpy(), ref.u.numpy())
 
