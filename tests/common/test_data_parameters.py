@@ -167,6 +167,19 @@ def test_clamp_bounds_and_switch(learn_class, learn_inst, skip):
                                 clipped_s if learn_inst and not skip else s)
 
 
+def test_each_tensor_is_clamped_to_its_own_bounds():
+  """Class and instance bounds set apart: each learned tensor uses its own pair."""
+  dp, _ = _params(num_instances=5, dtype=tf.float32, learn_class_parameters=True,
+                  learn_inst_parameters=True,
+                  clamp_cls_sigma={"min": -1.0, "max": 1.0},
+                  clamp_inst_sigma={"min": -2.0, "max": 2.0})
+  _set(dp, np.float32([-5.0, 5.0, 0.5]), np.float32([-5.0, -1.5, 0.0, 1.5, 5.0]))
+  dp.clamp()
+  np.testing.assert_array_equal(dp.class_parameters.numpy(), np.float32([-1.0, 1.0, 0.5]))
+  np.testing.assert_array_equal(dp.inst_parameters.numpy(),
+                                np.float32([-2.0, -1.5, 0.0, 1.5, 2.0]))
+
+
 def _ce_loss(dp, logits, labels, index):
   scaled = dp.scale_logits(logits, labels, index)
   ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, scaled)

@@ -327,3 +327,25 @@ def test_build_method_refuses_a_problem_without_its_interface(name, problem):
   method = bilevel.get_method(name)
   with pytest.raises(ValueError, match=method.problem_interface.__name__):
     _build(name, problem())
+
+
+class _BoxedQuadratic(Quadratic):
+  """The quadratic with u confined to the box [-0.01, 0.01]: every step must end inside."""
+
+  def project_outer(self, u):
+    return [tf.clip_by_value(x, -0.01, 0.01) for x in u]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, m in bilevel.METHODS.items()
+                                        if m.needs_outer_variables))
+def test_every_step_on_u_is_projected(name):
+  p = _BoxedQuadratic(seed=3)
+  method = _build(name, p)
+  step = tf.function(bilevel.combined_step(p, method))
+  moved = False
+  for _ in range(5):
+    before = p.u.numpy().copy()
+    step({})
+    moved |= not np.allclose(p.u.numpy(), before)
+    assert np.all(np.abs(p.u.numpy()) <= 0.01 + 1e-15), (name, p.u.numpy())
+  assert moved, f"{name} never moved u: the test would prove nothing"
