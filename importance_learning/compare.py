@@ -25,6 +25,7 @@ import numpy as np
 
 from common import bilevel
 from common import config_checks
+from common import data as datalib
 from common import plots
 from common import records
 from importance_learning import experiment
@@ -83,6 +84,7 @@ def run(config, workdir, log=print):
   validate(config)
   t_start = time.time()
   workdir = pathlib.Path(workdir)
+  datalib.check_present(config.dataset, config.source, config.data_dir)  # before any write
   records.check_or_write_sweep_config(workdir, config, "compare", SWEEP_FIELDS)
   first = _baseline_method(config)
   # A finished cell is its run's results.json (written once, at the run's end).

@@ -37,7 +37,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common import bilevel  # noqa: E402
-from common import config_checks  # noqa: E402
+from common import config_checks
+from common import data as datalib  # noqa: E402
 from common import metrics as metriclib  # noqa: E402
 from common import plots  # noqa: E402
 from common import records  # noqa: E402
@@ -104,6 +105,7 @@ def run(config, workdir, log=print):
   validate(config)
   t_start = time.time()
   workdir = pathlib.Path(workdir)
+  datalib.check_present(config.dataset, config.source, config.data_dir)  # before any write
   records.check_or_write_sweep_config(workdir, config, "study", ("variants",))
   cells = records.Sweep(lambda name: workdir / "cells" / name / "results.json",
                         written_by_run=True)

@@ -166,6 +166,22 @@ def _read_source(name, source, data_dir, tfds_download, svhn_val_seed):
   return pools, spec.class_names, origin
 
 
+def check_present(name, source, data_dir):
+  """A cheap check, before a sweep writes anything: source='files' needs an existing
+  data_dir (DataNotFoundError saying what belongs there)."""
+  if source != "files" or name not in DATASETS:
+    return
+  spec = DATASETS[name]
+  if not data_dir:
+    raise DataNotFoundError(
+        f"{name} source='files' needs data_dir, the folder holding "
+        f"{', '.join(spec.files)} (from {' or '.join(spec.urls)}); or use "
+        f"{' / '.join(repr(s) for s in spec.sources if s != 'files')} as source.")
+  if not pathlib.Path(data_dir).expanduser().is_dir():
+    raise DataNotFoundError(f"data_dir {data_dir} does not exist; it should hold "
+                            f"{', '.join(spec.files)}.")
+
+
 def read_pools(name, source="embedded", data_dir="", tfds_download=False):
   """The images a source holds, before any split: (pools, class_names, origin), pixels uint8.
 

@@ -78,3 +78,15 @@ def test_the_study_command_end_to_end(tmp_path):
   assert bad.returncode == 1 and "Traceback" not in bad.stderr
   assert "'epochz', which is not a field" in bad.stderr.strip().splitlines()[-1]
   assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("config", ["importance_learning/configs/compare_cifar10.py:tiny",
+                                    "importance_learning/configs/detection_study.py:tiny"])
+def test_a_sweep_without_its_data_writes_nothing(tmp_path, config):
+  workdir = tmp_path / "w"
+  proc = cli.run("importance_learning/run.py", f"--config={config}", "--config.source=files",
+                 f"--config.data_dir={tmp_path / 'nowhere'}", f"--workdir={workdir}")
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      f"error (DataNotFoundError): data_dir {tmp_path / 'nowhere'} does not exist")
+  assert not workdir.exists()
