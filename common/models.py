@@ -104,7 +104,41 @@ def svhn_cnn(input_shape=(32, 32, 1), num_classes=10):
   ], name="svhn_cnn")
 
 
+def small_cnn(input_shape=(32, 32, 3), num_classes=10):
+  """A small CNN for any image size (custom data): three 3x3 conv blocks (32, 64, 128
+  channels, ReLU, 2x2 max-pooling after the first two), global average pooling, logits.
+  No batch norm or dropout, so it trains the same in either layer mode."""
+  return keras.Sequential([
+      keras.Input(input_shape),
+      layers.Conv2D(32, 3, padding="same", activation="relu"),
+      layers.MaxPooling2D(2),
+      layers.Conv2D(64, 3, padding="same", activation="relu"),
+      layers.MaxPooling2D(2),
+      layers.Conv2D(128, 3, padding="same", activation="relu"),
+      layers.GlobalAveragePooling2D(),
+      layers.Dense(num_classes),
+  ], name="small_cnn")
+
+
+def mlp(input_shape=(16,), num_classes=10):
+  """One hidden layer of 256 ReLU units (custom feature data, e.g. a CSV), logits."""
+  return keras.Sequential([
+      keras.Input(input_shape),
+      layers.Flatten(),
+      layers.Dense(256, activation="relu"),
+      layers.Dense(num_classes),
+  ], name="mlp")
+
+
+def auto(input_shape, num_classes):
+  """``small_cnn`` for images (rank-3 inputs), ``mlp`` for feature vectors."""
+  return (small_cnn if len(input_shape) == 3 else mlp)(input_shape, num_classes)
+
+
 MODELS = {
+    "auto": auto,
+    "small_cnn": small_cnn,
+    "mlp": mlp,
     "mnist_logreg": mnist_logreg,
     "mnist_linear_nobias": mnist_linear_nobias,
     "mnist_cnn": mnist_cnn,

@@ -34,11 +34,13 @@ from common import runner as runnerlib
 from common import records
 from common.errors import ConfigError
 from common.data import augment as augmentlib
+from common.data import custom as customlib
 from common.data import noise as noiselib
 from common.data.batching import Batcher, evaluable
 from common.data.sampling import ClassMatchedSampler
 from common.problems import Classification, ExampleReweighting
 from common.problems import ImportanceProblem
+from importance_learning import label_issues
 
 PHASES = ("baseline", "pretrain", "bilevel", "retrain")
 BASELINES = ("clean_only", "oracle", "confident_learning")
@@ -58,6 +60,18 @@ def validate(config):
 def _validate(config):
   config_checks.check_data_and_model(config)
   method = bilevel.get_method(config.method)
+  if config.dataset == "custom":
+    if "custom" not in config:
+      raise ValueError("dataset 'custom' reads its files from a config block 'custom': start "
+                       "from importance_learning/configs/custom.py.")
+    customlib.check(config.custom)
+    c = config.custom
+    if not (c.trusted or c.trusted_ids) and (method.needs_outer_variables
+                                              or method.uses_clean_batches):
+      raise ValueError(f"method {config.method!r} learns from a trusted subset: give "
+                       "custom.trusted (a folder / file of clean data) or custom.trusted_ids "
+                       "(a file of ids of custom.train), or use method 'proximal', which needs "
+                       "none.")
   usable = sorted(n for n, m in bilevel.METHODS.items()
                   if (m.needs_outer_variables or m.learns_example_weights) and n in config)
   if not (method.needs_outer_variables or method.learns_example_weights):
@@ -124,9 +138,13 @@ class _Data:
   the test evaluation."""
 
   def __init__(self, config, log):
-    ds = datalib.load(config.dataset, source=config.source, data_dir=config.data_dir,
-                      split=config.split, tfds_download=config.tfds_download,
-                      svhn_rescale=config.svhn_rescale)
+    if config.dataset == "custom":
+      with datalib.usable(f"custom data ({config.custom.train})"):
+        ds = customlib.load(config.custom)
+    else:
+      ds = datalib.load(config.dataset, source=config.source, data_dir=config.data_dir,
+                        split=config.split, tfds_download=config.tfds_download,
+                        svhn_rescale=config.svhn_rescale)
     if ds.info.get("scaled"):
       log(f"NOTE: {ds.info['note']}")
     self.ds = ds
@@ -530,12 +548,28 @@ def run(config, workdir, log=print):
   # (x batch size; 1 = uniform).
   records.save_npy(run_.workdir / "importances.npy", a)
   records.save_npy(run_.workdir / "corrupted.npy", corrupted)   # which labels the noise changed
+  _write_label_issues(config, data, protocol, run_.workdir,
+                      retrained="retrained_test_accuracy" in results)
   plots.importance_figure(
       run_.workdir / "importances.png", a, corrupted,
       plots.epoch_curves(run_.metrics_path),
       title=f"{config.dataset}, {config.noise:.0%} noise, {config.method}")
   run_.write_results(results, summary(results))
   return results
+
+
+def _write_label_issues(config, data, protocol, workdir, retrained):
+  """label_issues.csv (every training point ranked by score, with the label the final
+  classifier suggests) and, for images, the contact sheet label_issues.png."""
+  model = protocol.retrain_model if retrained else protocol.clf_model
+  ds = data.ds
+  probs = metriclib.probabilities(model, evaluable(ds.x_train, data.transform),
+                                  config.eval_batch_size)
+  label_issues.write(workdir, protocol.problem.scores(), data.y_noisy, probs, ds.class_names,
+                     protocol.problem.detection_threshold, images=ds.x_train,
+                     ids=ds.train_ids, true_labels=ds.y_train if config.noise > 0 else None,
+                     title=f"{config.dataset}: the {config.method} run's most suspicious labels "
+                           "(given -> suggested)")
 
 
 BASELINE_LABELS = {

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from common.data import (cifar, cifar10, dogfish, imagefolder, miniimagenet, mnist, omniglot,
+from common.data import (cifar, cifar10, custom, dogfish, imagefolder, miniimagenet, mnist, omniglot,
                          svhn)
 from common.data.noise import flip_labels
 from common.data.splits import Pools, SplitSizes, Splits, apply_split, fixed_permutation
@@ -299,6 +299,8 @@ REGISTRY = {
     "miniimagenet": Entry("classes", ("files",), miniimagenet.load_miniimagenet),
     "dogfish": Entry("binary", ("files",), dogfish.load_dogfish),
     "imagenet": Entry("folders", ("files",), imagefolder.load_folders),
+    # Your own data (an image folder, .npz or CSV, and a trusted subset): custom.load(block).
+    "custom": Entry("splits", ("files",), custom.load, ("custom",)),
 }
 
 

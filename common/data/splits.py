@@ -41,6 +41,8 @@ class Splits:
   num_classes: int
   class_names: tuple
   info: dict
+  # Each training point's id, where the source has ids (common/data/custom.py: paths or ids).
+  train_ids: Optional[np.ndarray] = None
 
   def __repr__(self):
     # The default dataclass repr would print pixel arrays; shapes are what one wants to see.

@@ -1,0 +1,57 @@
+"""Your own labelled data: which of its labels to trust (any importance method).
+
+  python importance_learning/run.py --config=importance_learning/configs/custom.py \\
+      --config.custom.train=/data/photos/train --config.custom.trusted_ids=trusted.txt \\
+      --config.custom.test=/data/photos/test --workdir=runs/photos
+
+Sources (``custom.*``, common/data/custom.py): an image folder (one sub-folder per class), an
+.npz with ``x`` and ``y``, or a CSV with feature columns and ``custom.label_column``. The
+trusted subset: a second folder / file (``custom.trusted``) or a list of ids of the training
+data (``custom.trusted_ids``). Without ``custom.test``, ``custom.test_fraction`` of the training
+pool is held out for testing.
+
+Beside the usual outputs the run writes ``label_issues.csv`` (every training point, most
+suspicious first, with the label the final classifier suggests) and, for images,
+``label_issues.png`` (the most suspicious images). ``noise`` > 0 corrupts that fraction of the
+training labels first (to measure how well a method finds known corruptions); the default 0
+uses your labels as they are.
+
+Defaults: the penalty method with the small-step values of the detection study (lr_u 0.03)
+and T = 5 inner steps (the paper rows use 20), the ``auto`` model (a small CNN for images, an MLP for features), batches of 100 and short
+phases (pretraining, bilevel epochs, retraining and the baselines) sized for a CPU and a few
+thousand examples: set ``epochs`` and the phases' ``epochs`` for more. Any method:
+``--config.method=l2rw`` (example weights from trusted batches) or ``proximal`` (no trusted
+data needed). Config arguments: ``tiny`` (a few steps).
+"""
+
+from common.data import custom
+from importance_learning.configs import base as base_lib
+
+
+def get_config(arg=None):
+  c = base_lib.base()
+  c.dataset = "custom"
+  c.source = "files"
+  c.split = "custom"
+  c.custom = custom.default_config()
+  c.model = "auto"
+  c.noise = 0.0
+  c.noise_type = "first_fraction"   # on the pool's fixed shuffled order: random points
+  c.batch_size = 100
+  c.val_batch_size = 100
+  c.epochs = 15
+  c.penalty.lr_u = 0.03
+  c.penalty.inner_steps = 5     # the paper rows use T = 20: four times the cost per step
+  c.pretrain.epochs = 200       # the trusted subset is small: many epochs, few steps each
+  c.pretrain.lr = 1e-3
+  c.importance_init.a_lo, c.importance_init.a_hi = 0.4, 0.6
+  c.retrain.threshold = 0.5
+  c.retrain.epochs = 30
+  c.retrain.lr = 1e-3
+  c.baseline.epochs = 30
+  c.baseline.lr = 1e-3
+  c.l2rw.lr = 1e-2
+  c.proximal.lr = 1e-2
+  c.eval_every_epochs = 1
+  c.eval_batch_size = 500
+  return base_lib.apply_args(c, arg, default_noise=0.0)

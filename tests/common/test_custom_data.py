@@ -1,0 +1,193 @@
+"""common/data/custom.py: your own image folder, .npz or CSV, with a trusted subset, on files
+the tests write; every bad input a one-line error."""
+
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.data import custom
+from common.data.splits import fixed_permutation
+from common.errors import ConfigError, DataError, DataNotFoundError
+from importance_learning import label_issues
+
+CLASSES = ("cat", "dog", "eel")
+
+
+def _cfg(**kw):
+  c = custom.default_config()
+  c.update(kw)
+  return c
+
+
+def _folder(root, per_class=6, size=(8, 8), classes=CLASSES, seed=0):
+  """PNG images (lossless), one sub-folder per class; returns {relative path: uint8 array}."""
+  rng = np.random.default_rng(seed)
+  written = {}
+  for name in classes:
+    (root / name).mkdir(parents=True)
+    for i in range(per_class):
+      a = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+      Image.fromarray(a).save(root / name / f"{i}.png")
+      written[f"{name}/{i}.png"] = a
+  return written
+
+
+def test_image_folder_ids_labels_pixels_and_trusted_ids(tmp_path):
+  written = _folder(tmp_path / "train")
+  trusted = ["cat/0.png", "dog/3.png", "eel/5.png"]
+  (tmp_path / "trusted.txt").write_text("# trusted\n" + "\n".join(trusted) + "\n\n")
+  s = custom.load(_cfg(train=str(tmp_path / "train"), trusted_ids=str(tmp_path / "trusted.txt"),
+                       test_fraction=0.2))
+  assert s.class_names == CLASSES and s.num_classes == 3
+  # 18 images, 3 trusted, of the 15 left round(0.2 * 15) = 3 held out for testing.
+  assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (12, 3, 3)
+  # The pool (sorted order less the trusted) in the fixed permutation; test = its last points.
+  all_ids = sorted(written, key=lambda p: (p.split("/")[0], p))
+  pool = [i for i in all_ids if i not in trusted]
+  order = [pool[j] for j in fixed_permutation(len(pool))]
+  assert s.train_ids.tolist() == order[:12]
+  for x, y, ident in zip(s.x_train, s.y_train, s.train_ids):
+    np.testing.assert_allclose(x, written[ident] / 255.0, atol=1e-7)
+    assert CLASSES[y] == ident.split("/")[0]
+  val = {tuple(np.round(x * 255).astype(int).ravel()[:6]) for x in s.x_val}
+  assert val == {tuple(written[t].astype(int).ravel()[:6]) for t in trusted}
+  assert s.info["input_shape"] == [8, 8, 3] and "held out" in s.info["note"]
+
+
+def test_folder_test_source_and_resize(tmp_path):
+  _folder(tmp_path / "train", size=(8, 8))
+  _folder(tmp_path / "test", per_class=2, size=(12, 10), seed=1)
+  with pytest.raises(DataError, match="holds inputs of shape"):
+    custom.load(_cfg(train=str(tmp_path / "train"), test=str(tmp_path / "test")))
+  s = custom.load(_cfg(train=str(tmp_path / "train"), test=str(tmp_path / "test"),
+                       image_size=6))
+  assert s.x_train.shape == (18, 6, 6, 3) and s.x_test.shape == (6, 6, 6, 3)
+  assert s.info["note"] == "" and len(s.y_val) == 0
+
+
+def test_npz_ids_class_names_and_features_standardised(tmp_path):
+  rng = np.random.default_rng(0)
+  x = rng.normal(3.0, 2.0, (40, 5)).astype(np.float32)
+  y = rng.integers(0, 4, 40)
+  ids = np.asarray([f"row{i}" for i in range(40)])
+  np.savez(tmp_path / "train.npz", x=x, y=y, ids=ids, class_names=np.asarray(list("abcd")))
+  (tmp_path / "t.txt").write_text("row3\nrow7\n")
+  s = custom.load(_cfg(train=str(tmp_path / "train.npz"), trusted_ids=str(tmp_path / "t.txt"),
+                       test_fraction=0.0))
+  assert s.class_names == tuple("abcd") and len(s.y_train) == 38
+  # z-scored with the training pool's mean and std; the trusted rows with the same stats.
+  np.testing.assert_allclose(s.x_train.mean(0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(s.x_train.std(0), 1.0, atol=1e-4)
+  pool = np.asarray([i for i in range(40) if i not in (3, 7)])
+  mean, std = x[pool].mean(0), x[pool].std(0)
+  np.testing.assert_allclose(s.x_val, (x[[3, 7]] - mean) / std, rtol=1e-4, atol=1e-5)
+  rows = [int(i[3:]) for i in s.train_ids]
+  np.testing.assert_array_equal(s.y_train, y[rows])
+  # Labels outside the classes (here: outside class_names) are refused, naming the row.
+  np.savez(tmp_path / "bad.npz", x=x, y=np.where(np.arange(40) == 9, 4, y),
+           class_names=np.asarray(list("abcd")))
+  with pytest.raises(DataError, match=r"label 4 \(id 9\) is outside the 4 classes"):
+    custom.load(_cfg(train=str(tmp_path / "bad.npz")))
+
+
+def test_npz_trusted_file_with_an_unknown_class_is_refused(tmp_path):
+  x = np.zeros((10, 4, 4), np.uint8)
+  np.savez(tmp_path / "train.npz", x=x, y=np.arange(10) % 3)
+  np.savez(tmp_path / "trusted.npz", x=x[:2], y=np.asarray([0, 3]))
+  with pytest.raises(DataError, match="trusted.npz: label 3 .* outside the 3 classes 0..2"):
+    custom.load(_cfg(train=str(tmp_path / "train.npz"), trusted=str(tmp_path / "trusted.npz")))
+  np.savez(tmp_path / "trusted.npz", x=x[:2], y=np.asarray([0, 2]))
+  s = custom.load(_cfg(train=str(tmp_path / "train.npz"), trusted=str(tmp_path / "trusted.npz")))
+  assert s.x_train.shape[1:] == (4, 4, 1) and len(s.y_val) == 2   # greyscale gets a channel
+  np.savez(tmp_path / "nox.npz", images=x, y=np.arange(10))
+  with pytest.raises(DataError, match=r"needs arrays 'x' and 'y'; it holds \['images', 'y'\]"):
+    custom.load(_cfg(train=str(tmp_path / "nox.npz")))
+
+
+def _csv(path, rows, header=("f1", "f2", "label", "name")):
+  path.write_text("\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n")
+
+
+def test_csv_string_labels_id_column_and_bad_rows(tmp_path):
+  rows = [(i, 2 * i, "spam" if i % 2 else "ham", f"msg{i}") for i in range(12)]
+  _csv(tmp_path / "train.csv", rows)
+  _csv(tmp_path / "trusted.csv", [(1, 1, "ham", "t0"), (2, 2, "spam", "t1")])
+  s = custom.load(_cfg(train=str(tmp_path / "train.csv"), trusted=str(tmp_path / "trusted.csv"),
+                       id_column="name", test_fraction=0.25, standardize=False))
+  assert s.class_names == ("ham", "spam") and len(s.y_val) == 2 and len(s.y_test) == 3
+  for x, y, ident in zip(s.x_train, s.y_train, s.train_ids):
+    i = int(ident[3:])
+    np.testing.assert_array_equal(x, [i, 2 * i])
+    assert s.class_names[y] == rows[i][2]
+  _csv(tmp_path / "trusted.csv", [(1, 1, "eggs", "t0")])
+  with pytest.raises(DataError, match="label 'eggs' is not one of the classes"):
+    custom.load(_cfg(train=str(tmp_path / "train.csv"), trusted=str(tmp_path / "trusted.csv"),
+                     id_column="name"))
+  with pytest.raises(DataError, match=r"no column 'target' \(custom.label_column\)"):
+    custom.load(_cfg(train=str(tmp_path / "train.csv"), label_column="target"))
+  _csv(tmp_path / "bad.csv", rows[:3] + [(1, "n/a", "ham", "x")])
+  with pytest.raises(DataError, match="line 5: column 'f2' holds 'n/a', not a number"):
+    custom.load(_cfg(train=str(tmp_path / "bad.csv"), id_column="name"))
+
+
+def test_bad_folders_and_ids_are_one_line_errors(tmp_path):
+  _folder(tmp_path / "mixed")
+  Image.fromarray(np.zeros((9, 8, 3), np.uint8)).save(tmp_path / "mixed" / "dog" / "9.png")
+  with pytest.raises(DataError, match="mixed sizes.*set custom.image_size=N") as e:
+    custom.load(_cfg(train=str(tmp_path / "mixed")))
+  assert "\n" not in str(e.value)
+  _folder(tmp_path / "empty")
+  (tmp_path / "empty" / "fox").mkdir()
+  with pytest.raises(DataError, match=r"class folder .*fox holds no images"):
+    custom.load(_cfg(train=str(tmp_path / "empty")))
+  _folder(tmp_path / "ok")
+  (tmp_path / "ids.txt").write_text("cat/0.png\ncat/99.png\n")
+  with pytest.raises(DataError, match=r"1 of the 2 ids .* are not in .* \(e.g. 'cat/99.png'\)"):
+    custom.load(_cfg(train=str(tmp_path / "ok"), trusted_ids=str(tmp_path / "ids.txt")))
+  _folder(tmp_path / "other", classes=("cat", "fox"))
+  with pytest.raises(DataError, match="label 'fox' is not one of the classes"):
+    custom.load(_cfg(train=str(tmp_path / "ok"), trusted=str(tmp_path / "other")))
+  with pytest.raises(DataNotFoundError, match="custom.train=.*nope does not exist"):
+    custom.check(_cfg(train=str(tmp_path / "nope")))
+  with pytest.raises(ConfigError, match="not both"):
+    custom.check(_cfg(train=str(tmp_path / "ok"), trusted=str(tmp_path / "ok"),
+                      trusted_ids=str(tmp_path / "ids.txt")))
+  with pytest.raises(ConfigError, match="is a npz but custom.train is a folder"):
+    np.savez(tmp_path / "t.npz", x=np.zeros((1, 2)), y=np.zeros(1, int))
+    custom.check(_cfg(train=str(tmp_path / "ok"), trusted=str(tmp_path / "t.npz")))
+  with pytest.raises(ConfigError, match="custom.train is empty"):
+    custom.check(_cfg())
+
+
+def test_label_issue_table_ranks_by_score_and_flags_at_threshold():
+  scores = np.asarray([0.9, 0.1, 0.5, 0.5, 0.2])
+  given = np.asarray([0, 1, 1, 0, 2])
+  probs = np.asarray([[.8, .1, .1], [.7, .2, .1], [.1, .1, .8], [.3, .6, .1], [.2, .2, .6]])
+  true = np.asarray([0, 0, 1, 0, 1])
+  rows = label_issues.table(scores, given, probs, ("a", "b", "c"), 0.5, ids=list("vwxyz"),
+                            true_labels=true)
+  assert [r["id"] for r in rows] == ["w", "z", "x", "y", "v"]      # ties keep the data's order
+  assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+  assert [r["flagged"] for r in rows] == [True, True, True, True, False]   # <= 0.5
+  assert [r["suggested_label"] for r in rows] == ["a", "c", "c", "b", "a"]
+  assert [r["given_label"] for r in rows] == ["b", "c", "b", "a", "a"]
+  assert [r["corrupted"] for r in rows] == [True, True, False, False, False]
+  assert rows[0]["suggested_probability"] == 0.7 and rows[0]["true_label"] == "a"
+
+
+def test_label_issue_files(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.random((12, 6, 6, 3)).astype(np.float32)
+  probs = rng.dirichlet(np.ones(3), 12)
+  rows = label_issues.write(pathlib.Path(tmp_path), rng.random(12), rng.integers(0, 3, 12),
+                            probs, ("a", "b", "c"), 0.5, images=images)
+  text = (tmp_path / "label_issues.csv").read_text().splitlines()
+  assert text[0] == ",".join(label_issues.COLUMNS) and len(text) == 13
+  assert text[1].split(",")[1] == rows[0]["id"]
+  assert (tmp_path / "label_issues.png").stat().st_size > 5_000
+  label_issues.write(pathlib.Path(tmp_path / "f"), rng.random(5), rng.integers(0, 3, 5),
+                     rng.dirichlet(np.ones(3), 5), ("a", "b", "c"), 0.5,
+                     images=rng.random((5, 4)))  # features: no contact sheet
+  assert not (tmp_path / "f" / "label_issues.png").exists()
