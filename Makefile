@@ -9,10 +9,14 @@ ARGS ?=
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The pinned stack (requirements.txt, with the test and cleverhans pins), then the project itself
+# as an editable install: the families import from anywhere, and the console commands
+# (bilevel-importance, bilevel-few-shot, ...) are on the venv's PATH.
+$(VENV)/.installed: requirements.txt pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 run: install
@@ -22,4 +26,4 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache build *.egg-info

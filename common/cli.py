@@ -129,6 +129,25 @@ def _import_tensorflow_quietly():
     os.close(devnull)
 
 
+def _config_path_arg(argv, root, configs):
+  """``argv`` with a ``--config=FILE[:ARGS]`` whose FILE does not exist here read from the
+  installed library instead: as given relative to the library's root (the repository's
+  ``importance_learning/configs/custom.py``), or as a name in the family's configs folder
+  (``custom.py``). So an installed console command takes the paths the README shows, from any
+  directory."""
+  out = []
+  for arg in argv:
+    if arg.startswith("--config="):
+      path, sep, rest = arg[len("--config="):].partition(":")
+      if path and not pathlib.Path(path).expanduser().exists():
+        for base in (root, configs):
+          if (base / path).is_file():
+            arg = f"--config={base / path}{sep}{rest}"
+            break
+    out.append(arg)
+  return out
+
+
 def main(family, default_config, experiments, footer=None):
   """Run ``family``'s command line.
 
@@ -169,4 +188,5 @@ def main(family, default_config, experiments, footer=None):
     experiment = importlib.import_module(experiments[name])
     run_experiment(argv, experiment, config, workdir_flag.value, footer)
 
+  sys.argv = _config_path_arg(sys.argv, configs.parents[1], configs)
   app.run(run, flags_parser=_parse_flags)

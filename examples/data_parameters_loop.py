@@ -5,17 +5,12 @@
 Each step takes {"train": {"x", "y", "index"}}; hard or mislabelled examples learn a higher
 temperature sigma. Inference uses the model alone.
 """
-import pathlib
-import sys
+import keras
+import numpy as np
+import tensorflow as tf
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # until pip install
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from common import bilevel  # noqa: E402
-from common import problems  # noqa: E402
+from common import bilevel
+from common import problems
 
 
 def main(epochs=30, n=1000, batch=100, seed=0):

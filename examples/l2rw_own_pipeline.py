@@ -5,17 +5,12 @@
 A batch is {"train": {"x", "y", "index"}, "val": {"x", "y"}}: a noisy mini-batch with each
 row's training-set index, and a clean one. The model must return logits.
 """
-import pathlib
-import sys
+import keras
+import numpy as np
+import tensorflow as tf
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # until pip install
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from common import bilevel  # noqa: E402
-from common.problems import ExampleReweighting  # noqa: E402
+from common import bilevel
+from common.problems import ExampleReweighting
 
 
 def main(steps=300, n=2000, batch=100, seed=0):

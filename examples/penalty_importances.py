@@ -6,17 +6,12 @@ Bilevel: the classifier minimises the importance-weighted training loss; the imp
 minimise the loss on a clean validation set. A batch is {"train": {"x", "y", "index"},
 "val": {"x", "y"}}. Low importance = suspect label.
 """
-import pathlib
-import sys
+import keras
+import numpy as np
+import tensorflow as tf
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # until pip install
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from common import bilevel  # noqa: E402
-from common.problems import ImportanceProblem  # noqa: E402
+from common import bilevel
+from common.problems import ImportanceProblem
 
 
 def importances(x, y, x_val, y_val, num_classes, epochs=20, batch=100, seed=0):

@@ -13,17 +13,17 @@
 Re-running the same command resumes from --workdir.
 """
 
-import pathlib
-import sys
+from common import cli
 
-# The library's root on the path (until the project is installed as a package).
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from common import cli  # noqa: E402
-
-if __name__ == "__main__":
+def main():
+  """The console command (``pip install`` makes it ``bilevel-importance``)."""
   cli.main("importance_learning", "default.py",
            {"default": "importance_learning.experiment",
             "imbalance": "importance_learning.imbalance",
             "compare": "importance_learning.compare",
             "detection_study": "importance_learning.study"})
+
+
+if __name__ == "__main__":
+  main()

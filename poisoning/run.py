@@ -10,13 +10,13 @@
 Re-running the same command resumes from --workdir.
 """
 
-import pathlib
-import sys
+from common import cli
 
-# The library's root on the path (until the project is installed as a package).
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from common import cli  # noqa: E402
+def main():
+  """The console command (``pip install`` makes it ``bilevel-poisoning``)."""
+  cli.main("poisoning", "mnist_untargeted.py", {"default": "poisoning.experiment"})
+
 
 if __name__ == "__main__":
-  cli.main("poisoning", "mnist_untargeted.py", {"default": "poisoning.experiment"})
+  main()

@@ -7,14 +7,14 @@
 Re-running the same command skips the (problem, method, T) runs already in --workdir.
 """
 
-import pathlib
-import sys
+from common import cli
 
-# The library's root on the path (until the project is installed as a package).
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from common import cli  # noqa: E402
-
-if __name__ == "__main__":
+def main():
+  """The console command (``pip install`` makes it ``bilevel-synthetic``)."""
   cli.main("synthetic", "default.py", {"default": "synthetic.experiment"},
            footer="\nCurves, table and figures in {workdir}")
+
+
+if __name__ == "__main__":
+  main()
