@@ -52,22 +52,25 @@ CL_VARIANTS = ("confident_learning", "confident_learning_trusted")
 OFFERED_EVALUATORS = ("importance_stats", "accuracy", "detection")
 
 
-def validate(config):
-  """Fail fast, before any data is read or any file written, on a bad config."""
-  config_checks.validated(_validate, config)
+def validate(config, splits=None):
+  """Fail fast, before any data is read or any file written, on a bad config (``splits``:
+  the data given in memory, instead of the config's files)."""
+  config_checks.validated(lambda c: _validate(c, splits), config)
 
 
-def _validate(config):
+def _validate(config, splits=None):
   config_checks.check_data_and_model(config)
   method = bilevel.get_method(config.method)
   if config.dataset == "custom":
     if "custom" not in config:
       raise ValueError("dataset 'custom' reads its files from a config block 'custom': start "
                        "from importance_learning/configs/custom.py.")
-    customlib.check(config.custom)
     c = config.custom
-    if not (c.trusted or c.trusted_ids) and (method.needs_outer_variables
-                                              or method.uses_clean_batches):
+    if splits is None:
+      customlib.check(c)
+    has_trusted = (len(splits.y_val) > 0 if splits is not None
+                   else bool(c.trusted or c.trusted_ids))
+    if not has_trusted and (method.needs_outer_variables or method.uses_clean_batches):
       raise ValueError(f"method {config.method!r} learns from a trusted subset: give "
                        "custom.trusted (a folder / file of clean data) or custom.trusted_ids "
                        "(a file of ids of custom.train), or use method 'proximal', which needs "
@@ -137,8 +140,10 @@ class _Data:
   """The data setup both protocols share: the split, its label noise, the augmentation and
   the test evaluation."""
 
-  def __init__(self, config, log):
-    if config.dataset == "custom":
+  def __init__(self, config, log, splits=None):
+    if splits is not None:
+      ds = splits
+    elif config.dataset == "custom":
       with datalib.usable(f"custom data ({config.custom.train})"):
         ds = customlib.load(config.custom)
     else:
@@ -478,9 +483,12 @@ class PerStepReweighting(_Protocol):
     return lambda s: {"train": train_b.indexed_batch(sampler.batch_indices(s), s)}
 
 
-def run(config, workdir, log=print):
-  """Run the whole protocol (resuming from ``workdir``) and return the results dict."""
-  validate(config)
+def run(config, workdir, log=print, splits=None):
+  """Run the whole protocol (resuming from ``workdir``) and return the results dict.
+
+  ``splits``: the data as a ``Splits`` in memory (``importance_learning.api``), instead of
+  the files the config names."""
+  validate(config, splits)
   t_start = time.time()
   # First, before TensorFlow starts: a CPU split into logical devices must happen now.
   setup = runnerlib.Setup(config.runner)
@@ -493,7 +501,7 @@ def run(config, workdir, log=print):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
 
-  data = _Data(config, log)
+  data = _Data(config, log, splits)
   method_class = bilevel.get_method(config.method)
   reweighting = method_class.learns_example_weights
   if reweighting and method_class.uses_clean_batches and len(data.ds.x_val) == 0:

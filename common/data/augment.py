@@ -196,13 +196,16 @@ _CROPPED = {"jenni_cifar": (JENNI_SIZE, JENNI_SIZE)}
 
 
 def output_shape(name, input_shape):
-  """The (H, W, C) image shape the model sees after augmentation ``name`` of ``input_shape``.
+  """The (H, W, C) image shape the model sees after augmentation ``name`` of ``input_shape``
+  (with "none", any input shape, e.g. feature vectors, as it is).
 
   Training and evaluation transforms of one name always agree on it.
   """
   if name not in AUGMENTATIONS:
     raise ValueError(f"Unknown augmentation {name!r}; valid choices: "
                      f"{', '.join(repr(n) for n in AUGMENTATIONS)}")
+  if name == "none" and len(input_shape) != 3:
+    return tuple(int(d) for d in input_shape)     # feature vectors (custom data): unchanged
   height, width, channels = input_shape
   if name in _CROPPED:
     height, width = _CROPPED[name]
