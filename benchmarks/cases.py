@@ -38,7 +38,10 @@ MODELS = {
 # part of that inner step no implementation can avoid: grad_v g and one Hessian-vector product
 # of g (reverse over reverse), without f and without the update.
 BASELINE = "sgd"
-EXTRA_CASES = ("penalty_inner", "penalty_hvp")
+# ... and L2RW in training mode (dropout on) with independent masks per pass (the official
+# behaviour, the default) and with the fused single pass ("shared" masks).
+EXTRA_CASES = ("penalty_inner", "penalty_hvp", "l2rw_dropout_independent",
+               "l2rw_dropout_shared")
 
 
 def case_names():
@@ -143,6 +146,17 @@ def build_case(name, model_spec, batch_size, input_shape, num_classes=10, loop_s
     method = build_method("plain", problems.Classification(model), METHODS["plain"]
                           .default_config())
     return Case(name, lambda: method.step(batch), "Adam on the mean cross-entropy", params)
+
+  if name.startswith("l2rw_dropout_"):
+    problem = problems.ExampleReweighting(model, batch_size, training=True,
+                                          num_train=num_train)
+    cfg = _method_config("l2rw", loop_steps, num_classes)
+    cfg.dropout_masks = name[len("l2rw_dropout_"):]
+    method = build_method("l2rw", problem, cfg)
+    step = base.combined_step(problem, method)
+    passes = ("a clean, a weight and an update pass, each with its own dropout masks"
+              if method.separate_passes() else "one fused training pass")
+    return Case(name, lambda: step(batch), f"L2RW in training mode: {passes}", params)
 
   if name in METHODS and METHODS[name].learns_example_weights:
     problem = problems.ExampleReweighting(model, batch_size, training=False,

@@ -13,6 +13,7 @@ import importlib
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from common import nets
@@ -181,9 +182,9 @@ def import_function(spec, what):
   return fn
 
 
-def build(spec, input_shape, num_classes):
+def build(spec, input_shape, num_classes, **builder_kwargs):
   """Build model ``spec`` and check that it maps ``input_shape`` images to ``num_classes``
-  logits.
+  logits. ``builder_kwargs`` go to the builder (e.g. ``init`` of ``nets.wrn28_10_dp``).
 
   Any Keras 3 model works: Sequential, functional or subclassed (built by calling it on a
   sample batch, so no ``compute_output_shape`` is needed). A model that ends in a softmax or
@@ -191,7 +192,7 @@ def build(spec, input_shape, num_classes):
   refused: the losses here take logits. Errors are one-line ConfigErrors (families build their
   models before the run writes anything).
   """
-  model = resolve(spec)(tuple(input_shape), num_classes)
+  model = resolve(spec)(tuple(input_shape), num_classes, **builder_kwargs)
   if not isinstance(model, keras.Model):
     raise ConfigError(f"Model {spec!r} returned {type(model).__name__}, not a keras.Model.")
   sample = np.random.default_rng(0).uniform(0.0, 1.0, (2, *input_shape)).astype(np.float32)
@@ -249,6 +250,20 @@ def _all_layers(model):
     yield layer
     if hasattr(layer, "layers"):
       yield from _all_layers(layer)
+
+
+def has_dropout(model):
+  """Whether ``model`` holds a dropout layer with a positive rate."""
+  return any(isinstance(l, layers.Dropout) and float(l.rate) > 0 for l in _all_layers(model))
+
+
+def advance_seeds(model):
+  """Advance every random-seed state of ``model`` as one training-mode call would (Keras'
+  SeedGenerator adds [0, 1] per draw), without touching batch-norm statistics: the next
+  training-mode pass draws new dropout masks."""
+  for var in model.non_trainable_variables:
+    if var.path.endswith("seed_generator_state"):
+      var.assign_add(tf.constant([0, 1], var.dtype))
 
 
 def forward(model, weights, x, training=False, update_state=True):

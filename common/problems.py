@@ -124,6 +124,12 @@ class ExampleReweighting(ReweightingProblem):
     logits = models.forward(self.model, v, b["x"], self.training, update_state=False)
     return distribute.mean(cross_entropy(logits, b["y"]))
 
+  def has_dropout(self):
+    return bool(self.training) and models.has_dropout(self.model)
+
+  def advance_random_state(self):
+    models.advance_seeds(self.model)
+
   def weight_decay(self, v):
     terms = [tf.reduce_sum(tf.square(x)) for x, d in zip(v, self._decayed) if d]
     if not terms or self.decay == 0.0:

@@ -93,6 +93,14 @@ class ReweightingProblem(BilevelProblem):
     """The mean loss on the step's clean batch at weights ``v``."""
     raise NotImplementedError
 
+  def has_dropout(self):
+    """Whether training-mode passes draw dropout masks (then separate passes can draw
+    independent ones)."""
+    return False
+
+  def advance_random_state(self):
+    """Make the next training-mode pass draw new dropout masks (no-op without dropout)."""
+
   def weight_decay(self, v):
     """The regulariser added to every weighted loss (0 for none)."""
     raise NotImplementedError

@@ -16,10 +16,17 @@ backprop); here it is the forward-mode derivative of the losses along c, compute
 one forward pass whose reverse pass then gives the weighted loss's gradient. Same numbers
 (``tests/common/test_l2rw.py`` checks both ways against each other), one forward and one
 double-backward pass fewer: ``benchmarks/`` measured the step at 2.5 x SGD instead of 3.0 x on
-the MNIST CNN. Exact with batch norm, whose batch statistics couple the examples. The
-training pass's dropout mask and batch statistics are the ones the weights were computed
-with, as in the official code. ``look_ahead=True`` runs Algorithm 1 literally; its meta pass
-uses batch statistics but never updates batch-norm moving averages.
+the MNIST CNN. Exact with batch norm, whose batch statistics couple the examples.
+
+Dropout: the official code computes the weights (its meta models A and B) and the update (the
+trained model C) in separate training-mode passes, each with its own dropout mask. So does the
+default here (``dropout_masks="independent"``): for a model with active dropout the clean
+pass, the weight pass and the update pass each draw their own masks (the weight pass leaves
+batch-norm moving averages alone; the update pass updates them), at the cost of one more
+forward pass. ``dropout_masks="shared"`` is the fused single pass whose update reuses the
+weight pass's mask and batch statistics: faster, not the official behaviour. Without active
+dropout both are the same fused pass (identical numbers). ``look_ahead=True`` runs Algorithm 1
+literally; its meta pass uses batch statistics but never updates batch-norm moving averages.
 
 The problem supplies ``example_losses(v, batch, update_state)`` (per-example training losses,
 training mode), ``clean_cost(v, batch)`` (mean clean loss, a meta pass) and
@@ -50,6 +57,9 @@ class L2RW(base.Method):
         "look_ahead": False,            # True: Algorithm 1 with the look-ahead model
         "alpha": 1.0,                   # look-ahead step; cancels after normalisation
         "decay_in_clean_gradient": True,  # the official CIFAR path includes wd * theta
+        # With active dropout: "independent" masks for the clean, weight and update passes
+        # (the official code's separate models), or "shared": one fused pass (faster).
+        "dropout_masks": "independent",
         # Learning-rate schedule (off): epoch decay and/or TF1 step boundaries, e.g. the
         # official ResNet-32 run's x0.1 at steps 40k and 60k.
         **optim.momentum_schedule_defaults(),
@@ -57,6 +67,9 @@ class L2RW(base.Method):
 
   def __init__(self, problem, config):
     super().__init__(name="l2rw")
+    if config.dropout_masks not in ("independent", "shared"):
+      raise ValueError(f"l2rw.dropout_masks must be 'independent' or 'shared', got "
+                       f"{config.dropout_masks!r}.")
     self.problem = problem
     self.config = config
     v_vars = base.inner_of(problem, "L2RW")
@@ -99,9 +112,12 @@ class L2RW(base.Method):
       return -base.local_gradients(tape_eps, clean, eps)
     return self._losses_and_raw_weights(v, batch, update_state=False)[1]
 
-  def _losses_and_raw_weights(self, v, batch, update_state):
-    """Per-example training losses at ``v`` and J c, from one forward pass (forward mode)."""
+  def _losses_and_raw_weights(self, v, batch, update_state, new_masks=False):
+    """Per-example training losses at ``v`` and J c, from one forward pass (forward mode);
+    ``new_masks``: that pass draws dropout masks other than the clean pass's."""
     c = self.clean_direction(v, batch)
+    if new_masks:
+      self.problem.advance_random_state()
     with tf.autodiff.ForwardAccumulator(v, c) as acc:
       losses = self.problem.example_losses(v, batch, update_state=update_state)
     return losses, acc.jvp(losses, unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -136,9 +152,21 @@ class L2RW(base.Method):
   def scheduled_rates(self):
     return [self.opt.learning_rate]
 
+  def separate_passes(self):
+    """Whether this step computes the weights and the update in separate training-mode passes
+    with independent dropout masks."""
+    return self.config.dropout_masks == "independent" and self.problem.has_dropout()
+
   def step(self, batch):
     if self.config.look_ahead:
       w = self.example_weights(batch)
+      weighted, mean_loss, lr = base.weighted_loss_step(self.problem, self.opt, w, batch)
+    elif self.separate_passes():
+      # The clean and weight passes with masks of their own (moving averages untouched), as
+      # the official code's separate meta models; then the update pass draws its own.
+      v = base.values(self.problem.inner_variables)
+      w = self.normalise(self._losses_and_raw_weights(v, batch, False, new_masks=True)[1])
+      self.problem.advance_random_state()
       weighted, mean_loss, lr = base.weighted_loss_step(self.problem, self.opt, w, batch)
     else:
       weighted, mean_loss, lr, w = self._fused_step(batch)

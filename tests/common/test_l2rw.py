@@ -170,26 +170,27 @@ def test_forward_mode_weights_equal_the_official_double_backprop():
                              rtol=1e-10, atol=1e-14)
 
 
-def test_fused_step_equals_weights_then_a_separate_training_pass_with_dropout():
-  """The fast step computes weights and gradient from one training pass; with dropout and
+def _model_with_dropout(rate=0.5):
+  keras.utils.set_random_seed(7)
+  return keras.Sequential([
+      keras.Input((D,), dtype="float64"),
+      keras.layers.Dense(16, dtype="float64"),
+      keras.layers.BatchNormalization(dtype="float64"),
+      keras.layers.Dropout(rate, dtype="float64"),
+      keras.layers.Activation("tanh", dtype="float64"),
+      keras.layers.Dense(K, dtype="float64"),
+  ])
+
+
+def test_shared_masks_step_equals_weights_then_a_separate_training_pass_with_dropout():
+  """dropout_masks="shared": weights and gradient from one training pass; with dropout and
   batch norm it must equal the two-pass computation (same mask, one statistics update)."""
-
-  def model_with_dropout():
-    keras.utils.set_random_seed(7)
-    return keras.Sequential([
-        keras.Input((D,), dtype="float64"),
-        keras.layers.Dense(16, dtype="float64"),
-        keras.layers.BatchNormalization(dtype="float64"),
-        keras.layers.Dropout(0.5, dtype="float64"),
-        keras.layers.Activation("tanh", dtype="float64"),
-        keras.layers.Dense(K, dtype="float64"),
-    ])
-
   batch = _batch(7)
-  fused_model, two_pass_model = model_with_dropout(), model_with_dropout()
-  fused = _method(ExampleReweighting(fused_model, N, weight_decay=0.01), lr=0.1)
+  fused_model, two_pass_model = _model_with_dropout(), _model_with_dropout()
+  fused = _method(ExampleReweighting(fused_model, N, weight_decay=0.01), lr=0.1,
+                  dropout_masks="shared")
   two_pass_problem = ExampleReweighting(two_pass_model, N, weight_decay=0.01)
-  two_pass = _method(two_pass_problem, lr=0.1)
+  two_pass = _method(two_pass_problem, lr=0.1, dropout_masks="shared")
   from common.bilevel import base
   for _ in range(3):
     fused.step(batch)
@@ -198,6 +199,55 @@ def test_fused_step_equals_weights_then_a_separate_training_pass_with_dropout():
     np.testing.assert_allclose(fused.weights.numpy(), w.numpy(), rtol=1e-9, atol=1e-14)
   for a, b in zip(fused_model.weights, two_pass_model.weights):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
+def test_independent_masks_default_draws_a_mask_per_pass_as_the_official_code():
+  """The default with dropout: the clean pass, the weight pass and the update pass each draw
+  their own mask (the official code's models B, A and C); checked against a hand-made
+  sequence of passes, with the seed state advanced between them, over three steps."""
+  from common.bilevel import base
+  batch = _batch(8)
+  model, hand_model, shared_model = (_model_with_dropout() for _ in range(3))
+  method = _method(ExampleReweighting(model, N, weight_decay=0.01), lr=0.1)
+  assert method.config.dropout_masks == "independent" and method.separate_passes()
+  hand_problem = ExampleReweighting(hand_model, N, weight_decay=0.01)
+  hand = _method(hand_problem, lr=0.1)
+  shared = _method(ExampleReweighting(shared_model, N, weight_decay=0.01), lr=0.1,
+                   dropout_masks="shared")
+  for step in range(3):
+    method.step(batch)
+    shared.step(batch)
+    v = base.values(hand_problem.inner_variables)
+    c = hand.clean_direction(v, batch)                 # mask 1
+    hand_problem.advance_random_state()
+    with tf.GradientTape() as tape:
+      tape.watch(v)
+      losses = hand_problem.example_losses(v, batch, update_state=False)   # mask 2
+    jac = tape.jacobian(losses, v)
+    raw = tf.add_n([tf.reduce_sum(tf.reshape(j, [N, -1]) * tf.reshape(g, [1, -1]), axis=1)
+                    for j, g in zip(jac, c)])
+    w = hand.normalise(raw)
+    hand_problem.advance_random_state()
+    base.weighted_loss_step(hand_problem, hand.opt, w, batch)         # mask 3
+    np.testing.assert_allclose(method.weights.numpy(), w.numpy(), rtol=1e-9, atol=1e-14)
+    if step == 0:    # the same start, other masks: other weights than the shared pass's
+      assert not np.allclose(method.weights.numpy(), shared.weights.numpy())
+  for a, b in zip(model.weights, hand_model.weights):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
+def test_without_dropout_both_mask_settings_are_the_same_fused_pass():
+  batch = _batch(9)
+  models_ = [_model_with_dropout(rate=0.0) for _ in range(2)]
+  methods = [_method(ExampleReweighting(m, N, weight_decay=0.01), lr=0.1, dropout_masks=d)
+             for m, d in zip(models_, ("independent", "shared"))]
+  assert not methods[0].separate_passes()
+  for _ in range(2):
+    for m in methods:
+      m.step(batch)
+    np.testing.assert_array_equal(methods[0].weights.numpy(), methods[1].weights.numpy())
+  with pytest.raises(ValueError, match="dropout_masks must be 'independent' or 'shared'"):
+    _method(ExampleReweighting(models_[0], N), dropout_masks="fresh")
 
 
 def test_weights_accumulated_over_the_run_match_a_hand_computation_over_three_steps():
