@@ -16,6 +16,11 @@ layers, so the models run through ``common.models.forward`` (``stateless_call``)
 not part of the models: the problems add it on every variable named ``kernel``, which is why the
 layers keep Keras' default variable names.
 
+The ports of PyTorch networks whose original trains from PyTorch's default initialisation
+(``preact_resnet18``, ``wrn28_10_dp``) reproduce it by default: every conv and dense kernel and
+bias uniform in +-1/sqrt(fan_in). Their ``init="keras"`` gives Keras' defaults instead
+(Glorot-uniform kernels, zero biases). The other builders keep their originals' initialisers.
+
 Batch norm everywhere is Keras' ``BatchNormalization``, with the originals' constants translated
 (TF ``decay`` and Keras ``momentum`` are the same number; PyTorch ``momentum`` m is Keras 1 - m).
 One difference is left: Keras updates the moving variance with the biased batch variance, where
@@ -246,6 +251,42 @@ def inception_small(input_shape=(29, 29, 3), num_classes=10):
 
 
 # ------------------------------------------------------------------------------------------------
+# PyTorch's default initialisation
+# ------------------------------------------------------------------------------------------------
+
+
+INITS = ("pytorch", "keras")
+
+
+def _check_init(init):
+  """A ValueError, before anything is built, for an ``init`` other than those of ``INITS``."""
+  if init not in INITS:
+    raise ValueError(f"Unknown init {init!r}: use 'pytorch' (PyTorch's default initialisation) "
+                     "or 'keras' (Keras' defaults).")
+
+
+def _torch_default_init(fan_in):
+  """PyTorch's default init of nn.Conv2d and nn.Linear: weight and bias both
+  U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a = sqrt(5) gives exactly that bound
+  for the weight). fan_in is in_features for a linear layer, in_channels * kh * kw for a conv,
+  which is also Keras' fan-in of a (kh, kw, in, out) or (in, out) kernel."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return (keras.initializers.RandomUniform(-bound, bound),
+          keras.initializers.RandomUniform(-bound, bound))
+
+
+def _initializers(init, x, kernel=1):
+  """Keyword arguments of a Conv2D with a ``kernel`` x ``kernel`` window (``kernel=1`` also for a
+  Dense) that reads ``x``: PyTorch's default init for ``init="pytorch"`` (fan_in = kernel *
+  kernel * x's channels), none (Glorot-uniform kernel, zero bias) for ``init="keras"``. The
+  bias initialiser is ignored by a layer without bias."""
+  if init == "keras":
+    return {}
+  kernel_init, bias_init = _torch_default_init(kernel * kernel * int(x.shape[-1]))
+  return dict(kernel_initializer=kernel_init, bias_initializer=bias_init)
+
+
+# ------------------------------------------------------------------------------------------------
 # mixup: PreAct ResNet-18
 # ------------------------------------------------------------------------------------------------
 
@@ -255,20 +296,23 @@ def _torch_bn():
   return layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
 
 
-def _preact_block(x, in_planes, planes, strides):
+def _preact_block(x, in_planes, planes, strides, init):
   """PreActBlock: out = ReLU(BN(x)); shortcut = 1x1 conv of *out* when the shape changes,
-  else x; conv3x3(strides) -> BN-ReLU -> conv3x3; add."""
+  else x; conv3x3(strides) -> BN-ReLU -> conv3x3; add. No conv has a bias."""
   out = layers.ReLU()(_torch_bn()(x))
   shortcut = x
   if strides != 1 or in_planes != planes:
-    shortcut = layers.Conv2D(planes, 1, strides=strides, use_bias=False)(out)
-  out = layers.Conv2D(planes, 3, strides=strides, padding="same", use_bias=False)(out)
+    shortcut = layers.Conv2D(planes, 1, strides=strides, use_bias=False,
+                             **_initializers(init, out))(out)
+  out = layers.Conv2D(planes, 3, strides=strides, padding="same", use_bias=False,
+                      **_initializers(init, out, 3))(out)
   out = layers.ReLU()(_torch_bn()(out))
-  out = layers.Conv2D(planes, 3, padding="same", use_bias=False)(out)
+  out = layers.Conv2D(planes, 3, padding="same", use_bias=False,
+                      **_initializers(init, out, 3))(out)
   return layers.Add()([out, shortcut])
 
 
-def preact_resnet18(input_shape=(32, 32, 3), num_classes=10, stem_bn_relu=True):
+def preact_resnet18(input_shape=(32, 32, 3), num_classes=10, stem_bn_relu=True, init="pytorch"):
   """The PreAct ResNet-18 of mixup (``facebookresearch/mixup-cifar10``, ``ResNet18`` in
   ``models/resnet.py``, from ``kuangliu/pytorch-cifar``).
 
@@ -277,23 +321,27 @@ def preact_resnet18(input_shape=(32, 32, 3), num_classes=10, stem_bn_relu=True):
   is no BN-ReLU after the last block. The stem's BN-ReLU is mixup's; kuangliu's
   ``PreActResNet18`` omits it (``stem_bn_relu=False``: 128 fewer trainable parameters).
 
-  Initialisers are the Keras defaults (Glorot-uniform kernels, zero dense bias), not PyTorch's
-  kaiming-uniform(a=sqrt(5)) kernels and uniform biases.
+  ``init="pytorch"`` (the default) is PyTorch's default initialisation, which the original
+  trains from (it initialises nothing itself): conv kernels, dense kernel and dense bias
+  U(-1/sqrt(fan_in), 1/sqrt(fan_in)). ``init="keras"`` gives Keras' defaults (Glorot-uniform
+  kernels, zero dense bias).
 
   11,171,274 trainable parameters (11,178,186 with the batch-norm moving statistics).
   """
+  _check_init(init)
   inputs = keras.Input(input_shape)
-  x = layers.Conv2D(64, 3, padding="same", use_bias=False)(inputs)
+  x = layers.Conv2D(64, 3, padding="same", use_bias=False,
+                    **_initializers(init, inputs, 3))(inputs)
   if stem_bn_relu:
     x = layers.ReLU()(_torch_bn()(x))
   in_planes = 64
   for planes, stage_stride in zip((64, 128, 256, 512), (1, 2, 2, 2)):
     for block in range(2):
-      x = _preact_block(x, in_planes, planes, stage_stride if block == 0 else 1)
+      x = _preact_block(x, in_planes, planes, stage_stride if block == 0 else 1, init)
       in_planes = planes
   x = layers.AveragePooling2D(4)(x)
   x = layers.Flatten()(x)
-  outputs = layers.Dense(num_classes)(x)
+  outputs = layers.Dense(num_classes, **_initializers(init, x))(x)
   return keras.Model(inputs, outputs, name="preact_resnet18")
 
 
@@ -302,8 +350,9 @@ def preact_resnet18(input_shape=(32, 32, 3), num_classes=10, stem_bn_relu=True):
 # ------------------------------------------------------------------------------------------------
 
 
-def _torch_conv(x, filters, kernel, strides=1, use_bias=True, kernel_initializer="glorot_uniform"):
-  """nn.Conv2d(kernel, stride, padding=kernel // 2) on ``x`` (odd ``kernel``).
+def _torch_conv(x, filters, kernel, strides=1, use_bias=True, **initializers):
+  """nn.Conv2d(kernel, stride, padding=kernel // 2) on ``x`` (odd ``kernel``); ``initializers``
+  (``kernel_initializer``, ``bias_initializer``) go to the Conv2D, Keras' defaults without them.
 
   At stride 1 Keras' same padding is the same symmetric kernel // 2 pixels. At stride 2 it would
   pad an even input only at the bottom and right, shifting every sampled position by one pixel
@@ -311,29 +360,28 @@ def _torch_conv(x, filters, kernel, strides=1, use_bias=True, kernel_initializer
   convs have no padding.
   """
   if kernel > 1 and strides == 1:
-    return layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias,
-                         kernel_initializer=kernel_initializer)(x)
+    return layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias, **initializers)(x)
   if kernel > 1:
     x = layers.ZeroPadding2D(kernel // 2)(x)
   return layers.Conv2D(filters, kernel, strides=strides, padding="valid", use_bias=use_bias,
-                       kernel_initializer=kernel_initializer)(x)
+                       **initializers)(x)
 
 
-def _dp_wide_block(x, in_planes, planes, strides):
+def _dp_wide_block(x, in_planes, planes, strides, init):
   """WideBasic of the data-parameters code: BN-ReLU -> conv3x3 -> [dropout, rate 0, omitted] ->
   BN-ReLU -> conv3x3(strides), plus the shortcut of the block's *input* ``x`` (before the first
   BN-ReLU): a 1x1 conv with bias and the block's stride when the shape changes, else ``x``."""
   out = layers.ReLU()(_torch_bn()(x))
-  out = _torch_conv(out, planes, 3)
+  out = _torch_conv(out, planes, 3, **_initializers(init, out, 3))
   out = layers.ReLU()(_torch_bn()(out))
-  out = _torch_conv(out, planes, 3, strides)
+  out = _torch_conv(out, planes, 3, strides, **_initializers(init, out, 3))
   shortcut = x
   if strides != 1 or in_planes != planes:
-    shortcut = _torch_conv(x, planes, 1, strides)
+    shortcut = _torch_conv(x, planes, 1, strides, **_initializers(init, x))
   return layers.Add()([out, shortcut])
 
 
-def wrn28_10_dp(input_shape=(32, 32, 3), num_classes=100):
+def wrn28_10_dp(input_shape=(32, 32, 3), num_classes=100, init="pytorch"):
   """The WRN-28-10 of Data Parameters (Saxena et al. 2019; ``apple/ml-data-parameters``,
   ``models/wide_resnet.py``, ``WideResNet28_10``, itself from meliketoy/wide-resnet.pytorch).
 
@@ -348,25 +396,28 @@ def wrn28_10_dp(input_shape=(32, 32, 3), num_classes=100):
   Batch norm is PyTorch's default (eps 1e-5, momentum 0.1, Keras 0.9) except the final one, which
   the original creates with PyTorch momentum 0.9 (Keras 0.1): its moving statistics are 90% the
   latest batch. The original defines a Xavier init (gain sqrt(2)) but never applies it, so it
-  trains from PyTorch's default init (kaiming-uniform(a=sqrt(5)) kernels, uniform biases); the
-  Keras defaults here (Glorot-uniform kernels, zero biases) differ from both. The original's
-  weight decay (torch SGD over ``model.parameters()``) also covers the biases and batch-norm
-  parameters, not only the variables named ``kernel``.
+  trains from PyTorch's default init, which ``init="pytorch"`` (the default) reproduces: every
+  conv kernel and bias, the dense kernel and bias, U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+  (kaiming-uniform(a=sqrt(5)) for the weights). ``init="keras"`` gives Keras' defaults
+  (Glorot-uniform kernels, zero biases), which differ from both. The original's weight decay
+  (torch SGD over ``model.parameters()``) also covers the biases and batch-norm parameters, not
+  only the variables named ``kernel``.
 
   36,546,980 trainable parameters (36,564,932 with the batch-norm moving statistics).
   """
+  _check_init(init)
   inputs = keras.Input(input_shape)
-  x = _torch_conv(inputs, 16, 3)
+  x = _torch_conv(inputs, 16, 3, **_initializers(init, inputs, 3))
   in_planes = 16
   for planes, stage_stride in zip((160, 320, 640), (1, 2, 2)):
     for block in range(4):
-      x = _dp_wide_block(x, in_planes, planes, stage_stride if block == 0 else 1)
+      x = _dp_wide_block(x, in_planes, planes, stage_stride if block == 0 else 1, init)
       in_planes = planes
   x = layers.BatchNormalization(momentum=0.1, epsilon=1e-5)(x)
   x = layers.ReLU()(x)
   x = layers.AveragePooling2D(8)(x)
   x = layers.Flatten()(x)
-  outputs = layers.Dense(num_classes)(x)
+  outputs = layers.Dense(num_classes, **_initializers(init, x))(x)
   return keras.Model(inputs, outputs, name="wrn28_10_dp")
 
 
@@ -375,14 +426,6 @@ def _kaiming_normal_fan_out():
   N(0, 2 / (k * k * out_channels)) untruncated (Keras' fan_out of a conv kernel is the same
   k * k * out_channels)."""
   return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
-
-
-def _torch_linear_init(fan_in):
-  """nn.Linear's default init: weight and bias both U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-  (kaiming_uniform with a = sqrt(5) gives exactly that bound for the weight)."""
-  bound = 1.0 / math.sqrt(fan_in)
-  return (keras.initializers.RandomUniform(-bound, bound),
-          keras.initializers.RandomUniform(-bound, bound))
 
 
 def _torchvision_basic_block(x, in_planes, planes, strides):
@@ -428,7 +471,7 @@ def resnet18_imagenet(input_shape=(224, 224, 3), num_classes=1000):
       x = _torchvision_basic_block(x, in_planes, planes, stage_stride if block == 0 else 1)
       in_planes = planes
   x = layers.GlobalAveragePooling2D()(x)
-  kernel_init, bias_init = _torch_linear_init(in_planes)
+  kernel_init, bias_init = _torch_default_init(in_planes)
   outputs = layers.Dense(num_classes, kernel_initializer=kernel_init,
                          bias_initializer=bias_init)(x)
   return keras.Model(inputs, outputs, name="resnet18_imagenet")

@@ -34,6 +34,7 @@ from common import data as datalib
 from common import evaluators as evaluatorslib
 from common import metrics as metriclib
 from common import models
+from common import nets
 from common import plots
 from common import problems as problemlib
 from common import runner as runnerlib
@@ -79,6 +80,11 @@ def _validate(config):
   if not 0 <= int(config.report_epoch) <= int(config.epochs):
     raise ValueError(f"report_epoch must lie in [0, epochs = {config.epochs}] (0: none), got "
                      f"{config.report_epoch}.")
+  if config.model_init not in nets.INITS:
+    raise ValueError(f"Unknown model_init {config.model_init!r}; choose one of {nets.INITS}.")
+  if config.model_init != "pytorch" and not _model_kwargs(config):
+    raise ValueError(f"model_init={config.model_init!r} needs a model with an init switch "
+                     f"(wrn28_10_dp, preact_resnet18); {config.model!r} has none.")
 
 
 def _validate_folder_dataset(config):
@@ -101,6 +107,14 @@ def _validate_folder_dataset(config):
     raise ValueError(f"eval_resize ({config.eval_resize}) must be >= image_size "
                      f"({config.image_size}): the evaluation centre-crops the resized image.")
   models.resolve(config.model)
+
+
+def _model_kwargs(config):
+  """``init=config.model_init`` for the builders with that switch (``nets.wrn28_10_dp``,
+  ``nets.preact_resnet18``); nothing for the others, which keep their own initialisers."""
+  if models.resolve(config.model) in (nets.wrn28_10_dp, nets.preact_resnet18):
+    return dict(init=config.model_init)
+  return {}
 
 
 def _without_data_parameters(cfg):
@@ -185,8 +199,8 @@ def run(config, workdir, log=print):
   data = _load_data(config, log)
   n, corrupted, k = data.n, data.corrupted, data.num_classes
   shape = data.input_shape
-  base_model = models.build(config.model, shape, k)
-  dp_model = models.build(config.model, shape, k)
+  base_model = models.build(config.model, shape, k, **_model_kwargs(config))
+  dp_model = models.build(config.model, shape, k, **_model_kwargs(config))
   methods = {name: _method(model, cfg, k, n) for name, model, cfg in (
       ("baseline", base_model, _without_data_parameters(config.training)),
       ("data_parameters", dp_model, config.training))}

@@ -25,6 +25,11 @@ def base():
   c.noise_as_coded = True
   c.augmentation = "dp_cifar"
   c.model = "wrn28_10_dp"
+  # Initialisation of the models with the switch (wrn28_10_dp, preact_resnet18): "pytorch" is
+  # PyTorch's default (every conv / dense kernel and bias U(+-1/sqrt(fan_in))), which the
+  # original trains from (its Xavier conv_init is never applied); "keras" is Keras' defaults
+  # (Glorot-uniform kernels, zero biases). Other models keep their own initialisers.
+  c.model_init = "pytorch"
   # The model side (momentum SGD lr 0.1, coupled wd 5e-4, x0.1 at epochs 80 and 100) and the
   # data-parameter flags, named as the original's command-line flags.
   c.training = DataParameterDescent.default_config()

@@ -309,3 +309,81 @@ def test_resnet18_uses_torchvision_initialisers(resnet18):
     assert np.abs(var).max() <= bound
     assert np.abs(var).max() > 0.9 * bound
   assert np.std(dense.kernel.numpy()) == pytest.approx(bound / math.sqrt(3), rel=0.03)
+
+
+# ------------------------------------------------------------------------------------------------
+# PyTorch's default initialisation (wrn28_10_dp, preact_resnet18)
+# ------------------------------------------------------------------------------------------------
+
+
+def _weighted_layers(model):
+  """(layer, fan_in) of every Conv2D and Dense: fan_in = kh * kw * in or in, PyTorch's too."""
+  return [(l, int(np.prod(l.kernel.shape[:-1]))) for l in model.layers
+          if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
+# Torch's bound 1/sqrt(fan_in) against Glorot's sqrt(6 / (fan_in + fan_out)) for the 3x3 160 ->
+# 160 conv: 0.0264 vs 0.0456, 1.7x. The std of n uniform draws has a relative standard error of
+# about 0.45 / sqrt(n): below 1.5% for n >= 1000 (the kernels checked), 3.6% for n >= 160 (the
+# biases checked), so rel=0.1 and 0.2 sit at 7 and 5.6 standard errors and catch Glorot.
+_INIT_BUILDERS = {
+    "wrn28_10_dp": lambda init=None: nets.wrn28_10_dp(
+        (32, 32, 3), 10, **({} if init is None else dict(init=init))),
+    "preact_resnet18": lambda init=None: nets.preact_resnet18(
+        (32, 32, 3), 10, **({} if init is None else dict(init=init))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_INIT_BUILDERS))
+def test_pytorch_default_init_is_the_default(name):
+  """Built with no ``init``: every kernel and bias U(-b, b), b = 1/sqrt(fan_in), as nn.Conv2d
+  and nn.Linear initialise themselves (the originals apply no init of their own)."""
+  keras.utils.set_random_seed(0)
+  model = _INIT_BUILDERS[name]()
+  checked_kernels = checked_biases = 0
+  for layer, fan_in in _weighted_layers(model):
+    bound = 1 / math.sqrt(fan_in)
+    variables = [(layer.kernel.numpy(), 1000, 0.1)]
+    if layer.use_bias:
+      variables.append((layer.bias.numpy(), 160, 0.2))
+    for values, enough, rel in variables:
+      assert np.abs(values).max() <= bound, layer.name
+      # Biases nonzero (Keras' would be 0); float32 draws hit an exact 0 roughly once in a million.
+      assert np.mean(values == 0) < (1e-4 if values.ndim > 1 else 1e-9), layer.name
+      if values.size >= enough:
+        assert np.abs(values).max() > 0.95 * bound, layer.name
+        assert np.std(values) == pytest.approx(bound / math.sqrt(3), rel=rel), layer.name
+        # The mean of n draws has standard error b / sqrt(3 n): allow 5 of them.
+        assert abs(np.mean(values)) < 5 * bound / math.sqrt(3 * values.size), layer.name
+        checked_kernels += values.ndim > 1
+        checked_biases += values.ndim == 1
+  # wrn28_10_dp: 27 of its 28 convs (the stem's 432 weights are too few) and the dense layer, and
+  # the 27 conv biases of 160+ entries; preact_resnet18: its 20 convs (no biases) and the dense
+  # layer (10 biases, too few for the statistics).
+  expected = {"wrn28_10_dp": (28, 27), "preact_resnet18": (21, 0)}[name]
+  assert (checked_kernels, checked_biases) == expected
+
+
+@pytest.mark.parametrize("name", sorted(_INIT_BUILDERS))
+def test_keras_init_switch_gives_glorot_kernels_and_zero_biases(name):
+  """``init="keras"``: Glorot-uniform kernels (std sqrt(2 / (fan_in + fan_out))), zero biases;
+  the same number of weights as the default build (the counts of test_resnet_parameter_counts
+  and test_other_parameter_counts, at 10 classes)."""
+  keras.utils.set_random_seed(0)
+  model = _INIT_BUILDERS[name]("keras")
+  total = {"wrn28_10_dp": _wrn_dp_counts(10)[0], "preact_resnet18": 11_178_186}[name]
+  assert _sizes(model.weights) == total
+  for layer, fan_in in _weighted_layers(model):
+    kernel = layer.kernel.numpy()
+    fan_out = kernel.size // kernel.shape[-2]   # Keras': kh * kw * out for a conv, out for a dense
+    if kernel.size >= 1000:
+      assert np.std(kernel) == pytest.approx(math.sqrt(2 / (fan_in + fan_out)), rel=0.1), \
+          layer.name
+    if layer.use_bias:
+      assert not layer.bias.numpy().any(), layer.name
+
+
+@pytest.mark.parametrize("build", [nets.wrn28_10_dp, nets.preact_resnet18])
+def test_unknown_init_is_refused(build):
+  with pytest.raises(ValueError, match="Unknown init 'xavier'"):
+    build(init="xavier")

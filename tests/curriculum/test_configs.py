@@ -5,6 +5,8 @@ import pathlib
 
 import pytest
 
+from common import models
+from common.errors import ConfigError
 from curriculum import experiment
 
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] / "curriculum" /
@@ -55,3 +57,23 @@ def test_imagenet_rows_are_the_readme_commands(arg):
 def test_imagenet_config_rejects_unknown_arguments():
   with pytest.raises(ValueError, match="'jiont' is not one this config takes.*'class', 'joint'"):
     _load("imagenet", "jiont")
+
+
+def test_model_init_is_validated_and_reaches_the_builder():
+  c = _load("cifar100_instance")
+  assert c.model_init == "pytorch" and experiment._model_kwargs(c) == {"init": "pytorch"}
+  c.model_init = "xavier"
+  with pytest.raises(ConfigError, match="Unknown model_init 'xavier'"):
+    experiment.validate(c)
+  # Models without the switch keep their own init; asking them for Keras' is an error.
+  assert experiment._model_kwargs(_load("imagenet")) == {}
+  d = _load("default")
+  d.model_init = "keras"
+  with pytest.raises(ConfigError, match="'mnist_logreg' has none"):
+    experiment.validate(d)
+  c.model, c.model_init = "preact_resnet18", "keras"
+  experiment.validate(c)
+  for init, zero_bias in (("keras", True), ("pytorch", False)):
+    c.model_init = init
+    model = models.build(c.model, (32, 32, 3), 10, **experiment._model_kwargs(c))
+    assert (not model.layers[-1].bias.numpy().any()) == zero_bias
