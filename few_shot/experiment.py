@@ -4,9 +4,18 @@ One phase, ``meta_train``: every meta-iteration draws a meta-batch of N-way K-sh
 the meta-train classes, re-initialises the heads (the method's state is kept) and takes one
 method step (``inner_steps`` head steps, one encoder step). Every ``eval_every`` meta-iterations
 and at the end the encoder is evaluated by the original's protocol (``adapt_and_evaluate``):
-``eval_tasks`` tasks of the meta-test classes, the same ones at every evaluation, fresh heads
-trained ``eval_steps`` Adam steps on each support set with the encoder frozen, accuracy on the
-query sets; reported as the mean with a 95% confidence interval (1.96 std / sqrt(tasks)).
+``eval_tasks`` tasks of the meta-test classes, fresh heads trained ``eval_steps`` Adam steps on
+each support set with the encoder frozen, accuracy on the query sets; reported as the mean with
+a 95% confidence interval (1.96 std / sqrt(tasks)).
+
+Which test tasks (``eval_episode_indices``): by default (``eval_fresh_tasks``) every evaluation
+draws new ones, as the original's ``get_tasks`` does at each evaluation, keyed on the
+meta-iteration the evaluation happens at (the runner's checkpointed step count), so a resumed
+run evaluates on the tasks an uninterrupted one would. The reported final accuracy is the
+evaluation at ``meta_iterations``: the last periodic one, or, when ``meta_iterations`` is not a
+multiple of ``eval_every`` (20001, 10001, 5001), an extra one with fresh tasks of its own.
+``eval_fresh_tasks=False`` reuses one fixed set at every evaluation instead (lower variance
+between evaluations; not the original's protocol).
 
 Outputs: results.json, accuracy.png (test accuracy with its interval per evaluation),
 task_accuracies.npy (the last evaluation, one entry per task), metrics.jsonl, TensorBoard,
@@ -74,6 +83,8 @@ def _validate(config):
     raise ValueError(f"eval_tasks ({config.eval_tasks}) must be a multiple of meta_batch "
                      f"({config.meta_batch}): test tasks are drawn meta-batch by meta-batch, "
                      f"as in the original (600 = test batches x meta-batch).")
+  if not isinstance(config.eval_fresh_tasks, bool):
+    raise ValueError(f"eval_fresh_tasks must be True or False, got {config.eval_fresh_tasks!r}.")
   if not config.eval_lr > 0:
     raise ValueError(f"eval_lr must be > 0, got {config.eval_lr}.")
   if config.encoder not in models.ENCODERS and ":" not in config.encoder:
@@ -128,17 +139,23 @@ def run(config, workdir, log=print):
   if config.runner.eager:
     evaluate_batch = lambda batch, seed: adapt_and_evaluate(  # noqa: E731
         problem, batch, seed, int(config.eval_steps), float(config.eval_lr))
-  def test_tasks():
-    """Accuracy of each of the eval_tasks test tasks, adapted from the current encoder."""
+  def test_tasks(step):
+    """Accuracy of each of the eval_tasks test tasks of the evaluation at meta-iteration
+    ``step``, adapted from the current encoder. Each test meta-batch's head seed is keyed on its
+    sampler index, so fresh tasks come with fresh heads, as in the original."""
     accs = []
-    for i in range(config.eval_tasks // m):
-      ep = test.sample(i)
+    for index in eval_episode_indices(step, config.eval_tasks // m, config.eval_fresh_tasks):
+      ep = test.sample(index)
       batch = {"support_x": ep.support_x, "support_y": ep.support_y, "query_x": ep.query_x,
                "query_y": ep.query_y}
-      accs.append(evaluate_batch(batch, tf.constant([config.eval_seed, i], tf.int64)).numpy())
+      accs.append(evaluate_batch(batch, tf.constant([config.eval_seed, index], tf.int64)).numpy())
     return np.concatenate(accs)
 
-  (evaluator,) = evaluatorslib.build(config.evaluators, evaluatorslib.Context(tasks=test_tasks))
+  # The evaluation's key is the runner's step count, not a counter of this process: it is part
+  # of the checkpoint, so a resumed run draws what an uninterrupted one would. At a periodic
+  # evaluation it is that evaluation's meta-iteration; after the phase, ``meta_iterations``.
+  (evaluator,) = evaluatorslib.build(config.evaluators, evaluatorslib.Context(
+      tasks=lambda: test_tasks(run_.steps_done(PHASE))))
   run_.run_phase(PHASE, meta_step, batch_fn, config.meta_iterations, config.eval_every,
                  evaluators=[evaluator])
 
@@ -159,12 +176,30 @@ def run(config, workdir, log=print):
   results = {"dataset": config.dataset, "ways": n, "shots": k, "queries": q, "meta_batch": m,
              "method": config.method, "encoder": config.encoder,
              "meta_iterations": config.meta_iterations, "eval_tasks": len(accs),
+             "eval_fresh_tasks": bool(config.eval_fresh_tasks),
              "test_accuracy": mean, "test_accuracy_ci95": ci,
              "curve": [{"meta_iteration": s, "test_accuracy": a, "ci95": c}
                        for s, a, c in curves],
              "data": info, "wall_seconds_this_invocation": time.time() - t_start}
   run_.write_results(results, summary(results))
   return results
+
+
+def eval_episode_indices(step, batches, fresh=True):
+  """The test sampler's meta-batch indices (``EpisodeSampler.sample``) of the evaluation at
+  meta-iteration ``step``, ``batches`` meta-batches of test tasks.
+
+  ``fresh``: ``step * batches`` to ``(step + 1) * batches - 1``, new tasks at every evaluation
+  (the original draws new test tasks each time it evaluates), a pure function of the step so
+  that a resumed run and the re-evaluation of a finished one see the same tasks; evaluations
+  happen at steps >= 1, so they never meet the fixed set. Otherwise ``0 .. batches - 1`` at
+  every step: one fixed set.
+  """
+  step, batches = int(step), int(batches)
+  if step < 0 or batches < 1:
+    raise ValueError(f"need step >= 0 and batches >= 1, got step={step}, batches={batches}.")
+  start = step * batches if fresh else 0
+  return range(start, start + batches)
 
 
 def _eval_curve(metrics_path):

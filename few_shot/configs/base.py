@@ -38,7 +38,12 @@ def base():
   c.approxgrad = ApproxGrad.default_config()
   c.approxgrad.lr_decay_every_epochs = 0    # the multi-group original never decays
   c.seed = 0
-  c.eval_seed = 12345         # the test tasks: the same ones at every evaluation
+  # True (the original's protocol): every evaluation draws new test tasks, keyed on
+  # (eval_seed, the meta-iteration it happens at), so a resumed run sees the same ones; the
+  # final evaluation at meta_iterations too. False: one fixed set of eval_tasks tasks at every
+  # evaluation (lower variance between evaluations, not the original's).
+  c.eval_fresh_tasks = True
+  c.eval_seed = 12345         # the test tasks (and the test-time heads' initialisation)
   c.runner = runner.default_config()
   c.runner.log_every = 10
   c.runner.checkpoint_every = 100

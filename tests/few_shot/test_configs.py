@@ -23,6 +23,7 @@ def test_omniglot_rows(ways, shots, method):
   assert (a.lr_u, a.lr_v, a.lr_p, a.sigma, a.inner_steps, a.p_steps, a.lr_decay_every_epochs,
           a.correction) == (1e-2, 1e-2, 1e-2, 1e-3, 20, 20, 0, "all_groups")
   assert c.eval_lr == (1e-3 if method == "penalty" else 1e-2)
+  assert c.eval_fresh_tasks is True     # new test tasks at every evaluation, as the original
 
 
 def test_omniglot_default_is_the_originals_committed_20way_5shot():
@@ -40,6 +41,7 @@ def test_miniimagenet_rows(arg, iters, shots):
           c.eval_tasks, c.eval_lr) == (5, shots, 2, iters, "resnet_mini", 84, 600, 1e-3)
   assert c.penalty.lr_u == c.penalty.lr_v == 1e-3 and c.penalty.lr_decay == 0.99
   assert c.approxgrad.lr_u == c.approxgrad.lr_p == 1e-3
+  assert c.eval_fresh_tasks is True
 
 
 def test_tiny_and_bad_arguments():

@@ -56,6 +56,7 @@ def test_omniglot_tiny_end_to_end_and_resume(tmp_path, method):
   assert "conv4 (111,424 parameters)" in proc.stdout
   res = json.loads((work / "results.json").read_text())
   assert res["method"] == method and res["eval_tasks"] == 4 and res["meta_iterations"] == 2
+  assert res["eval_fresh_tasks"] is True
   assert 0.0 <= res["test_accuracy"] <= 1.0 and res["test_accuracy_ci95"] >= 0.0
   accs = np.load(work / "task_accuracies.npy")
   assert accs.shape == (4,) and np.isclose(accs.mean(), res["test_accuracy"])
