@@ -43,7 +43,7 @@ from common.problems import ImportanceProblem
 from importance_learning import label_issues
 
 PHASES = ("baseline", "pretrain", "bilevel", "retrain")
-BASELINES = ("clean_only", "oracle", "confident_learning")
+BASELINES = ("clean_only", "oracle", "confident_learning", "finetune")
 # Confident learning without and with the trusted validation split in every fold.
 CL_VARIANTS = ("confident_learning", "confident_learning_trusted")
 
@@ -100,6 +100,12 @@ def _validate(config, splits=None):
   if "confident_learning" in config.baselines.run and int(config.baselines.folds) < 2:
     raise ValueError(f"baselines.folds must be >= 2 (confident learning's K-fold "
                      f"cross-validation), got {config.baselines.folds}.")
+  for key in ("clean_only_steps", "finetune_steps"):
+    if int(config.baselines.get(key, 0)) < 0:
+      raise ValueError(f"baselines.{key} must be >= 0, got {config.baselines[key]}.")
+  if "finetune" in config.baselines.run and int(config.baselines.get("finetune_steps", 0)) < 1:
+    raise ValueError("baselines.finetune_steps must be >= 1 when 'finetune' is in "
+                     "baselines.run.")
   if int(config.baselines.steps_per_call) < 1:
     raise ValueError(f"baselines.steps_per_call must be >= 1, got "
                      f"{config.baselines.steps_per_call}.")
@@ -197,6 +203,10 @@ class _Protocol:
   def make_baseline(self, model):
     return self._plain(model, self.config.baseline.lr)
 
+  def make_finetuner(self, model):
+    """The trainer that fine-tunes the method's model on the clean split: the baseline's."""
+    return self.make_baseline(model)
+
   def _plain(self, model, lr):
     return bilevel.Plain(Classification(model, training=train_mode(self.config)),
                          _plain_config(lr))
@@ -219,7 +229,8 @@ class _Protocol:
       self.extra_models = {}
       for name in c.baselines.run:
         self.extra_models[name] = self.data.build_model()
-        self.plain[name] = self.make_baseline(self.extra_models[name])
+        self.plain[name] = (self.make_finetuner(self.extra_models[name]) if name == "finetune"
+                            else self.make_baseline(self.extra_models[name]))
       if "confident_learning" in self.extra_models:
         self.cl_initial = runnerlib.snapshot(self.extra_models["confident_learning"],
                                              self.plain["confident_learning"])
@@ -235,7 +246,8 @@ class _Protocol:
 
   def phases(self):
     """Every phase this run may execute, in order."""
-    names = list(PHASES) + [n for n in ("clean_only", "oracle") if n in self.extra_models]
+    names = list(PHASES) + [n for n in ("clean_only", "oracle", "finetune")
+                            if n in self.extra_models]
     if "confident_learning" in self.extra_models:
       for variant in CL_VARIANTS:
         names += [f"{variant}_f{k}" for k in range(int(self.config.baselines.folds))]
@@ -323,6 +335,10 @@ class _Protocol:
   def finish(self, run_, results):
     """After the bilevel phase (the penalty paper's retraining)."""
 
+  def final_model(self):
+    """The model the method's row reports: the retrained one, where the protocol retrains."""
+    return self.clf_model
+
   def extra_baselines(self, run_):
     """The baselines of ``config.baselines.run``, trained after the method: {name: row}."""
     c, d = self.config, self.data
@@ -333,13 +349,25 @@ class _Protocol:
       if name not in self.extra_models or (name == "clean_only" and not has_val):
         continue
       model = self.extra_models[name]
+      steps = {}
       if name == "clean_only":
         x, y = d.ds.x_val, d.ds.y_val
+        # The official L2RW CIFAR "clean only": 2,000 steps (0: the baseline's schedule).
+        if int(c.baselines.get("clean_only_steps", 0)):
+          steps = {"num_steps": int(c.baselines.clean_only_steps)}
       else:     # the ceiling: the training set's true labels
         x, y = self.with_val(d.ds.x_train, d.ds.y_train)
       self.train_like_baseline(run_, name, model, x, y, evaluate=False,
-                               steps_per_call=per_call)
+                               steps_per_call=per_call, **steps)
       rows[name] = {"test_accuracy": d.test_accuracy(model), "train_points": len(y)}
+    if "finetune" in self.extra_models and has_val:
+      # The method's final model, fine-tuned on the clean split (L2RW's --finetune).
+      model, source = self.extra_models["finetune"], self.final_model()
+      self.plain_phase(run_, "finetune", model, d.ds.x_val, d.ds.y_val, 0,
+                       num_steps=int(c.baselines.finetune_steps), augment=d.augment,
+                       evaluate=False, steps_per_call=per_call,
+                       on_start=lambda: model.set_weights(source.get_weights()))
+      rows["finetune"] = {"test_accuracy": d.test_accuracy(model), "train_points": len(d.ds.y_val)}
     if "confident_learning" in self.extra_models:
       for variant in CL_VARIANTS[:2 if has_val else 1]:
         rows[variant] = self.confident_learning(run_, variant, per_call)
@@ -423,6 +451,9 @@ class ImportanceVariables(_Protocol):
   def end_bilevel_epoch(self):
     self.problem.renormalise()
 
+  def final_model(self):
+    return self.retrain_model if self.config.retrain.enabled else self.clf_model
+
   def finish(self, run_, results):
     # Small-scale protocol: retrain on the confident points plus the validation set.
     c, d = self.config, self.data
@@ -462,12 +493,25 @@ class PerStepReweighting(_Protocol):
     return bilevel.UniformWeights(ExampleReweighting(model, c.batch_size, c.weight_decay,
                                                      train_mode(c)), uniform_cfg)
 
+  def make_finetuner(self, model):
+    """Uniform weights at the method's final learning rate (the schedule's end), no further
+    schedule: the reference does not say which rate the official --finetune resumes with."""
+    c = self.config
+    cfg = bilevel.UniformWeights.default_config()
+    cfg.update({k: self.method_cfg[k] for k in cfg if k in self.method_cfg and k != "rule"})
+    cfg.lr = float(cfg.lr) * float(cfg.lr_boundaries_factor) ** len(cfg.lr_boundaries_steps)
+    cfg.lr_boundaries_steps = ()
+    cfg.lr_decay_every_epochs = 0
+    return bilevel.UniformWeights(ExampleReweighting(model, c.batch_size, c.weight_decay,
+                                                     train_mode(c)), cfg)
+
   def with_val(self, x, y):
     return x, y        # the reweighting baselines never see the clean set
 
-  def train_like_baseline(self, run_, name, model, x, y, **kw):
+  def train_like_baseline(self, run_, name, model, x, y, num_steps=None, **kw):
     c = self.config
-    self.plain_phase(run_, name, model, x, y, c.epochs, _num_steps(c, len(x) // c.batch_size),
+    self.plain_phase(run_, name, model, x, y, c.epochs,
+                     num_steps or _num_steps(c, len(x) // c.batch_size),
                      augment=self.data.augment, **kw)
 
   def pretrain_phase(self, run_):
@@ -556,8 +600,7 @@ def run(config, workdir, log=print, splits=None):
   # (x batch size; 1 = uniform).
   records.save_npy(run_.workdir / "importances.npy", a)
   records.save_npy(run_.workdir / "corrupted.npy", corrupted)   # which labels the noise changed
-  _write_label_issues(config, data, protocol, run_.workdir,
-                      retrained="retrained_test_accuracy" in results)
+  _write_label_issues(config, data, protocol, run_.workdir)
   plots.importance_figure(
       run_.workdir / "importances.png", a, corrupted,
       plots.epoch_curves(run_.metrics_path),
@@ -566,10 +609,10 @@ def run(config, workdir, log=print, splits=None):
   return results
 
 
-def _write_label_issues(config, data, protocol, workdir, retrained):
+def _write_label_issues(config, data, protocol, workdir):
   """label_issues.csv (every training point ranked by score, with the label the final
   classifier suggests) and, for images, the contact sheet label_issues.png."""
-  model = protocol.retrain_model if retrained else protocol.clf_model
+  model = protocol.final_model()
   ds = data.ds
   probs = metriclib.probabilities(model, evaluable(ds.x_train, data.transform),
                                   config.eval_batch_size)
@@ -585,6 +628,7 @@ BASELINE_LABELS = {
     "oracle": "oracle: true training labels (ceiling)",
     "confident_learning": "confident learning (cleanlab), retrained on kept + val",
     "confident_learning_trusted": "confident learning, val in every fold, retrained",
+    "finetune": "the method's model fine-tuned on the clean split",
 }
 
 
@@ -595,7 +639,8 @@ def summary(results):
   rows = []
   if "baseline_test_accuracy" in results:
     rows.append({"what": "baseline: train on noisy data", "acc": results["baseline_test_accuracy"]})
-  for name in ("clean_only", "oracle", "confident_learning", "confident_learning_trusted"):
+  for name in ("clean_only", "oracle", "confident_learning", "confident_learning_trusted",
+               "finetune"):
     if name in extra:
       rows.append({"what": BASELINE_LABELS[name], "acc": extra[name]["test_accuracy"]})
   rows.append({"what": f"{method} (bilevel classifier)",

@@ -124,3 +124,8 @@ class Regression(ReweightingProblem):
 
   def least_squares(self):
     return np.linalg.lstsq(self.X, self.y, rcond=None)[0]
+
+  def weighted_least_squares(self, w):
+    """argmin sum_i w_i (x_i' theta - y_i)^2 / 2."""
+    xw = self.X * w[:, None]
+    return np.linalg.solve(self.X.T @ xw, xw.T @ self.y)

@@ -23,12 +23,13 @@ from common.bilevel.penalty import Penalty
 from common.bilevel.plain import Plain
 from common.bilevel.proximal import ProximalReweighting
 from common.bilevel.rmd import RMD
-from common.bilevel.rule_weights import (ClassRatioWeights, RandomWeights, RuleWeights,
-                                           UniformWeights)
+from common.bilevel.rule_weights import (BatchRatioWeights, ClassRatioWeights, RandomWeights,
+                                           RuleWeights, UniformWeights)
 from common.errors import ConfigError
 
 METHODS = {
     "approxgrad": ApproxGrad,
+    "batch_ratio": BatchRatioWeights,
     "class_ratio": ClassRatioWeights,
     "data_parameters": DataParameterDescent,
     "gd": GD,
@@ -65,7 +66,7 @@ def build_method(name, problem, config):
     raise ConfigError(str(e)) from None
 
 
-__all__ = ["ApproxGrad", "BilevelProblem", "ClassRatioWeights", "DataParameterDescent", "GD",
+__all__ = ["ApproxGrad", "BatchRatioWeights", "BilevelProblem", "ClassRatioWeights", "DataParameterDescent", "GD",
            "L2RW", "METHODS", "Method", "Penalty", "Plain", "ProximalReweighting", "RMD",
            "RandomWeights", "ReweightingProblem", "RuleWeights", "TemperatureProblem",
            "UniformWeights", "build_method", "combined_step", "get_method",

@@ -7,8 +7,11 @@ training step), but the weights come from a rule that never looks at a clean set
   class_ratio   w_i = class_weights[y_i]         (not normalised; L2RW's MNIST ``ratio``
                                                   baseline uses (p, 1 - p) for labels (0, 1))
   random        w_i = max(z_i, 0) / sum, z ~ N(0, 1) per example and step (all-zero guard)
+                                                 (L2RW's CIFAR ``--random_weight``)
+  batch_ratio   the batch's most frequent label weighted r = 0.1 / (0.4 + 0.6 / K), the
+                others 1, normalised to sum 1       (L2RW BACKGROUNDFLIP's ``--ratio``)
 
-Registered under the rule names (``uniform``, ``class_ratio``, ``random``): each is
+Registered under the rule names (``uniform``, ``class_ratio``, ``random``, ``batch_ratio``): each is
 ``RuleWeights`` with its rule fixed, so ``--config.method=random`` and a config block
 ``config.random`` work like any other method.
 """
@@ -20,7 +23,7 @@ from common import distribute
 from common.bilevel import base
 from common.bilevel import optim
 
-RULES = ("uniform", "class_ratio", "random")
+RULES = ("uniform", "class_ratio", "random", "batch_ratio")
 
 
 class RuleWeights(base.Method):
@@ -39,6 +42,7 @@ class RuleWeights(base.Method):
         "lr": 1e-3,
         "momentum": 0.9,
         "seed": 0,                 # random: the weight stream
+        "num_classes": 0,          # batch_ratio: K (0: the model's number of outputs)
         **optim.momentum_schedule_defaults(),
     })
 
@@ -59,13 +63,17 @@ class RuleWeights(base.Method):
     self.weights = tf.Variable(tf.zeros([problem.batch_size], dtype), trainable=False,
                                name="example_weights")
     self.class_weights = tf.constant(list(config.class_weights) or [1.0], dtype)
+    if config.rule == "batch_ratio":
+      k = int(config.num_classes) or _num_outputs(problem)
+      self.majority_weight = 0.1 / (0.4 + 0.6 / k)
     # Checkpointed with the method, so a resumed run continues the same random stream.
     self.rng = tf.random.Generator.from_seed(int(config.seed))
 
   @property
   def supports_replication(self):
-    # The random rule would draw the same numbers on every replica.
-    return self.config.rule != "random"
+    # The random rule would draw the same numbers on every replica; the batch-ratio rule needs
+    # the whole batch's labels.
+    return self.config.rule not in ("random", "batch_ratio")
 
   def example_weights(self, batch):
     b = self.problem.batch_size
@@ -76,6 +84,14 @@ class RuleWeights(base.Method):
     if rule == "class_ratio":
       labels = batch[self.problem.train_key]["y"]
       return tf.gather(self.class_weights, tf.cast(labels, tf.int32))
+    if rule == "batch_ratio":
+      labels = tf.cast(batch[self.problem.train_key]["y"], tf.int32)
+      # The first of the most frequent labels (numpy's argmax of the bincount).
+      counts = tf.math.bincount(labels, minlength=1)
+      majority = tf.cast(tf.argmax(tf.cast(counts, tf.int64)), tf.int32)
+      w = tf.where(tf.equal(labels, majority), tf.constant(self.majority_weight, dtype),
+                   tf.constant(1.0, dtype))
+      return w / tf.reduce_sum(w)
     w = tf.maximum(self.rng.normal([b], dtype=dtype), 0.0)
     total = tf.reduce_sum(w)
     return w / (total + tf.cast(tf.equal(total, 0.0), dtype))
@@ -103,3 +119,16 @@ class ClassRatioWeights(RuleWeights):
 class RandomWeights(RuleWeights):
   """Random non-negative weights, normalised per batch."""
   RULE = "random"
+
+
+class BatchRatioWeights(RuleWeights):
+  """The batch's majority label down-weighted to 0.1 / (0.4 + 0.6 / K) of the others."""
+  RULE = "batch_ratio"
+
+
+def _num_outputs(problem):
+  try:
+    return int(problem.model.output_shape[-1])
+  except (AttributeError, ValueError, TypeError):
+    raise ValueError("rule 'batch_ratio' needs the number of classes: set num_classes in its "
+                     "config block.") from None

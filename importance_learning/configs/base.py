@@ -80,9 +80,13 @@ def base():
   # reweighting methods their own uniform-weight training): the clean validation split alone,
   # the oracle (the training set's true labels + validation), and confident learning (cleanlab
   # on K-fold out-of-sample probabilities, with and without the validation split added to
-  # every fold, then retrained on the points kept + validation). () turns them off.
+  # every fold, then retrained on the points kept + validation). () turns them off. Also
+  # available: "finetune", the method's final model fine-tuned on the validation split for
+  # finetune_steps (L2RW's --finetune; uniform weights at the method's final learning rate).
   c.baselines = ml_collections.ConfigDict({
       "run": ("clean_only", "oracle", "confident_learning"),
+      "clean_only_steps": 0,    # > 0: the clean-only row trains this many steps (L2RW CIFAR: 2000)
+      "finetune_steps": 5000,
       "folds": 5,
       "steps_per_call": 25,     # their training: steps per compiled call (runner.steps_per_call)
   })

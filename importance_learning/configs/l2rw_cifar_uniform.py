@@ -5,22 +5,32 @@ images, 40% uniform flip as the official generator codes it (``noise_as_coded``;
 paper's guaranteed flip), batches of 100 noisy + 100 clean images both augmented (pad 2, crop
 32, flip, x -> 2x - 1), momentum 0.9, lr 0.1 -> 0.01 at step 40k -> 0.001 at 50k, 60k steps,
 weight decay 2e-4 on kernels (also in the clean gradient of the weights), dropout 0.3. The
-baseline is the same training with uniform weights (the official ``--baseline``). The paper's
-Table 2 numbers are not in our reference.
+baseline is the same training with uniform weights (the official ``--baseline``). The other
+rows of the official scripts: the clean set alone for 2,000 steps (``clean_only``, its
+"clean only"), the L2RW model fine-tuned 5,000 steps on the clean set (``finetune``, its
+``--finetune --restore``), and the word ``random`` runs its ``--random_weight`` (random
+weights instead of L2RW's, the same optimiser and schedule). The paper's Table 2 numbers are
+not in our reference.
 
   python importance_learning/run.py --config=importance_learning/configs/l2rw_cifar_uniform.py \
       --config.data_dir=/path/to/cifar-10-batches-py/.. --workdir=runs/l2rw_uniform_c10
   ...l2rw_cifar_uniform.py:cifar100 ...   (CIFAR-100: the same, 100 classes)
 
-Arguments (comma-separated): a noise level, ``cifar100``, ``resnet32``, ``tiny``.
+Arguments (comma-separated): a noise level, ``cifar100``, ``resnet32``, ``random``, ``tiny``.
 """
 
+from common.bilevel import BatchRatioWeights, RandomWeights
 from importance_learning.configs import base as base_lib
+
+# The fixed-rule rows a word switches to, and their config blocks.
+RULE_ROWS = {"random": RandomWeights, "batch_ratio": BatchRatioWeights}
 
 
 def row(dataset="cifar10", model="wrn28_10", steps=60000, boundaries=(40000, 50000)):
   c = base_lib.base()
   c.dataset = dataset
+  c.batch_ratio = BatchRatioWeights.default_config()
+  c.batch_ratio.num_classes = 10
   c.split = "l2rw_uniform"
   c.model = model
   c.method = "l2rw"
@@ -36,6 +46,14 @@ def row(dataset="cifar10", model="wrn28_10", steps=60000, boundaries=(40000, 500
   c.eval_every_epochs = 10
   c.l2rw.update(dict(lr=0.1, momentum=0.9, decay_in_clean_gradient=True,
                      lr_boundaries_steps=boundaries, lr_boundaries_factor=0.1))
+  # The fixed-rule rows train with L2RW's optimiser and schedule.
+  for name, cls in RULE_ROWS.items():
+    c[name] = cls.default_config()
+    c[name].update({k: c.l2rw[k] for k in ("lr", "momentum", "lr_boundaries_steps",
+                                           "lr_boundaries_factor")})
+  c.baselines.run = ("clean_only", "oracle", "confident_learning", "finetune")
+  c.baselines.clean_only_steps = 2000
+  c.baselines.finetune_steps = 5000
   c.retrain.enabled = False
   c.eval_batch_size = 500
   c.runner.checkpoint_every = 1000
@@ -43,10 +61,20 @@ def row(dataset="cifar10", model="wrn28_10", steps=60000, boundaries=(40000, 500
   return c
 
 
-def apply_row_args(c, arg, default_noise, words=("cifar100", "resnet32")):
-  """The words ``cifar100`` and ``resnet32``; noise and ``tiny`` by the shared rule."""
-  switches = {"cifar100": lambda c: setattr(c, "dataset", "cifar100"),
-              "resnet32": lambda c: setattr(c, "model", "resnet32")}
+def apply_row_args(c, arg, default_noise, words=("cifar100", "resnet32", "random")):
+  """The words ``cifar100``, ``resnet32`` and the fixed-rule rows (``random``,
+  ``batch_ratio``); noise and ``tiny`` by the shared rule."""
+  def rule(name):
+    def switch(c):
+      c.method = name
+    return switch
+
+  def cifar100(c):
+    c.dataset = "cifar100"
+    c.batch_ratio.num_classes = 100
+
+  switches = {"cifar100": cifar100, "resnet32": lambda c: setattr(c, "model", "resnet32"),
+              **{name: rule(name) for name in RULE_ROWS}}
   return base_lib.apply_args(c, arg, default_noise, {w: switches[w] for w in words})
 
 

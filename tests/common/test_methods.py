@@ -86,6 +86,17 @@ def _limit_least_squares(p):
   return np.zeros(0), p.least_squares()
 
 
+def _limit_batch_ratio(k):
+  # The batch's majority label (class 0, the non-outliers) weighs r = 0.1 / (0.4 + 0.6 / K)
+  # of the others: the weighted least-squares fit with those weights (normalising the weights
+  # does not move the minimiser).
+  def limit(p):
+    w = np.ones(p.batch_size)
+    w[:p.batch_size - p.outliers] = 0.1 / (0.4 + 0.6 / k)
+    return np.zeros(0), p.weighted_least_squares(w)
+  return limit
+
+
 def _limit_joint(weight_decay):
   def limit(p):
     return p.joint_minimiser(weight_decay)
@@ -151,6 +162,10 @@ CASES = {
                                                   momentum=0.9)),
                             _limit_joint(0.1), 1500, 1e-8, differs_from_optimum=True,
                             problem=lambda seed: JointQuadratic(seed=seed)),
+    "batch_ratio": Case(dict(lr=3e-2, momentum=0.9, num_classes=10), _limit_batch_ratio(10),
+                        1500, 1e-6, differs_from_optimum=True,
+                        problem=lambda seed: Regression(seed=seed),
+                        batch=_outlier_labels),
     "class_ratio": Case(dict(lr=3e-2, momentum=0.9, class_weights=(1.0 / 9, 0.0)),
                         _limit_reweighting, 1500, 1e-6,
                         problem=lambda seed: Regression(seed=seed), batch=_outlier_labels),

@@ -9,9 +9,10 @@ from importance_learning import experiment
 from importance_learning import imbalance
 
 IMBALANCE_CONFIGS = ("mnist_imbalance",)
+# custom.py names the user's files: validated below with files.
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] /
                                   "importance_learning" / "configs").glob("*.py")
-                 if p.stem not in ("__init__", "base") + IMBALANCE_CONFIGS)
+                 if p.stem not in ("__init__", "base", "custom") + IMBALANCE_CONFIGS)
 
 
 def _load(name, arg=None):
@@ -105,3 +106,36 @@ def test_train_mode_layers_and_its_old_name():
   c.dropout_in_training = True          # the deprecated name still switches it on
   assert experiment.train_mode(c) is True
   assert _load("proximal_cifar10").train_mode_layers and _load("l2rw_cifar_uniform").train_mode_layers
+
+
+def test_custom_config_validates_once_it_names_the_data(tmp_path):
+  from common.errors import ConfigError
+  c = _load("custom", "tiny")
+  with pytest.raises(ConfigError, match="custom.train is empty"):
+    experiment.validate(c)
+  c.custom.train = str(tmp_path)
+  with pytest.raises(ConfigError, match="learns from a trusted subset"):
+    experiment.validate(c)
+  c.custom.trusted = str(tmp_path)
+  experiment.validate(c)
+  c.method, c.custom.trusted = "proximal", ""      # proximal needs no trusted data
+  experiment.validate(c)
+
+
+def test_l2rw_cifar_rows_offer_the_official_baseline_rows():
+  from common.bilevel import rule_weights
+  for name in ("l2rw_cifar_uniform", "l2rw_cifar_background"):
+    c = _load(name)
+    assert c.method == "l2rw" and "finetune" in c.baselines.run
+    assert (c.baselines.clean_only_steps, c.baselines.finetune_steps) == (2000, 5000)
+    r = _load(name, "random")
+    assert r.method == "random" and r.random.lr == 0.1 and r.random.momentum == 0.9
+    assert tuple(r.random.lr_boundaries_steps) == tuple(c.l2rw.lr_boundaries_steps)
+    experiment.validate(r)
+  b = _load("l2rw_cifar_background", "batch_ratio,cifar100")
+  assert b.method == "batch_ratio" and b.batch_ratio.num_classes == 100
+  assert b.dataset == "cifar100" and b.batch_ratio.rule == "batch_ratio"
+  experiment.validate(b)
+  assert "batch_ratio" in rule_weights.RULES
+  with pytest.raises(ValueError, match="batch_ratio"):
+    _load("l2rw_cifar_uniform", "batch_ratio")     # the background script's row only
