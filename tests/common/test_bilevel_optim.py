@@ -98,6 +98,41 @@ def test_momentum_sgd_step_boundaries_are_tf1_piecewise_constant():
     Schedule(boundaries=(5, 3))
 
 
+def test_momentum_sgd_keeps_tf1_semantics_when_the_rate_changes():
+  """TF1: accum = m accum + g; var -= lr accum. A rate change (a step boundary, then an epoch
+  decay of the base rate) rescales the whole accumulated step at once; Keras' SGD, whose
+  velocity holds -lr g, would carry the old rate on in its velocity."""
+  rng = np.random.default_rng(3)
+  init = rng.normal(size=3)
+  var = tf.Variable(init)
+  opt = MomentumSGD([var], 0.5, momentum=0.9,
+                    schedule=Schedule(boundaries=(2,), boundary_factor=0.1))
+  grads = [rng.normal(size=3) for _ in range(6)]
+  acc, x = np.zeros(3), init.copy()
+  vel, y = np.zeros(3), init.copy()      # Keras' rule, to show the two really differ
+  for t, g in enumerate(grads):
+    if t == 4:
+      opt.learning_rate.assign(0.25)     # an epoch decay halves the base rate
+    lr = (0.5 if t < 4 else 0.25) * (0.1 if t >= 2 else 1.0)
+    used = opt.apply([tf.constant(g)], [var])
+    assert float(used) == pytest.approx(lr, rel=1e-12)
+    acc = 0.9 * acc + g
+    x = x - lr * acc
+    vel = 0.9 * vel - lr * g
+    y = y + vel
+    np.testing.assert_allclose(var.numpy(), x, rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(opt.accumulators[0].numpy(), acc, rtol=1e-12, atol=1e-12)
+  assert np.abs(x - y).max() > 0.1
+  # The pure update follows the same rule with a rate that changes between calls.
+  params, state = [tf.constant(init)], optim.momentum_init([tf.constant(init)])
+  acc, x = np.zeros(3), init.copy()
+  for lr, g in zip([1.0, 1.0, 0.1, 0.01], grads):
+    params, state = optim.momentum_update([tf.constant(g)], params, state, lr, momentum=0.9)
+    acc = 0.9 * acc + g
+    x = x - lr * acc
+  np.testing.assert_allclose(params[0].numpy(), x, rtol=1e-12, atol=1e-12)
+
+
 def test_rmsprop_is_tf1s_update_with_ms_starting_at_one():
   var = tf.Variable([1.0, -2.0, 0.5], dtype=tf.float64)
   opt = RMSProp([var], 0.01, decay=0.9, epsilon=1e-10)

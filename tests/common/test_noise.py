@@ -51,6 +51,33 @@ def test_background_flip_as_intended_corrupts_exactly_the_fraction():
     assert len(np.unique(y_noisy[corrupted])) == 1
 
 
+def test_background_class_ranges_over_all_k_as_intended_and_k_minus_1_as_coded():
+  """As intended the background class b is uniform over all K classes (K - 1 included); the
+  official generator's randint(0, K - 1) never picks K - 1. Over many seeds every allowed
+  class appears, and b is exactly where the procedure says the flipped points go."""
+  y = _labels(400)
+  n_flip = 100
+  intended, coded = [], []
+  for seed in range(200):
+    y_noisy, corrupted = noiselib.background_flip(y, 0.25, K, seed=seed, as_coded=False)
+    b = int(y_noisy[np.flatnonzero(corrupted)[0]])
+    # The first n_flip points not of class b are relabelled b; nothing else changes.
+    others = np.flatnonzero(y != b)[:n_flip]
+    expected = y.copy()
+    expected[others] = b
+    np.testing.assert_array_equal(y_noisy, expected)
+    np.testing.assert_array_equal(corrupted, y_noisy != y)
+    intended.append(b)
+    y_noisy, corrupted = noiselib.background_flip(y, 0.25, K, seed=seed, as_coded=True)
+    b = int(y_noisy[0])
+    np.testing.assert_array_equal(y_noisy[:n_flip], np.full(n_flip, b))
+    np.testing.assert_array_equal(y_noisy[n_flip:], y[n_flip:])
+    coded.append(b)
+  counts = np.bincount(intended, minlength=K)
+  assert len(counts) == K and counts.min() >= 5, counts      # K - 1 included, roughly uniform
+  assert set(coded) == set(range(K - 1)), sorted(set(coded))  # never K - 1
+
+
 def test_per_class_flip_is_exact_per_class_and_never_keeps_the_label():
   y = np.repeat(np.arange(K), 5000)
   y_noisy, corrupted = noiselib.per_class_flip(y, 0.4, K, seed=123)

@@ -140,3 +140,63 @@ def test_xla_compiled_step_matches_the_plain_graph():
   for a, b in zip(*results):
     np.testing.assert_allclose(a, b, rtol=1e-10)
   assert results[0][2] > 1.0  # the schedule moved, under XLA too
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_convergence_test_quantities_match_closed_forms(frozen):
+  """The test's |grad_u h_up|^2 and |grad_v h_low|^2 (lambda * grad_v g included) and the
+  logged terms, at the (u, v) after the step, against numpy; and the decision they give."""
+  p = Quadratic(seed=9)
+  nu0, rho, lam = 0.2, 3.0, 2.0
+  lr = dict(lr_u=0.0, lr_v=0.0) if frozen else dict(lr_u=5e-2, lr_v=5e-2)
+  method = Penalty(p, _config(nu0=nu0, rho0=rho, lamb0=lam, eps0=1e-30, inner_steps=2, **lr))
+  u0, v0 = p.u.numpy(), p.v.numpy()
+  m = method.step(None)
+  u, v = p.u.numpy(), p.v.numpy()
+  if frozen:
+    np.testing.assert_array_equal(u, u0)
+    np.testing.assert_array_equal(v, v0)
+  else:
+    assert np.abs(u - u0).max() > 1e-3 and np.abs(v - v0).max() > 1e-3
+  nu = nu0 * np.ones_like(v)
+  gvg = p.A @ v - p.B @ u
+  grad_u = p.D @ u - p.B.T @ (nu + rho * gvg)
+  grad_v_low = (v - p.c) + p.A @ (nu + rho * gvg) + lam * gvg
+  a, b = grad_u @ grad_u, grad_v_low @ grad_v_low
+  np.testing.assert_allclose(m["grad_u_sq"].numpy(), a, rtol=1e-10)
+  np.testing.assert_allclose(m["grad_v_sq"].numpy(), b, rtol=1e-10)
+  # The lambda term matters here: without it |grad_v|^2 would be far off.
+  grad_v_up = grad_v_low - lam * gvg
+  assert abs(grad_v_up @ grad_v_up - b) > 0.1 * b
+  f = 0.5 * np.sum((v - p.c) ** 2) + 0.5 * u @ p.D @ u
+  g = 0.5 * v @ p.A @ v - v @ p.B @ u
+  np.testing.assert_allclose(m["f"].numpy(), f, rtol=1e-10)
+  np.testing.assert_allclose(m["g"].numpy(), g, rtol=1e-10)
+  np.testing.assert_allclose(m["penalty"].numpy(), 0.5 * rho * gvg @ gvg, rtol=1e-10)
+  np.testing.assert_allclose(m["lagrangian"].numpy(), nu @ gvg, rtol=1e-10)
+  np.testing.assert_allclose(m["lamb_g"].numpy(), lam * g, rtol=1e-10)
+  assert m["passed"].numpy() == 0.0 and method.num_passed.numpy() == 0
+
+
+def test_convergence_decision_uses_the_lower_level_gradient_with_lambda():
+  """eps^2 between the legacy sum with and without lambda * grad_v g: the test fails with the
+  term (the method's definition) and would pass without it."""
+  p = Quadratic(seed=10)
+  nu0, rho, lam = 0.0, 1.0, 5.0
+  frozen = dict(inner_steps=1, lr_u=0.0, lr_v=0.0, nu0=nu0, rho0=rho, lamb0=lam)
+  u, v = p.u.numpy(), p.v.numpy()
+  gvg = p.A @ v - p.B @ u
+  grad_u = p.D @ u - p.B.T @ (rho * gvg)
+  with_lam = (v - p.c) + p.A @ (rho * gvg) + lam * gvg
+  without = with_lam - lam * gvg
+  a = grad_u @ grad_u
+  full = a * a + (with_lam @ with_lam) ** 2
+  partial = a * a + (without @ without) ** 2
+  assert partial < full
+  eps = np.sqrt(np.sqrt(partial * full))   # eps^2 strictly between the two sums
+  m = Penalty(p, _config(convergence_test="legacy_fourth_power", eps0=eps, **frozen)).step(None)
+  assert m["passed"].numpy() == 0.0
+  # ... and with eps^2 just above the full sum it passes.
+  eps = np.sqrt(1.01 * full)
+  m = Penalty(p, _config(convergence_test="legacy_fourth_power", eps0=eps, **frozen)).step(None)
+  assert m["passed"].numpy() == 1.0

@@ -21,9 +21,11 @@ _ok = cli.ok
 def test_tiny_run_writes_curves_table_figures_and_resumes(tmp_path):
   proc = _ok(_run(TINY, f"--workdir={tmp_path}"))
   methods = ("gd", "rmd", "approxgrad", "penalty")
+  errors = {}
   for problem in ("smd20", "smd23"):
     for method in methods:
       with np.load(tmp_path / "curves" / f"{problem}_{method}_T2.npz") as z:
+        errors[(problem, method)] = z["error"].copy()
         # 2 trials; records at 0, 1, 11, 21, 31.
         np.testing.assert_array_equal(z["steps"], [0, 1, 11, 21, 31])
         for key in ("error", "f", "g", "seconds"):
@@ -38,9 +40,23 @@ def test_tiny_run_writes_curves_table_figures_and_resumes(tmp_path):
         assert z["error"][0, 0] != z["error"][1, 0]
   with np.load(tmp_path / "curves" / "smd20_penalty_T2.npz") as z:
     assert "metric_rho" in z and np.isnan(z["metric_rho"][:, 0]).all()
+  # The methods make progress. On SMD20 every method brings every trial closer to the optimum
+  # at every record; on SMD23 (A rank-deficient, the error includes |v|^2) only the penalty
+  # method does within 31 iterations at T = 2 (GD, ApproxGrad and RMD first drift away).
+  for (problem, method), err in errors.items():
+    if problem == "smd20" or method == "penalty":
+      assert (np.diff(err, axis=1) < 0).all(), (problem, method, err)
+      assert (err[:, -1] < err[:, 0] - 1e-2).all(), (problem, method, err)
+  # RMD (exact hypergradient of the T-step unroll) is the fastest of them on SMD20.
+  assert (errors[("smd20", "rmd")][:, -1] < errors[("smd20", "gd")][:, -1] - 0.3).all()
   res = json.loads((tmp_path / "results.json").read_text())
   assert len(res["rows"]) == 8
   assert {r["method"] for r in res["rows"]} == set(methods)
+  for r in res["rows"]:      # the table's final errors are the curves' last records
+    err = errors[(r["problem"], r["method"])]
+    assert r["final_error_mean"] == pytest.approx(err[:, -1].mean(), rel=1e-6)
+    if r["problem"] == "smd20" or r["method"] == "penalty":
+      assert r["final_error_mean"] < err[:, 0].mean(), r
   table = (tmp_path / "results.md").read_text()
   assert table.count("\n| smd") == 8
   for name in ("smd20_iterations", "smd20_time", "smd23_iterations", "smd23_time",
