@@ -189,8 +189,9 @@ def run(config, workdir, log=print):
       del defining.imbalance[key]
   records.check_or_write_config(workdir, defining)
   imb = config.imbalance
-  *pools, note = imbalancelib.digit_pools(config.source, config.data_dir, imb.n_train,
-                                          imb.n_test, config.tfds_download)
+  *pools, note = imbalancelib.digit_pools(
+      config.source, config.data_dir, imb.n_train, imb.n_test, config.tfds_download,
+      tutorial_train_split_only=imb.get("tutorial_train_split", True))
   log(f"NOTE: {note}")
   folder = lambda key: workdir / "runs" / f"p{key[0]}" / key[1] / f"seed{key[2]}"  # noqa: E731
   sweep = records.Sweep(lambda key: folder(key) / "results.json")

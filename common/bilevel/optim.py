@@ -141,8 +141,13 @@ class Schedule:
     ``e % 20 == 0 and e != 0``: with their 1-based epoch loops (MNIST large) that is offset 0,
     with 0-based loops (CIFAR-10, SVHN) offset 1. Data parameters use milestones (CIFAR-100:
     80, 100) or every 30 epochs (ImageNet).
-  * **step boundaries** (TF1's piecewise-constant schedule): the rate used at step t (from 0)
-    is the base rate times ``boundary_factor ** (number of boundaries <= t)``.
+  * **step boundaries** (a piecewise-constant schedule): the rate used at step t (from 0) is
+    the base rate times ``boundary_factor ** (number of boundaries <= t)``: b steps run at
+    the old rate, the new one starts with step index b. With ``boundaries_one_based`` a
+    boundary b is instead the 1-based number of the first step at the new rate (step index
+    b - 1): the official L2RW CIFAR loop calls ``FixedLearnRateScheduler.step(niter)`` before
+    the training step ``niter`` (from 0), and that assigns the new rate when
+    ``niter + 1 == b``, so its 40,000th step (index 39,999) already runs at 0.01.
   * **multiply on an event** (``multiply``): the penalty method's decay on every passed
     convergence test.
   """
@@ -153,6 +158,7 @@ class Schedule:
   milestones: tuple = ()
   boundaries: tuple = ()
   boundary_factor: float = 0.1
+  boundaries_one_based: bool = False
 
   def __post_init__(self):
     if list(self.boundaries) != sorted(self.boundaries):
@@ -163,13 +169,14 @@ class Schedule:
   def from_config(cls, config):
     """From a method block's keys (absent keys: off): ``lr_decay_factor``,
     ``lr_decay_every_epochs``, ``lr_decay_epoch_offset``, ``lr_milestones_epochs``,
-    ``lr_boundaries_steps``, ``lr_boundaries_factor``."""
+    ``lr_boundaries_steps``, ``lr_boundaries_factor``, ``lr_boundaries_one_based``."""
     return cls(factor=float(config.get("lr_decay_factor", 0.5)),
                every_epochs=int(config.get("lr_decay_every_epochs", 0)),
                epoch_offset=int(config.get("lr_decay_epoch_offset", 0)),
                milestones=tuple(int(e) for e in config.get("lr_milestones_epochs", ())),
                boundaries=tuple(int(b) for b in config.get("lr_boundaries_steps", ())),
-               boundary_factor=float(config.get("lr_boundaries_factor", 0.1)))
+               boundary_factor=float(config.get("lr_boundaries_factor", 0.1)),
+               boundaries_one_based=bool(config.get("lr_boundaries_one_based", False)))
 
   def decays_after(self, epoch):
     """Whether the rate is multiplied by ``factor`` after ``epoch`` (1-based) epochs."""
@@ -189,7 +196,9 @@ class Schedule:
     if not self.boundaries:
       return tf.identity(learning_rate)
     dtype = learning_rate.dtype
-    passed = tf.reduce_sum(tf.cast(step >= tf.constant(self.boundaries, tf.int64), dtype))
+    # One-based: step index t is step number t + 1, which is what the boundaries count.
+    number = tf.cast(step, tf.int64) + (1 if self.boundaries_one_based else 0)
+    passed = tf.reduce_sum(tf.cast(number >= tf.constant(self.boundaries, tf.int64), dtype))
     return learning_rate * tf.pow(tf.constant(self.boundary_factor, dtype), passed)
 
 
@@ -206,9 +215,12 @@ def epoch_decay_defaults(every_epochs=0):
 
 
 def momentum_schedule_defaults():
-  """The momentum-SGD methods' schedule keys (both off): the epoch decay and TF1's step
-  boundaries (``lr_boundaries_steps``, each multiplying the rate by ``lr_boundaries_factor``)."""
-  return {**epoch_decay_defaults(0), "lr_boundaries_steps": (), "lr_boundaries_factor": 0.1}
+  """The momentum-SGD methods' schedule keys (both off): the epoch decay and the step
+  boundaries (``lr_boundaries_steps``, each multiplying the rate by ``lr_boundaries_factor``;
+  ``lr_boundaries_one_based``: a boundary counts steps from 1, as the official L2RW scheduler,
+  see ``Schedule``)."""
+  return {**epoch_decay_defaults(0), "lr_boundaries_steps": (), "lr_boundaries_factor": 0.1,
+          "lr_boundaries_one_based": False}
 
 
 # -- the stateful wrappers ---------------------------------------------------------------------

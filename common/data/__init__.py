@@ -47,6 +47,9 @@ class DatasetSpec:
   files: tuple        # what source="files" reads from data_dir
   urls: tuple         # where to download those files
   tfds_name: str
+  # split name -> m: that split's training part is cut to its first floor(n / m) * m images
+  # (after the split rule, before any label noise).
+  train_multiple: dict = dataclasses.field(default_factory=dict)
 
 
 # Learning to Reweight CIFAR (generate_noisy_cifar_data.py): of the 50000 training images, 5000
@@ -83,11 +86,16 @@ DATASETS = {
         urls=(cifar10.URL,), tfds_name="cifar10"),
     "svhn": DatasetSpec(
         sources=("files", "tfds"),
-        # §6.5: train = the 73257 training images less 100 per class held out for validation.
-        splits={"default": SplitSizes(72257, 1000, 26032)},
+        # §6.5: the 73257 training images less 100 per class held out for validation leave
+        # 72257; the original test scripts then keep the first int(72257 / 200) * 200 = 72200
+        # ("Make dataset divisible by batch size"), before the label noise: the default.
+        # "untrimmed" keeps all 72257.
+        splits={"default": SplitSizes(72200, 1000, 26032),
+                "untrimmed": SplitSizes(72257, 1000, 26032)},
         default_split="default", image_shape=svhn.IMAGE_SHAPE, num_classes=10,
         class_names=svhn.CLASS_NAMES,
-        files=svhn.FILES, urls=svhn.URLS, tfds_name="svhn_cropped"),
+        files=svhn.FILES, urls=svhn.URLS, tfds_name="svhn_cropped",
+        train_multiple={"default": svhn.TRAIN_MULTIPLE}),
     "cifar100": DatasetSpec(
         sources=("files", "tfds"),
         # Only the Learning to Reweight experiments use CIFAR-100: their uniform-flip split is
@@ -202,6 +210,24 @@ def read_pools(name, source="embedded", data_dir="", tfds_download=False):
     raise
 
 
+def trim_train(parts, actual, note, multiple, split, untrimmed_splits=()):
+  """Keep the first floor(n / multiple) * multiple training images of ``parts`` (the SVHN
+  scripts' "Make dataset divisible by batch size"); returns (parts, actual, note).
+  ``untrimmed_splits``: the dataset's splits without a cut, named when nothing would be left."""
+  keep = actual.train // multiple * multiple
+  if keep == 0:
+    raise ValueError(f"too few images for split {split!r}: {note}; it keeps a multiple of "
+                     f"{multiple} training images, so the train part would be empty"
+                     + (f" (split {untrimmed_splits[0]!r} keeps them all)"
+                        if untrimmed_splits else ""))
+  if keep == actual.train:
+    return parts, actual, note
+  parts = dict(parts, x_train=parts["x_train"][:keep], y_train=parts["y_train"][:keep])
+  note += (f"; training images cut from {actual.train} to the first {keep}, a multiple of "
+           f"{multiple} (the original scripts')")
+  return parts, actual._replace(train=keep), note
+
+
 def _as_float(x, divide_by_255):
   x = np.asarray(x, dtype=np.float32)
   return x / np.float32(255.0) if divide_by_255 else np.ascontiguousarray(x)
@@ -245,6 +271,10 @@ def load(name, source="embedded", data_dir="", split="default", tfds_download=Fa
     raise
   requested = spec.splits[split_name]
   parts, actual, scaled, note = apply_split(pools, requested, source, split_name)
+  if split_name in spec.train_multiple:
+    parts, actual, note = trim_train(parts, actual, note, spec.train_multiple[split_name],
+                                     split_name, [s for s in spec.splits
+                                                  if s not in spec.train_multiple])
   # MNIST and CIFAR pixels are uint8 scaled to [0, 1] like the reference's /255; SVHN grey
   # values are already float and stay on 0-255 unless asked otherwise.
   divide = name != "svhn" or svhn_rescale

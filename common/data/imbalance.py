@@ -12,6 +12,17 @@ The products are taken in float arithmetic as the original does: at p = 0.9,
 5000 * (1 - 0.9) = 499.99... gives 499 fours. The test images are the first ones of each digit
 in the test pool's order (the same test set for every seed; the original takes the first 250
 fours and 250 shuffled nines), so the spread over seeds measures training alone.
+
+Training pool. The original reads MNIST with the TensorFlow tutorial's
+``input_data.read_data_sets`` (validation_size 5000) and draws from ``mnist.train``: that
+reader keeps the first 5,000 of the 60,000 training images as its validation split
+(``validation_images = train_images[:validation_size]``) and the other 55,000 (images
+5,000-59,999) as its train split. With the full 60,000-image training set (source "files" or
+"tfds"), ``digit_pools`` restricts the pool the same way (``tutorial_train_split_only=True``,
+the default; the config switch is ``imbalance.tutorial_train_split``; False draws from all
+60,000). Only the canonical IDX files ("files") hold the images in the tutorial's order, so
+only they give the original's exact pool; TFDS's order is its own. The embedded 5,000-image
+source is not the full training set and is unaffected.
 """
 
 import dataclasses
@@ -22,6 +33,10 @@ from common import data
 from common.data import mnist
 
 MINORITY_DIGIT, MAJORITY_DIGIT = 4, 9
+# The TensorFlow tutorial reader's split of the 60,000 MNIST training images: its validation
+# split is the first 5,000, its train split (the original's pool) the other 55,000.
+MNIST_TRAIN_IMAGES = 60000
+TUTORIAL_VALIDATION_SIZE = 5000
 
 
 @dataclasses.dataclass
@@ -95,12 +110,24 @@ def four_vs_nine(x_pool, y_pool, x_test_pool, y_test_pool, proportion, n_train, 
               "test_4": n_test // 2, "test_9": n_test // 2})
 
 
-def digit_pools(source, data_dir, n_train, n_test, tfds_download=False):
+def tutorial_train_split(x_pool, y_pool):
+  """(x, y, restricted): the TensorFlow tutorial's train split of a full 60,000-image MNIST
+  training set, images 5,000-59,999 in the given order (restricted True); any other pool is
+  returned whole (restricted False)."""
+  if len(y_pool) != MNIST_TRAIN_IMAGES:
+    return x_pool, y_pool, False
+  return x_pool[TUTORIAL_VALIDATION_SIZE:], y_pool[TUTORIAL_VALIDATION_SIZE:], True
+
+
+def digit_pools(source, data_dir, n_train, n_test, tfds_download=False,
+                tutorial_train_split_only=True):
   """The MNIST pools the 4-vs-9 data are drawn from: (x_pool, y_pool, x_test_pool,
   y_test_pool, note), float32 images in [0, 1]; ``n_train`` only enters the note.
 
   With one pool only (the embedded 5000 images), the last n_test / 2 images of digits 4 and 9
   in the pool's order are the test pool and the rest is the training pool.
+  ``tutorial_train_split_only``: a full 60,000-image training set is restricted to the
+  tutorial's train split (images 5,000-59,999) as in the original; False keeps all of it.
   """
   if source == "embedded":
     x, y = mnist.embedded_arrays()
@@ -118,5 +145,17 @@ def digit_pools(source, data_dir, n_train, n_test, tfds_download=False):
                  tfds_download=tfds_download)
   x_pool = np.concatenate([ds.x_train, ds.x_val])
   y_pool = np.concatenate([ds.y_train, ds.y_val])
-  note = f"MNIST from {ds.info['origin']}: {len(y_pool)} training and {len(ds.y_test)} test images."
-  return x_pool, y_pool, ds.x_test, ds.y_test, note
+  total = len(y_pool)
+  restricted = False
+  if tutorial_train_split_only:
+    x_pool, y_pool, restricted = tutorial_train_split(x_pool, y_pool)
+  note = f"MNIST from {ds.info['origin']}: {total} training and {len(ds.y_test)} test images"
+  if restricted:
+    note += (f"; the training pool is the TensorFlow tutorial's train split the original reads "
+             f"(images {TUTORIAL_VALIDATION_SIZE:,}-{total - 1:,}, {len(y_pool)} images)")
+    if source != "files":
+      note += f" in the {source} source's order, which is not the IDX files' order"
+  elif tutorial_train_split_only:
+    note += (f"; not the full {MNIST_TRAIN_IMAGES}-image training set, so all of it is the "
+             f"training pool")
+  return x_pool, y_pool, ds.x_test, ds.y_test, note + "."

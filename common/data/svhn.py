@@ -5,6 +5,14 @@ class of the training file as validation, greyscale 0.2989 R + 0.5870 G + 0.1140
 left on the 0-255 scale (the published learning rates assume that scale; `svhn_rescale` in
 `data.load` divides by 255). The grey arrays are cached in `data_dir` as
 SVHN_single_grey_without_extra.h5, the original's file name.
+
+The original test scripts (test_bilevel_importance_learning_svhn.py, ApproxGrad's
+test_bilevel_approxgrad.py) then cut the 72257 training images to a multiple of their batch size
+before corrupting any label: ``pts = int(len(X_train)/batch_size); X_train =
+X_train[:pts*batch_size]``, i.e. the first 72200 (penalty.md §6.5). `data.load`'s default SVHN
+split does the same (the first floor(n / 200) * 200 of whatever the source holds, so the label
+noise then flips the first floor(noise * 72200) of them); split="untrimmed" keeps all 72257.
+The cache holds the untrimmed arrays: the split rule cuts them.
 """
 
 import json
@@ -29,6 +37,9 @@ CACHE_FILE = "SVHN_single_grey_without_extra.h5"
 CACHE_FORMAT = "common.data.svhn/1"
 GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 VAL_PER_CLASS = 100
+# The default split keeps a multiple of this many training images: the original scripts'
+# batch size, to which they cut the training set (72257 -> 72200).
+TRAIN_MULTIPLE = 200
 _ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
 

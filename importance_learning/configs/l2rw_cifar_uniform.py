@@ -3,7 +3,9 @@
 The official run (cifar/cifar_train.py with cifar-wide-resnet-28-10.prototxt): 1,000 clean
 images, 40% uniform flip as the official generator codes it (``noise_as_coded``; False gives the
 paper's guaranteed flip), batches of 100 noisy + 100 clean images both augmented (pad 2, crop
-32, flip, x -> 2x - 1), momentum 0.9, lr 0.1 -> 0.01 at step 40k -> 0.001 at 50k, 60k steps,
+32, flip, x -> 2x - 1), momentum 0.9, lr 0.1 -> 0.01 at step 40k -> 0.001 at 50k, 60k steps
+(its scheduler switches before the step it counts from 1: the 40,000th step, index 39,999,
+already runs at 0.01; ``l2rw.lr_boundaries_one_based``, False: from index 40,000),
 weight decay 2e-4 on kernels (also in the clean gradient of the weights), dropout 0.3. The
 baseline is the same training with uniform weights (the official ``--baseline``). The other
 rows of the official scripts: the clean set alone for 2,000 steps (``clean_only``, its
@@ -44,13 +46,16 @@ def row(dataset="cifar10", model="wrn28_10", steps=60000, boundaries=(40000, 500
   c.steps = steps
   c.epochs = -(-steps // 440)        # 44,000 / 100 steps per epoch; ``steps`` decides
   c.eval_every_epochs = 10
+  # cifar_train.py calls FixedLearnRateScheduler.step(niter) before the step niter (from 0);
+  # it assigns the new rate when niter + 1 == boundary: boundaries count steps from 1.
   c.l2rw.update(dict(lr=0.1, momentum=0.9, decay_in_clean_gradient=True,
-                     lr_boundaries_steps=boundaries, lr_boundaries_factor=0.1))
+                     lr_boundaries_steps=boundaries, lr_boundaries_factor=0.1,
+                     lr_boundaries_one_based=True))
   # The fixed-rule rows train with L2RW's optimiser and schedule.
   for name, cls in RULE_ROWS.items():
     c[name] = cls.default_config()
     c[name].update({k: c.l2rw[k] for k in ("lr", "momentum", "lr_boundaries_steps",
-                                           "lr_boundaries_factor")})
+                                           "lr_boundaries_factor", "lr_boundaries_one_based")})
   c.baselines.run = ("clean_only", "oracle", "confident_learning", "finetune")
   c.baselines.clean_only_steps = 2000
   c.baselines.finetune_steps = 5000

@@ -41,7 +41,8 @@ def base():
   c.penalty = Penalty.default_config()
   c.approxgrad = ApproxGrad.default_config()
   # The poisoning scripts halve lr_u and lr_v every 1000 iterations; full batch makes every
-  # iteration an epoch of the family's schedule.
+  # iteration an epoch of the family's schedule. Where the halving falls depends on how the
+  # script counts its loop: each attack's config sets lr_decay_epoch_offset.
   c.approxgrad.lr_decay_every_epochs = 1000
   c.gd = GD.default_config()      # not in the paper's poisoning runs; for comparisons
   c.gd.update(dict(lr_u=0.1, lr_v=1e-3, inner_steps=20))

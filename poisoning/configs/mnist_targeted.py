@@ -12,7 +12,9 @@ sample of the MNIST test set, labelled 3 (success = fraction classified as 3). P
 3s, half 8s from the training set with the labels swapped. Penalty: lr_u 0.1, lr_v 1e-4,
 rho0 10, lamb0 1, eps0 1, nu0 0, T = 20, 5001 outer iterations, 60 poisons. ApproxGrad (its
 file uses 50 poisons; one count per run here, set --config.num_poisons=50 for its row):
-lr_u 1e-3, lr_v 1e-4, lr_p 1e-3, sigma 1e-3, 5000 iterations, halved every 1000.
+lr_u 1e-3, lr_v 1e-4, lr_p 1e-3, sigma 1e-3, 5000 iterations, lr_u and lr_v halved after
+iterations 1000, 2000, 3000 and 4000 (its script loops ``for epoch in range(1, nepochs)`` from 1:
+``lr_decay_epoch_offset`` 0; the untargeted script's 0-based loop halves one iteration later).
 """
 
 from poisoning.configs import base
@@ -31,7 +33,7 @@ def get_config(arg=None):
   c.penalty.update(dict(lr_u=0.1, lr_v=1e-4, rho0=10.0, lamb0=1.0, eps0=1.0, nu0=0.0,
                         c_rho=1.1, c_lamb=0.9, c_eps=0.9, lr_decay=0.9, inner_steps=20))
   c.approxgrad.update(dict(lr_u=1e-3, lr_v=1e-4, lr_p=1e-3, sigma=1e-3, inner_steps=20,
-                           p_steps=20))
+                           p_steps=20, lr_decay_epoch_offset=0))
   c.pretrain_lr = 1e-3
   c.retrain_lr = 1e-3
   args = base.parse(arg)

@@ -154,7 +154,7 @@ def test_unknown_dataset_source_and_split_list_the_choices():
 
 def test_one_registry_serves_every_dataset_and_validates_once():
   assert set(data.REGISTRY) == {"mnist", "cifar10", "svhn", "cifar100", "omniglot",
-                                "miniimagenet", "dogfish", "imagenet"}
+                                "miniimagenet", "dogfish", "imagenet", "custom"}
   for name, entry in data.REGISTRY.items():
     assert entry.kind in data.KINDS and entry.sources and callable(entry.loader), name
   assert data.REGISTRY["omniglot"].sources == ("files", "npz", "tfds")
@@ -418,7 +418,8 @@ def test_real_cifar10_image_folder(shared_data):
 
 def test_svhn_mat_preprocessing_cache_and_rescale(tmp_path, monkeypatch):
   x_train_raw, raw_labels, x_test_raw = _write_svhn(tmp_path)
-  splits = data.load("svhn", source="files", data_dir=tmp_path)
+  # "untrimmed": every training image (the default split's cut is tested below).
+  splits = data.load("svhn", source="files", data_dir=tmp_path, split="untrimmed")
   # 100 per class held out from 2100 images; 1100 left for training; all 50 test images.
   assert splits.info["actual"] == {"train": 1100, "val": 1000, "test": 50}
   assert splits.info["scaled"] is True and "1000 held out" in splits.info["note"]
@@ -456,15 +457,52 @@ def test_svhn_mat_preprocessing_cache_and_rescale(tmp_path, monkeypatch):
     raise AssertionError(f"read {path} although the cache is valid")
 
   monkeypatch.setattr(svhn, "read_mat", no_mat)
-  cached = data.load("svhn", source="files", data_dir=tmp_path)
+  cached = data.load("svhn", source="files", data_dir=tmp_path, split="untrimmed")
   np.testing.assert_array_equal(cached.x_val, splits.x_val)
   np.testing.assert_array_equal(cached.y_train, splits.y_train)
   assert "cache" in cached.info["origin"]
 
-  rescaled = data.load("svhn", source="files", data_dir=tmp_path, svhn_rescale=True)
+  rescaled = data.load("svhn", source="files", data_dir=tmp_path, split="untrimmed",
+                       svhn_rescale=True)
   np.testing.assert_allclose(rescaled.x_train, splits.x_train / 255, rtol=1e-6)
   assert rescaled.info["pixel_range"] == [0.0, 1.0]
   assert splits.info["pixel_range"] == [0.0, 255.0]
+
+
+def test_svhn_default_split_keeps_a_multiple_of_200_training_images_before_the_noise(tmp_path):
+  """The original scripts: ``pts = int(len(X_train)/batch_size); X_train =
+  X_train[:pts*batch_size]`` (72257 -> 72200), then the first floor(noise N) labels flipped."""
+  _write_svhn(tmp_path, per_class=230)        # 2300 images, 1000 held out: 1300 left
+  full = data.load("svhn", source="files", data_dir=tmp_path, split="untrimmed")
+  trimmed = data.load("svhn", source="files", data_dir=tmp_path)   # split "default"
+  assert len(full.y_train) == 1300 and full.info["actual"]["train"] == 1300
+  assert trimmed.info["split"] == "default"
+  assert trimmed.info["actual"] == {"train": 1200, "val": 1000, "test": 50}
+  assert "cut from 1300 to the first 1200, a multiple of 200" in trimmed.info["note"]
+  # The first 1200 of the same training images; validation and test untouched.
+  np.testing.assert_array_equal(trimmed.x_train, full.x_train[:1200])
+  np.testing.assert_array_equal(trimmed.y_train, full.y_train[:1200])
+  np.testing.assert_array_equal(trimmed.x_val, full.x_val)
+  np.testing.assert_array_equal(trimmed.x_test, full.x_test)
+  # The label noise then counts the trimmed set: floor(0.5 * 1200) = 600 flipped, not 650.
+  _, corrupted = data.flip_labels(trimmed.y_train, 0.5, 10, seed=0)
+  assert corrupted.sum() == 600 and corrupted[:600].all()
+  # The full-size split sizes: 72257 left after the hold-out, 72200 = int(72257 / 200) * 200.
+  assert data.DATASETS["svhn"].splits["default"].train == 72257 // 200 * 200 == 72200
+  assert data.DATASETS["svhn"].splits["untrimmed"].train == 72257
+  # A split that is already a multiple of 200 is left alone.
+  _write_svhn(tmp_path, per_class=220)        # 1200 left
+  (tmp_path / svhn.CACHE_FILE).unlink()
+  exact = data.load("svhn", source="files", data_dir=tmp_path)
+  assert len(exact.y_train) == 1200 and "cut from" not in exact.info["note"]
+
+
+def test_svhn_default_split_of_fewer_than_200_training_images_is_an_error(tmp_path):
+  _write_svhn(tmp_path, per_class=30)         # half of each class held out: 150 left
+  with pytest.raises(ValueError, match="multiple of 200.*would be empty.*'untrimmed'"):
+    data.load("svhn", source="files", data_dir=tmp_path)
+  assert len(data.load("svhn", source="files", data_dir=tmp_path, split="untrimmed").y_train) \
+      == 150
 
 
 def test_svhn_cache_of_another_seed_is_rebuilt(tmp_path):
@@ -510,7 +548,7 @@ def test_svhn_original_preprocessed_file_is_read_and_never_overwritten(tmp_path,
       f.create_dataset(f"X_{part}", data=rng.uniform(0, 255, (len(labels), 32, 32, 1)))
       f.create_dataset(f"y_{part}", data=np.eye(10)[labels])
   with caplog.at_level(logging.WARNING):
-    splits = data.load("svhn", source="files", data_dir=tmp_path)
+    splits = data.load("svhn", source="files", data_dir=tmp_path, split="untrimmed")
   assert "original pre_process_svhn_data.py" in caplog.text
   np.testing.assert_array_equal(splits.y_val, y["val"])
   np.testing.assert_array_equal(splits.y_train, y["train"])
@@ -556,7 +594,9 @@ def test_tfds_mnist_conversion_and_scaling(tmp_path):
 def test_tfds_cifar10_and_svhn_conversion(tmp_path):
   with tfds.testing.mock_data(num_examples=60):
     cifar = data.load("cifar10", source="tfds", data_dir=tmp_path, tfds_download=True)
-    digits = data.load("svhn", source="tfds", data_dir=tmp_path, tfds_download=True)
+    # "untrimmed": the default split's multiple of 200 would leave none of 60 mock images.
+    digits = data.load("svhn", source="tfds", data_dir=tmp_path, tfds_download=True,
+                       split="untrimmed")
     raw_x, raw_y = _raw_tfds("svhn_cropped", "test", tmp_path)
   assert cifar.class_names == cifar10.CANONICAL_CLASSES
   assert cifar.x_train.shape[1:] == (32, 32, 3) and cifar.x_train.max() <= 1.0

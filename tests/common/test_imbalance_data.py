@@ -62,3 +62,91 @@ def test_impossible_requests_fail_with_what_to_do():
     imb.four_vs_nine(x, y, x, y, 0.9, 5000, 10, 40, seed=0)
   with pytest.raises(ValueError, match="must be even"):
     imb.four_vs_nine(x, y, x, y, 0.9, 500, 9, 40, seed=0)
+
+
+# The pool of the full training set: the TensorFlow tutorial's train split (images 5000-59999).
+
+
+def _full_mnist_splits(n_train=60000, n_test=1000):
+  """A stand-in for data.load("mnist", split="large"): pixel = index in the training file,
+  digit = index % 10; train/val = the first 59/60 and the rest, as the large split cuts."""
+  from common.data.splits import Splits
+  x = np.arange(n_train, dtype=np.float32).reshape(-1, 1, 1, 1)
+  y = np.arange(n_train) % 10
+  cut = n_train * 59 // 60
+  xt = np.arange(n_test, dtype=np.float32).reshape(-1, 1, 1, 1)
+  return Splits(x[:cut], y[:cut], x[cut:], y[cut:], xt, np.arange(n_test) % 10, 10,
+                tuple("0123456789"), {"origin": "synthetic IDX files"})
+
+
+def test_tutorial_train_split_is_images_5000_to_59999():
+  x = np.arange(60000).reshape(-1, 1)
+  y = np.arange(60000) % 10
+  xs, ys, restricted = imb.tutorial_train_split(x, y)
+  # read_data_sets: validation = train_images[:5000], train = train_images[5000:].
+  assert restricted and len(ys) == 55000
+  np.testing.assert_array_equal(xs[:, 0], np.arange(5000, 60000))
+  np.testing.assert_array_equal(ys, y[5000:])
+  # Any other pool (not the full training set) is left whole.
+  xs, ys, restricted = imb.tutorial_train_split(x[:12000], y[:12000])
+  assert not restricted and len(ys) == 12000
+
+
+@pytest.mark.parametrize("source", ["files", "tfds"])
+def test_full_training_set_pool_is_the_tutorial_train_split(monkeypatch, source):
+  loads = []
+
+  def fake_load(name, **kwargs):
+    loads.append((name, kwargs["source"], kwargs["split"]))
+    return _full_mnist_splits()
+
+  monkeypatch.setattr(imb.data, "load", fake_load)
+  x_pool, y_pool, x_test, _, note = imb.digit_pools(source, "/data/mnist", 5000, 500)
+  assert loads == [("mnist", source, "large")]
+  assert len(y_pool) == 55000
+  np.testing.assert_array_equal(x_pool.ravel(), np.arange(5000, 60000))
+  assert "tutorial's train split" in note and "images 5,000-59,999" in note
+  assert ("not the IDX files' order" in note) == (source == "tfds")
+  assert len(x_test) == 1000                           # the test pool is untouched
+  # Every image the 4-vs-9 split draws comes from that pool: none of the first 5000.
+  d = imb.four_vs_nine(x_pool, y_pool, x_test, np.arange(1000) % 10, 0.995, 5000, 10, 40,
+                       seed=0)
+  drawn = np.concatenate([d.x_train.ravel(), d.x_val.ravel()])
+  assert drawn.min() >= 5000 and len(drawn) == 4990 + 10
+  # The switch off: all 60,000 training images.
+  x_all, y_all, *_ = imb.digit_pools(source, "/data/mnist", 5000, 500,
+                                     tutorial_train_split_only=False)
+  np.testing.assert_array_equal(x_all.ravel(), np.arange(60000))
+  # A source holding fewer images than the full training set is not cut.
+  monkeypatch.setattr(imb.data, "load", lambda name, **kw: _full_mnist_splits(12000))
+  x_small, _, _, _, note = imb.digit_pools(source, "/data/mnist", 5000, 500)
+  assert len(x_small) == 12000 and "not the full 60000-image training set" in note
+
+
+def test_embedded_pool_is_unaffected_by_the_tutorial_split():
+  on = imb.digit_pools("embedded", "", 400, 200)
+  off = imb.digit_pools("embedded", "", 400, 200, tutorial_train_split_only=False)
+  for a, b in zip(on[:4], off[:4]):
+    np.testing.assert_array_equal(a, b)
+  assert len(on[1]) == 5000 - 200
+
+
+def test_imbalance_config_switch_reaches_the_pools(monkeypatch, tmp_path):
+  from importance_learning import imbalance as experiment
+  from importance_learning.configs import mnist_imbalance
+  c = mnist_imbalance.get_config("paper")
+  assert c.imbalance.tutorial_train_split is True and c.source == "files"
+  assert mnist_imbalance.get_config().source == "embedded"   # the default job: unaffected
+  seen = {}
+
+  def fake_pools(*args, **kwargs):
+    seen.update(kwargs)
+    raise RuntimeError("stop")
+
+  monkeypatch.setattr(experiment.imbalancelib, "digit_pools", fake_pools)
+  monkeypatch.setattr(experiment.records, "check_or_write_config", lambda *a: None)
+  for value in (True, False):
+    c.imbalance.tutorial_train_split = value
+    with pytest.raises(RuntimeError, match="stop"):
+      experiment.run(c, tmp_path)
+    assert seen["tutorial_train_split_only"] is value

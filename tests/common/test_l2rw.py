@@ -279,3 +279,59 @@ def test_weights_accumulated_over_the_run_match_a_hand_computation_over_three_st
   for index, w in zip(indices, received):
     last[index] = w
   np.testing.assert_allclose(problem.last_weights(), last, rtol=1e-6)
+
+
+def _official_scheduler_rates(num_steps, base, decay_steps, rate_list):
+  """The rate each step of the official CIFAR loop trains with, by hand: ``for niter in
+  range(...): lr_scheduler.step(niter); train_step(...)`` with FixedLearnRateScheduler.step
+  assigning ``rate_list[0]`` when ``niter + 1 == decay_steps[0]``."""
+  lr, steps, rates, used = base, list(decay_steps), list(rate_list), []
+  for niter in range(num_steps):
+    if steps and niter + 1 == steps[0]:
+      lr = rates.pop(0)
+      steps.pop(0)
+    used.append(lr)
+  return used
+
+
+def test_step_boundaries_switch_where_the_official_l2rw_scheduler_does():
+  # By hand: boundaries 3 and 5 -> the 3rd step (index 2) is the first at 0.01, the 5th
+  # (index 4) the first at 0.001.
+  official = _official_scheduler_rates(7, 0.1, (3, 5), (0.01, 0.001))
+  assert official == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.001]
+  problem = ExampleReweighting(_model(5), N)
+  batch = _batch(5)
+  rates = {}
+  for one_based in (True, False):
+    method = _method(problem, lr=0.1, momentum=0.9, lr_boundaries_steps=(3, 5),
+                     lr_boundaries_factor=0.1, lr_boundaries_one_based=one_based)
+    rates[one_based] = [float(method.step(batch)["lr"]) for _ in range(7)]
+  np.testing.assert_allclose(rates[True], official, rtol=1e-12)
+  # The switch off: b steps at the old rate, one step later than the original.
+  np.testing.assert_allclose(rates[False], [0.1] * 3 + [0.01] * 2 + [0.001] * 2, rtol=1e-12)
+
+
+def test_l2rw_cifar_rows_switch_the_rate_at_the_original_steps():
+  from common.bilevel import base, optim
+  from common.bilevel.rule_weights import RuleWeights
+  from importance_learning.configs import l2rw_cifar_background, l2rw_cifar_uniform
+  # The baselines copy every key of their own config from the method's block.
+  assert "lr_boundaries_one_based" in RuleWeights.default_config()
+  for module, bounds in ((l2rw_cifar_uniform, (40000, 50000)),
+                         (l2rw_cifar_background, (40000, 60000))):
+    for arg in (None, "random"):
+      c = module.get_config(arg)
+      block = c[c.method]
+      assert tuple(block.lr_boundaries_steps) == bounds and block.lr_boundaries_one_based
+      schedule = optim.Schedule.from_config(block)
+      lr = tf.Variable(0.1, dtype=tf.float64)
+      at = lambda t: float(schedule.step_rate(lr, tf.constant(t, tf.int64)))  # noqa: E731
+      # The official scheduler: step index b - 1 (the b-th step) is the first at the new rate.
+      for b, old, new in ((bounds[0], 0.1, 0.01), (bounds[1], 0.01, 0.001)):
+        assert at(b - 2) == pytest.approx(old) and at(b - 1) == pytest.approx(new), (b, arg)
+  # The rows' MomentumSGD is what L2RW builds from the same block (base.momentum_sgd).
+  var = tf.Variable([0.0], dtype=tf.float64)
+  opt = base.momentum_sgd(l2rw_cifar_uniform.get_config().l2rw, [var])
+  opt.iterations.assign(39998)
+  used = [float(opt.apply([tf.constant([1.0], tf.float64)], [var])) for _ in range(2)]
+  np.testing.assert_allclose(used, [0.1, 0.01], rtol=1e-12)
