@@ -117,3 +117,23 @@ def memory_run(fn, steps=2000, warmup_steps=100, samples=20):
           "after_warmup_bytes": base, "end_bytes": end, "peak_bytes": max(peak_bytes(), end),
           "growth_fraction": (end - base) / base, "slope_bytes_per_step": slope,
           "seconds": seconds}
+
+
+def fit_exponents(rows):
+  """Per axis and step: the least-squares k of log(ms) = a + k log(x), x the batch size (batch
+  axis) or the parameter count (width axis), with its R^2; two or more points needed."""
+  fits = []
+  for axis, key, against in (("batch", "batch", "batch size"), ("width", "params", "parameters")):
+    for case in dict.fromkeys(r["case"] for r in rows if r["axis"] == axis):
+      pts = [r for r in rows if r["axis"] == axis and r["case"] == case]
+      if len({r[key] for r in pts}) < 2:
+        continue
+      x = np.log([float(r[key]) for r in pts])
+      y = np.log([r["ms"] for r in pts])
+      k, a = np.polyfit(x, y, 1)
+      resid = y - (a + k * x)
+      total = float(np.sum((y - y.mean()) ** 2))
+      fits.append({"axis": axis, "against": against, "case": case, "points": len(pts),
+                   "exponent": float(k), "r2": 1.0 - float(np.sum(resid ** 2)) / total
+                   if total > 0 else 1.0})
+  return fits

@@ -8,7 +8,9 @@ Sections (``--sections``, all by default):
            with tf.function, as a multiple of a momentum-SGD step on the same model and batch
   modes    eager vs tf.function vs tf.function(jit_compile=True), per method
   memory   memory after warm-up, at the end and at the peak over --memory_steps steps
-  scaling  step time (and ratio to SGD) against batch size and against model width
+  scaling  step time, ratio to SGD and peak memory against batch size and against model width
+           (4 points per axis), with the fitted exponent k of time ~ batch^k and time ~
+           parameters^k per step, so the cost of another model or batch can be predicted
 
 Prints the tables, checks the targets (L2RW <= 3.5 x SGD, penalty inner step <= 3 x,
 data-parameters step <= 1.1 x, tf.function >= 5 x eager for every bilevel step, memory growth
@@ -83,9 +85,9 @@ def settings():
       "memory_steps": FLAGS.memory_steps,
       "scaling_cases": list(FLAGS.scaling_cases),
       "scaling_batches": [int(b) for b in pick(FLAGS.scaling_batches, [50, 100, 200, 400],
-                                               [50, 400])],
+                                               [50, 100, 200, 400])],
       "scaling_widths": [float(w) for w in pick(FLAGS.scaling_widths, [0.25, 0.5, 1, 2],
-                                                [0.25, 1])],
+                                                [0.25, 0.5, 1, 2])],
       "seed": FLAGS.seed,
   }
   bad = sorted(set(s["sections"]) - set(SECTIONS))
@@ -206,6 +208,9 @@ def section_scaling(s, bar):
   def measure(axis, value, builder, batch):
     base = None
     for name in [caselib.BASELINE] + [c for c in s["scaling_cases"] if c != caselib.BASELINE]:
+      _free()
+      before = harness.current_bytes()
+      harness.reset_peak()
       case = caselib.build_case(name, builder, batch, spec["input_shape"],
                                 loop_steps=s["loop_steps"], seed=s["seed"])
       t = harness.time_step(harness.compile_step(case.fn, "function"), s["warmup"],
@@ -213,7 +218,11 @@ def section_scaling(s, bar):
       base = t["median_s"] if name == caselib.BASELINE else base
       rows.append({"axis": axis, "value": value, "case": name, "batch": batch,
                    "params": case.model_params, "ms": 1e3 * t["median_s"],
-                   "ratio_to_sgd": t["median_s"] / base})
+                   "ratio_to_sgd": t["median_s"] / base,
+                   # What building and running this case added at its peak (process RSS on a
+                   # CPU, whose allocator may reuse memory freed by earlier cases; the
+                   # allocator's own peak on a GPU).
+                   "peak_added_mb": max(0, harness.peak_bytes() - before) / 2**20})
       bar.update(1)
       del case
       _free()
@@ -260,7 +269,10 @@ TABLES = {
                ("peak_mb", "peak MiB"), ("growth_pct", "growth %"),
                ("slope_kb_per_1000_steps", "kB / 1000 steps")],
     "scaling": [("axis", "axis"), ("value", "value"), ("case", "step"), ("batch", "batch"),
-                ("params", "params"), ("ms", "ms"), ("ratio_to_sgd", "x SGD")],
+                ("params", "params"), ("ms", "ms"), ("ratio_to_sgd", "x SGD"),
+                ("peak_added_mb", "peak added MiB")],
+    "scaling_fits": [("axis", "axis"), ("case", "step"), ("against", "time ~ x^k, x ="),
+                     ("points", "points"), ("exponent", "k"), ("r2", "R^2")],
     "targets": [("target", "target"), ("where", "where"), ("value", "measured"),
                 ("limit", "limit"), ("met", "met")],
 }
@@ -298,6 +310,10 @@ def main(argv):
     results[f"{section}_seconds"] = float(tf.timestamp() - start)
     print(f"\n== {section} ==\n" + records.summary_table(results[section], TABLES[section]),
           flush=True)
+    if section == "scaling":
+      results["scaling_fits"] = harness.fit_exponents(results["scaling"])
+      print("\n== scaling fits ==\n" + records.summary_table(results["scaling_fits"],
+                                                            TABLES["scaling_fits"]), flush=True)
     records.write_json(os.path.join(FLAGS.out_dir, "benchmark.json"), results)
   results["targets"] = check_targets(results)
   print("\n== targets ==\n" + records.summary_table(results["targets"], TABLES["targets"]))
@@ -305,7 +321,7 @@ def main(argv):
   md = [f"Measured on {env['device']} ({env['cpu_cores']} cores), TensorFlow "
         f"{env['tensorflow']}, commit {env['git_commit']}, {env['date']}; settings: "
         f"`{json.dumps(s)}`."]
-  for section in SECTIONS + ("targets",):
+  for section in SECTIONS + ("scaling_fits", "targets"):
     if results.get(section):
       md.append(f"\n### {section}\n\n" + records.markdown_table(results[section], TABLES[section]))
   with open(os.path.join(FLAGS.out_dir, "benchmark.md"), "w") as fh:

@@ -69,7 +69,7 @@ def test_command_line_writes_tables_json_and_target_checks(tmp_path):
       "benchmarks/run.py", f"--out_dir={tmp_path}", "--models=mnist_logreg",
       "--modes_models=mnist_logreg", "--cases=sgd,penalty,l2rw,data_parameters,penalty_inner",
       "--repeats=2", "--warmup=1", "--loop_steps=2", "--memory_steps=40",
-      "--scaling_cases=sgd,l2rw", "--scaling_batches=8", "--scaling_widths=0.1"))
+      "--scaling_cases=sgd,l2rw", "--scaling_batches=8,16", "--scaling_widths=0.1"))
   out = json.loads((tmp_path / "benchmark.json").read_text())
   for section in ("ratios", "modes", "memory", "scaling", "targets", "environment"):
     assert out[section], section
@@ -85,6 +85,11 @@ def test_command_line_writes_tables_json_and_target_checks(tmp_path):
                                                              "memory"}
   assert "== targets ==" in proc.stdout
   assert "### ratios" in (tmp_path / "benchmark.md").read_text()
+  # Two batch sizes give a fitted exponent per step; one width gives none.
+  fits = out["scaling_fits"]
+  assert {(f["axis"], f["case"]) for f in fits} == {("batch", "sgd"), ("batch", "l2rw")}
+  assert all(r["peak_added_mb"] >= 0 for r in out["scaling"])
+  assert "### scaling_fits" in (tmp_path / "benchmark.md").read_text()
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
@@ -95,3 +100,17 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
   assert "--memory_steps" not in proc.stderr + proc.stdout
   proc = cli.run("benchmarks/run.py", f"--out_dir={tmp_path}", "--sections=speed")
   assert proc.returncode != 0 and "Unknown sections" in proc.stderr + proc.stdout
+
+
+def test_scaling_exponents_recover_a_power_law():
+  rows = [{"axis": "batch", "case": "l2rw", "batch": b, "params": 1000, "ms": 3.0 * b ** 0.8}
+          for b in (50, 100, 200, 400)]
+  rows += [{"axis": "width", "case": "l2rw", "batch": 200, "params": p, "ms": 0.01 * p ** 1.1}
+           for p in (1e4, 4e4, 1.6e5, 6.4e5)]
+  rows += [{"axis": "width", "case": "sgd", "batch": 200, "params": 1e4, "ms": 1.0}]   # 1 point
+  fits = {(f["axis"], f["case"]): f for f in harness.fit_exponents(rows)}
+  assert set(fits) == {("batch", "l2rw"), ("width", "l2rw")}
+  assert fits[("batch", "l2rw")]["exponent"] == pytest.approx(0.8)
+  assert fits[("width", "l2rw")]["exponent"] == pytest.approx(1.1)
+  assert fits[("batch", "l2rw")]["r2"] == pytest.approx(1.0)
+  assert fits[("width", "l2rw")]["against"] == "parameters"
