@@ -67,6 +67,9 @@ flags.DEFINE_list("scaling_batches", None, "Batch sizes (default 50,100,200,400;
 flags.DEFINE_list("scaling_widths", None,
                   "MNIST CNN width multipliers (default 0.25,0.5,1,2; 0.25,1 quick).")
 flags.DEFINE_integer("seed", 0, "Seed of models and random inputs.")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                  "Keras dtype policy of every model built (mixed: compute in 16 bits, "
+                  "variables in float32).")
 
 
 def settings():
@@ -89,6 +92,7 @@ def settings():
       "scaling_widths": [float(w) for w in pick(FLAGS.scaling_widths, [0.25, 0.5, 1, 2],
                                                 [0.25, 0.5, 1, 2])],
       "seed": FLAGS.seed,
+      "precision": FLAGS.precision,
   }
   bad = sorted(set(s["sections"]) - set(SECTIONS))
   if bad:
@@ -287,6 +291,7 @@ def main(argv):
   if len(argv) > 1:
     _bad_flags(f"Unexpected arguments: {argv[1:]}")
   s = settings()
+  keras.mixed_precision.set_global_policy(s["precision"])
   os.makedirs(FLAGS.out_dir, exist_ok=True)
   env = environment()
   print(f"Benchmark on {env['device']}, {env['cpu_cores']} cores, TensorFlow "
