@@ -26,6 +26,8 @@ import time
 
 from absl import app, flags
 
+from common import records
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAPER_OMNIGLOT_5W1S = 0.9945
 
@@ -146,8 +148,6 @@ def main(argv):
   print(f"few-shot: {report['fewshot'].get('returncode', 'skipped')}", flush=True)
   env = (report["benchmark"].get("result") or {}).get("environment", {})
   report["environment"] = env
-  sys.path.insert(0, str(ROOT))
-  from common import records  # pylint: disable=import-outside-toplevel
   records.write_json(out / "gpu_check.json", report)
   rows = _rows(report)
   md = (f"GPU check on {env.get('device', 'unknown device')}, TensorFlow "

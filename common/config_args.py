@@ -104,3 +104,17 @@ def apply_noise_row(c, arg, default_noise, shrink, words=None, on_tiny=None):
     if on_tiny is not None:
       on_tiny(c)
   return c
+
+
+def set_field(config, key, value):
+  """``config[a][b]... = value`` for the dotted ``key`` "a.b...", only where that field exists
+  (a KeyError naming the missing part otherwise: no new fields by accident)."""
+  parent = config
+  *path, last = key.split(".")
+  for part in path:
+    if part not in parent:
+      raise KeyError(f"{part!r} (in {key!r})")
+    parent = parent[part]
+  if last not in parent:
+    raise KeyError(f"{last!r} (in {key!r})")
+  parent[last] = value

@@ -21,6 +21,7 @@ import tempfile
 
 import numpy as np
 
+from common import config_args
 from common import models
 from common.data.splits import Splits
 from common.errors import ConfigError
@@ -103,16 +104,10 @@ def learn_importances(x, y, x_trusted, y_trusted, x_test=None, y_test=None, *,
   if epochs is not None:
     config.epochs = int(epochs)
   for key, value in (overrides or {}).items():
-    node, *path = key.split(".")
-    target = config
-    for part in [node, *path][:-1]:
-      if part not in target:
-        raise ConfigError(f"overrides: the config has no block {part!r} (in {key!r}).")
-      target = target[part]
-    leaf = key.split(".")[-1]
-    if leaf not in target:
-      raise ConfigError(f"overrides: the config has no field {key!r}.")
-    target[leaf] = value
+    try:
+      config_args.set_field(config, key, value)
+    except (KeyError, AttributeError, TypeError) as e:
+      raise ConfigError(f"overrides: the config has no field {key!r} ({e}).") from None
   workdir = pathlib.Path(workdir) if workdir else pathlib.Path(
       tempfile.mkdtemp(prefix="importances_"))
   results = experiment.run(config, workdir, log=log, splits=splits)

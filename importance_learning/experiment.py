@@ -485,25 +485,26 @@ class PerStepReweighting(_Protocol):
     return ExampleReweighting(model, c.batch_size, c.weight_decay, train_mode(c),
                               num_train=self.data.n_train)
 
-  def make_baseline(self, model):
+  def make_baseline(self, model, cfg=None):
+    """Uniform weights with the method's optimiser and schedule (or ``cfg``)."""
     c = self.config
-    uniform_cfg = bilevel.UniformWeights.default_config()
-    uniform_cfg.update({k: self.method_cfg[k] for k in uniform_cfg
-                        if k in self.method_cfg and k != "rule"})
+    cfg = cfg or self._uniform_config()
     return bilevel.UniformWeights(ExampleReweighting(model, c.batch_size, c.weight_decay,
-                                                     train_mode(c)), uniform_cfg)
+                                                     train_mode(c)), cfg)
+
+  def _uniform_config(self):
+    cfg = bilevel.UniformWeights.default_config()
+    cfg.update({k: self.method_cfg[k] for k in cfg if k in self.method_cfg and k != "rule"})
+    return cfg
 
   def make_finetuner(self, model):
     """Uniform weights at the method's final learning rate (the schedule's end), no further
     schedule: the reference does not say which rate the official --finetune resumes with."""
-    c = self.config
-    cfg = bilevel.UniformWeights.default_config()
-    cfg.update({k: self.method_cfg[k] for k in cfg if k in self.method_cfg and k != "rule"})
+    cfg = self._uniform_config()
     cfg.lr = float(cfg.lr) * float(cfg.lr_boundaries_factor) ** len(cfg.lr_boundaries_steps)
     cfg.lr_boundaries_steps = ()
     cfg.lr_decay_every_epochs = 0
-    return bilevel.UniformWeights(ExampleReweighting(model, c.batch_size, c.weight_decay,
-                                                     train_mode(c)), cfg)
+    return self.make_baseline(model, cfg)
 
   def with_val(self, x, y):
     return x, y        # the reweighting baselines never see the clean set

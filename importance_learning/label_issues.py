@@ -19,10 +19,16 @@ COLUMNS = ("rank", "id", "given_label", "suggested_label", "suggested_probabilit
            "flagged")
 
 
+def ranking(scores):
+  """Row numbers from the most to the least suspicious: ascending score, ties in the data's
+  order."""
+  return np.argsort(np.asarray(scores, np.float64), kind="stable")
+
+
 def table(scores, given, probs, class_names, threshold, ids=None, true_labels=None):
-  """Rows (dicts) of every point, ranked by ascending score (ties: the data's order)."""
+  """Rows (dicts) of every point, in ``ranking`` order."""
   scores = np.asarray(scores, np.float64)
-  order = np.argsort(scores, kind="stable")
+  order = ranking(scores)
   suggested = np.argmax(probs, axis=1)
   ids = np.arange(len(scores)).astype(str) if ids is None else np.asarray(ids).astype(str)
   rows = []
@@ -78,7 +84,6 @@ def write(workdir, scores, given, probs, class_names, threshold, images=None, id
   rows = table(scores, given, probs, class_names, threshold, ids, true_labels)
   write_csv(workdir / "label_issues.csv", rows)
   if images is not None and np.ndim(images) == 4 and rows:
-    order = np.argsort(np.asarray(scores, np.float64), kind="stable")
-    contact_sheet(workdir / "label_issues.png", images, rows, order,
+    contact_sheet(workdir / "label_issues.png", images, rows, ranking(scores),
                   title=title or "most suspicious labels: given -> suggested")
   return rows

@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common import bilevel  # noqa: E402
+from common import config_args  # noqa: E402
 from common import config_checks
 from common import data as datalib  # noqa: E402
 from common import metrics as metriclib  # noqa: E402
@@ -73,13 +74,7 @@ def _cell_config(config, name):
     cell.retrain.enabled = False
   for key, value in changes_of(config, name).items():
     try:
-      parent = cell
-      *path, last = key.split(".")
-      for part in path:
-        parent = parent[part]
-      if last not in parent:
-        raise KeyError(last)
-      parent[last] = value
+      config_args.set_field(cell, key, value)
     except (KeyError, AttributeError, TypeError) as e:
       raise ValueError(f"study variant {name!r} sets {key!r}, which is not a field of the "
                        f"config ({e}).") from e

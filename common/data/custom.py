@@ -231,9 +231,7 @@ def _class_ids(train, others):
   tables outside train's classes are a DataError."""
   if np.issubdtype(train.labels.dtype, np.integer) or all(
       l.lstrip("-").isdigit() for l in train.labels):
-    as_int = lambda t: (t.labels.astype(np.int64) if np.issubdtype(t.labels.dtype, np.integer)  # noqa: E731
-                        else _int_labels(t))
-    y = [as_int(t) for t in [train] + others]
+    y = [_int_labels(t) for t in [train] + others]
     k = len(train.class_names) or int(y[0].max()) + 1
     names = train.class_names or tuple(str(i) for i in range(k))
     for t, yt in zip([train] + others, y):

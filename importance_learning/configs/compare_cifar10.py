@@ -23,6 +23,7 @@ a GPU run. ``:tiny`` runs the same code paths for seconds.
 
 import ml_collections
 
+from common import config_args
 from importance_learning.configs import base as base_lib
 from importance_learning.configs import cifar10
 
@@ -40,11 +41,7 @@ REDUCED = {
 def get_config(arg=None):
   c = cifar10.row()
   for key, value in REDUCED.items():
-    parent = c
-    *path, last = key.split(".")
-    for part in path:
-      parent = parent[part]
-    parent[last] = value
+    config_args.set_field(c, key, value)
   c = base_lib.apply_args(c, arg, default_noise=0.5,
                           on_tiny=lambda c: setattr(c, "steps", 2))
   c.experiment = "compare"

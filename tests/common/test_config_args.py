@@ -67,3 +67,16 @@ def test_tiny_shrinks_every_method_block_of_a_config():
   c = importlib.import_module("importance_learning.configs.default").get_config("tiny")
   assert (c.penalty.inner_steps, c.rmd.inner_steps, c.gd.inner_steps) == (2, 2, 2)
   assert c.runner.log_every == 1 and not c.runner.progress_bar
+
+
+def test_set_field_sets_existing_dotted_fields_only():
+  import ml_collections
+  from common import config_args
+  c = ml_collections.ConfigDict({"a": {"b": 1}, "c": 2})
+  config_args.set_field(c, "a.b", 5)
+  config_args.set_field(c, "c", 3)
+  assert (c.a.b, c.c) == (5, 3)
+  for key in ("a.x", "x.b", "x"):
+    with pytest.raises(KeyError):
+      config_args.set_field(c, key, 0)
+  assert set(c.a) == {"b"} and set(c) == {"a", "c"}
