@@ -186,8 +186,13 @@ def check_present(name, source, data_dir):
         f"{', '.join(spec.files)} (from {' or '.join(spec.urls)}); or use "
         f"{' / '.join(repr(s) for s in spec.sources if s != 'files')} as source.")
   if not pathlib.Path(data_dir).expanduser().is_dir():
-    raise DataNotFoundError(f"data_dir {data_dir} does not exist; it should hold "
-                            f"{', '.join(spec.files)}.")
+    raise _missing_dir(spec, data_dir)
+
+
+def _missing_dir(spec, data_dir):
+  """One line for a data_dir that does not exist: what belongs there and where it comes from."""
+  return DataNotFoundError(f"data_dir {data_dir} does not exist; it should hold "
+                           f"{', '.join(spec.files)} (from {' or '.join(spec.urls)}).")
 
 
 def read_pools(name, source="embedded", data_dir="", tfds_download=False):
@@ -204,9 +209,9 @@ def read_pools(name, source="embedded", data_dir="", tfds_download=False):
   data_dir = os.fspath(data_dir) if data_dir else ""
   try:
     return _read(name, source, data_dir, tfds_download, 0)
-  except DataNotFoundError as e:
+  except DataNotFoundError:
     if source == "files" and data_dir and not pathlib.Path(data_dir).expanduser().is_dir():
-      raise DataNotFoundError(f"data_dir {data_dir} does not exist.\n{e}") from None
+      raise _missing_dir(spec, data_dir) from None
     raise
 
 
@@ -264,10 +269,10 @@ def load(name, source="embedded", data_dir="", split="default", tfds_download=Fa
   try:
     pools, class_names, origin = _read(name, source, data_dir, tfds_download,
                                        int(svhn_val_seed))
-  except DataNotFoundError as e:
+  except DataNotFoundError:
     if source == "files" and data_dir and not pathlib.Path(data_dir).expanduser().is_dir():
-      # The usual cause of "everything is missing" is a mistyped folder: say so first.
-      raise DataNotFoundError(f"data_dir {data_dir} does not exist.\n{e}") from None
+      # The usual cause of "everything is missing" is a mistyped folder: say that alone.
+      raise _missing_dir(spec, data_dir) from None
     raise
   requested = spec.splits[split_name]
   parts, actual, scaled, note = apply_split(pools, requested, source, split_name)

@@ -891,3 +891,17 @@ def test_embedded_t10k_with_the_real_test_set_scales_the_small_protocol_by_three
   assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (3750, 3750, 7500)
   assert "scaled by 0.75" in splits.info["note"]
   assert set(np.bincount(splits.y_train)) and np.bincount(splits.y_train).min() > 300
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100", "svhn"])
+def test_a_data_dir_that_does_not_exist_is_one_line_naming_what_belongs_there(tmp_path, name):
+  where = tmp_path / "nowhere"
+  for read in (lambda: data.load(name, source="files", data_dir=where),
+               lambda: data.read_pools(name, source="files", data_dir=where),
+               lambda: data.check_present(name, "files", where)):
+    with pytest.raises(data.DataNotFoundError) as e:
+      read()
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"data_dir {where} does not exist; it "
+                                                      "should hold ")
+    assert data.DATASETS[name].urls[0] in message
