@@ -87,21 +87,60 @@ class ApproxGrad(base.Method):
       residual = base.sum_of_squares(r)
     return residual, base.gradients(tape_p, residual, p)
 
-  def hypergradient(self, batch):
-    """grad_u f - (d2g/du dv) p at the current (u, v), p held constant."""
+  def hypergradient(self, batch, fixed=None):
+    """grad_u f - (d2g/du dv) p at the current (u, v), p held constant.
+
+    ``fixed``: the step's ``base.FixedOuter`` (u unchanged since), whose precomputed tensors
+    the gradient starts from; the result is the same.
+    """
+    return self._final_pass(batch, fixed, with_residual=False)[0]
+
+  def _final_pass(self, batch, fixed=None, with_residual=True, grad_v_f=None):
+    """(hypergradient, R(p)) from one backward pass at the current (u, v, p).
+
+    With the full correction, d/dv of f - <grad_v g, p> is grad_v f - H p, so the residual
+    H p + sigma p - grad_v f is sigma p minus it: the pass that gives the hypergradient gives
+    the residual too. With ``correction="first_group"`` the u-objective holds one group's term
+    only, and the residual takes its own pass (``residual_and_grad``).
+    """
     problem = self.problem
-    u, v = base.values(problem.outer_variables), base.values(problem.inner_variables)
+    v = base.values(problem.inner_variables)
+    u = base.values(problem.outer_variables) if fixed is None else fixed.u
+    data = batch if fixed is None else fixed.outer_batch
     p = [tf.stop_gradient(q) for q in base.values(self.p)]
+    first_group = self.config.correction == "first_group" and problem.inner_groups
+    joint = with_residual and not first_group
+    extra = v if joint else []
     with tf.GradientTape() as tape_u:
-      tape_u.watch(u)
-      f = problem.outer_cost(u, v, batch)
-      _, grad_v_g = self._grad_v(problem.inner_cost, u, v, batch)
-      if self.config.correction == "first_group" and problem.inner_groups:
+      tape_u.watch(u + extra)
+      if fixed is not None:
+        fixed.watch(tape_u)
+      f = problem.outer_cost(u, v, data)
+      _, grad_v_g = self._grad_v(problem.inner_cost, u, v, data)
+      p_u = p
+      if first_group:
         first = list(problem.inner_groups[0])
-        grad_v_g, p = [grad_v_g[i] for i in first], [p[i] for i in first]
-      f_tilde = f - base.inner_product(grad_v_g, p)
-    return base.gradients(tape_u, f_tilde, u, "grad_u (f - <grad_v g, p>)",
-                          problem.outer_variables)
+        grad_v_g, p_u = [grad_v_g[i] for i in first], [p[i] for i in first]
+      f_tilde = f - base.inner_product(grad_v_g, p_u)
+    what = "grad_u (f - <grad_v g, p>)"
+    if fixed is not None:
+      grad_u, grad_extra = fixed.outer_gradients(tape_u, f_tilde, what, problem.outer_variables,
+                                                 extra=extra)
+    else:
+      grads = base.gradients(tape_u, f_tilde, u + extra)
+      grad_u = base.checked_gradients(grads[:len(u)], problem.outer_variables, what)
+      grad_extra = grads[len(u):]
+    if joint:
+      # d/dv (f - <grad_v g, p>) = grad_v f - H p, so H p + sigma p - grad_v f is sigma p - it.
+      residual = base.sum_of_squares([
+          self.config.sigma * q - (tf.zeros_like(q) if d is None else d)
+          for q, d in zip(p, grad_extra)])
+    elif with_residual:
+      residual, _ = self.residual_and_grad(fixed.batch if fixed is not None else batch,
+                                           grad_v_f)
+    else:
+      residual = None
+    return grad_u, residual
 
   def outer_state_variables(self, index):
     return self.opt_u.slots(index)
@@ -113,18 +152,21 @@ class ApproxGrad(base.Method):
     problem, cfg = self.problem, self.config
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
     # u is constant in the v-steps and the p-steps.
-    fixed = problem.fix_outer(base.values(u_vars), batch)
+    # The u-step at the same u reuses what fix_outer computed.
+    fixed = base.FixedOuter(problem, base.values(u_vars), batch)
     for _ in base.loop(int(cfg.inner_steps)):
-      _, grad = self._grad_v(problem.inner_cost, base.values(u_vars), base.values(v_vars), fixed)
+      _, grad = self._grad_v(problem.inner_cost, base.values(u_vars), base.values(v_vars),
+                             fixed.batch)
       self.opt_v.apply(grad, v_vars)
       base.assign_projected(v_vars, problem.project_inner)
     u, v = base.values(u_vars), base.values(v_vars)
-    f, grad_v_f = self._grad_v(problem.outer_cost, u, v, fixed)
+    f, grad_v_f = self._grad_v(problem.outer_cost, u, v, fixed.batch)
     for _ in base.loop(int(cfg.p_steps)):
-      _, grad_p = self.residual_and_grad(fixed, grad_v_f)
+      _, grad_p = self.residual_and_grad(fixed.batch, grad_v_f)
       self.opt_p.apply(grad_p, self.p)
-    residual, _ = self.residual_and_grad(fixed, grad_v_f)
-    self.opt_u.apply(self.hypergradient(batch), u_vars)
+    # The residual at the final p comes from the hypergradient's pass (``_final_pass``).
+    hypergradient, residual = self._final_pass(batch, fixed, grad_v_f=grad_v_f)
+    self.opt_u.apply(hypergradient, u_vars)
     base.assign_projected(u_vars, problem.project_outer)
     g = problem.inner_cost(base.values(u_vars), base.values(v_vars), batch)
     return {"f": f, "g": g, "residual": residual,

@@ -10,6 +10,7 @@ variable (rule 1 of DESIGN.md).
 import tensorflow as tf
 
 from common import distribute
+from common import precision
 from common.bilevel import optim
 
 
@@ -242,6 +243,77 @@ def weighted_loss_step(problem, opt, weights, batch):
     total = weighted + problem.weight_decay(v)
   grads = gradients(tape, total, v, "the weighted loss", v_vars)
   return weighted, distribute.mean(losses), opt.apply(grads, v_vars)
+
+
+class FixedOuter:
+  """``problem.fix_outer(u, batch)`` for a step's v-loops, kept for one later u-gradient at the
+  same u.
+
+  What ``fix_outer`` precomputes from u (the few-shot encoder's features) is a function of u,
+  so a u-gradient taken at the same u can start from it instead of recomputing it: the tape
+  that recorded ``fix_outer`` pulls the cost's gradient with respect to those tensors back to
+  u (the chain rule, one backward pass through what ``fix_outer`` computed). ``batch`` is what
+  the loops use (``fix_outer``'s result); ``outer_batch`` is what a u-gradient pass uses: the
+  same when the pull-back is on, else the original batch, so the pass recomputes everything
+  from u as before. ``outer_gradients`` returns the total gradient either way.
+
+  The pull-back runs on one device without a loss scale and when ``fix_outer`` precomputed
+  something; replicated or float16-scaled steps, and problems whose ``fix_outer`` is the
+  identity, take the original path (their numbers are unchanged). The recording tape can be
+  used once: one u-gradient per step.
+  """
+
+  def __init__(self, problem, u, batch):
+    self.u = list(u)
+    self._tape = None
+    if distribute.num_replicas() > 1 or precision.current_loss_scale() != 1.0:
+      self.batch = problem.fix_outer(self.u, batch)
+      self.outer_batch = batch
+      return
+    with tf.GradientTape() as tape:
+      tape.watch(self.u)
+      fixed = problem.fix_outer(self.u, batch)
+    self.batch = fixed
+    self._derived = []
+    if fixed is not batch and isinstance(fixed, dict) and isinstance(batch, dict):
+      self._derived = [k for k in fixed if k not in batch or fixed[k] is not batch[k]]
+    if self._derived:
+      self._tape = tape
+      self.outer_batch = fixed
+    else:
+      self.outer_batch = batch
+
+  def watch(self, tape):
+    """Make ``tape`` (which watches u) also differentiate through the precomputed tensors."""
+    if self._tape is not None:
+      tape.watch([self.outer_batch[k] for k in self._derived])
+
+  def outer_gradients(self, tape, target, what=None, variables=None, zero_unconnected=False,
+                      extra=None):
+    """d target / d u for ``target`` computed on ``outer_batch`` under ``tape`` (which watched
+    u and was passed to ``watch``): ``gradients`` plus the pull-back through ``fix_outer``.
+
+    ``extra`` (a list, possibly empty): more sources (watched by ``tape``) differentiated in the
+    same pass; then the result is (u-gradients, their gradients, None where unconnected).
+    """
+    with_extra, extra = extra is not None, list(extra or [])
+    if self._tape is None:
+      grads = gradients(tape, target, self.u + extra)
+      out, rest = grads[:len(self.u)], grads[len(self.u):]
+    else:
+      derived = [self.outer_batch[k] for k in self._derived]
+      grads = gradients(tape, target, self.u + extra + derived)
+      direct, rest = grads[:len(self.u)], grads[len(self.u):len(self.u) + len(extra)]
+      through = [tf.zeros_like(d) if t is None else t
+                 for d, t in zip(derived, grads[len(self.u) + len(extra):])]
+      pulled = self._tape.gradient(derived, self.u, output_gradients=through)
+      self._tape = None
+      out = [p if d is None else d if p is None else d + p for d, p in zip(direct, pulled)]
+    if zero_unconnected:
+      out = [tf.zeros_like(x) if g is None else g for x, g in zip(self.u, out)]
+    if what is not None:
+      checked_gradients(out, self.u if variables is None else variables, what)
+    return (out, rest) if with_extra else out
 
 
 def inner_of(problem, method_name):

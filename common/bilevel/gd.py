@@ -49,21 +49,23 @@ class GD(base.Method):
   def step(self, batch):
     problem = self.problem
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
-    fixed = problem.fix_outer(base.values(u_vars), batch)   # u is constant in the v-steps
+    # u is constant in the v-steps; the u-step at the same u reuses what fix_outer computed.
+    fixed = base.FixedOuter(problem, base.values(u_vars), batch)
     for _ in base.loop(int(self.config.inner_steps)):
       u, v = base.values(u_vars), base.values(v_vars)
       with tf.GradientTape() as tape:
         tape.watch(v)
-        g = problem.inner_cost(u, v, fixed)
+        g = problem.inner_cost(u, v, fixed.batch)
       self.opt_v.apply(base.gradients(tape, g, v, "grad_v g", v_vars), v_vars)
       base.assign_projected(v_vars, problem.project_inner)
-    u, v = base.values(u_vars), base.values(v_vars)
+    u, v = fixed.u, base.values(v_vars)
     with tf.GradientTape() as tape:
       tape.watch(u)
-      f = problem.outer_cost(u, v, batch)
+      fixed.watch(tape)
+      f = problem.outer_cost(u, v, fixed.outer_batch)
     # f need not depend on every outer variable directly (importance weights enter only g):
     # the partial gradient is then zero and GD leaves that variable where it is.
-    grad_u = base.gradients(tape, f, u, zero_unconnected=True)
+    grad_u = fixed.outer_gradients(tape, f, zero_unconnected=True)
     self.opt_u.apply(grad_u, u_vars)
     base.assign_projected(u_vars, problem.project_outer)
     g = problem.inner_cost(base.values(u_vars), v, batch)

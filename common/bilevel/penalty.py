@@ -75,15 +75,19 @@ class Penalty(base.Method):
 
   # -- the objectives ----------------------------------------------------------------------
 
-  def _objectives(self, u, v, batch, wrt):
+  def _objectives(self, u, v, batch, wrt, fixed=None):
     """Gradients of h_up w.r.t. ``wrt`` (a sub-list of u + v), with the terms of h.
 
     One backward pass through grad_v g gives grad h_up for u and v at once; the v-gradient of
-    h_low is that plus lambda * grad_v g.
+    h_low is that plus lambda * grad_v g. With ``fixed`` (a ``base.FixedOuter`` whose ``u`` is
+    ``wrt``), ``batch`` is its ``outer_batch`` and the u-gradient is pulled back through what
+    ``fix_outer`` precomputed instead of recomputing it.
     """
     problem = self.problem
     with tf.GradientTape() as outer:
       outer.watch(wrt)
+      if fixed is not None:
+        fixed.watch(outer)
       with tf.GradientTape() as inner:
         inner.watch(v)
         g = problem.inner_cost(u, v, batch)
@@ -92,15 +96,25 @@ class Penalty(base.Method):
       sq = base.sum_of_squares(grad_v_g)
       lag = base.inner_product(self.nu, grad_v_g)
       h_up = f + lag + 0.5 * self.rho * sq
-    grads = base.gradients(outer, h_up, wrt)
+    if fixed is not None:
+      grads = fixed.outer_gradients(outer, h_up)
+    else:
+      grads = base.gradients(outer, h_up, wrt)
     terms = {"f": f, "g": g, "grad_v_g": grad_v_g, "sq": sq, "lag": lag}
     return grads, terms
 
-  def hypergradient(self, batch):
-    """grad_u h_up at the current (u, v): the method's estimate of df(u, v*(u))/du."""
-    u = base.values(self.problem.outer_variables)
+  def hypergradient(self, batch, fixed=None):
+    """grad_u h_up at the current (u, v): the method's estimate of df(u, v*(u))/du.
+
+    ``fixed``: the step's ``base.FixedOuter`` (u unchanged since), whose precomputed tensors
+    the gradient starts from; the result is the same.
+    """
     v = base.values(self.problem.inner_variables)
-    grads, _ = self._objectives(u, v, batch, wrt=u)
+    if fixed is None:
+      u = base.values(self.problem.outer_variables)
+      grads, _ = self._objectives(u, v, batch, wrt=u)
+    else:
+      grads, _ = self._objectives(fixed.u, v, fixed.outer_batch, wrt=fixed.u, fixed=fixed)
     return base.checked_gradients(grads, self.problem.outer_variables, "grad_u h_up")
 
   def grad_v_lower(self, batch):
@@ -119,12 +133,13 @@ class Penalty(base.Method):
     problem, cfg = self.problem, self.config
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
 
-    fixed = problem.fix_outer(base.values(u_vars), batch)   # u is constant in the v-steps
+    # u is constant in the v-steps; the u-step at the same u reuses what fix_outer computed.
+    fixed = base.FixedOuter(problem, base.values(u_vars), batch)
     for _ in base.loop(int(cfg.inner_steps)):
-      self.opt_v.apply(self.grad_v_lower(fixed), v_vars)
+      self.opt_v.apply(self.grad_v_lower(fixed.batch), v_vars)
       base.assign_projected(v_vars, problem.project_inner)
 
-    self.opt_u.apply(self.hypergradient(batch), u_vars)
+    self.opt_u.apply(self.hypergradient(batch, fixed), u_vars)
     base.assign_projected(u_vars, problem.project_outer)
 
     # Convergence test at the new (u, v), same batch.
