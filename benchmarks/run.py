@@ -3,7 +3,7 @@
   python benchmarks/run.py --quick            # < 5 minutes on 2 CPU cores
   python benchmarks/run.py                    # the full run (paper loop lengths; long on CPU)
 
-Sections (``--sections``, all by default):
+Sections (``--sections``; all but before_after by default):
   ratios   each method's step on the MNIST CNN and the CIFAR-10 CNN at batch 200, compiled
            with tf.function, as a multiple of a momentum-SGD step on the same model and batch
   modes    eager vs tf.function vs tf.function(jit_compile=True), per method
@@ -11,6 +11,10 @@ Sections (``--sections``, all by default):
   scaling  step time, ratio to SGD and peak memory against batch size and against model width
            (4 points per axis), with the fitted exponent k of time ~ batch^k and time ~
            parameters^k per step, so the cost of another model or batch can be predicted
+  before_after  the steps whose passes changed, timed as they were (before) and as they are
+           (after), alternately in this one process: ApproxGrad and the penalty method on the
+           MNIST CNN, and a few-shot meta-iteration (Omniglot 5-way 1-shot, 30 tasks, Conv4)
+           for the penalty method, ApproxGrad and GD (``cases.BEFORE_AFTER``)
 
 Prints the tables, checks the targets (L2RW <= 3.5 x SGD, penalty inner step <= 3 x,
 data-parameters step <= 1.1 x, tf.function >= 5 x eager for every bilevel step, memory growth
@@ -36,7 +40,10 @@ from benchmarks import cases as caselib  # noqa: E402
 from benchmarks import harness  # noqa: E402
 from common import records  # noqa: E402
 
-SECTIONS = ("ratios", "modes", "memory", "scaling")
+SECTIONS = ("ratios", "modes", "memory", "scaling", "before_after")
+# before_after runs when asked for (--sections=before_after): a few-shot meta-iteration takes
+# seconds on a CPU.
+DEFAULT_SECTIONS = ("ratios", "modes", "memory", "scaling")
 # The targets, as multiples of the SGD step (ratios) or of eager (speed-ups).
 RATIO_TARGETS = {"l2rw": 3.5, "penalty_inner": 3.0, "data_parameters": 1.1}
 SPEEDUP_TARGET = 5.0
@@ -47,7 +54,7 @@ NOT_BILEVEL = ("sgd", "plain", "penalty_hvp")
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Small settings that finish in minutes on a 2-core CPU.")
 flags.DEFINE_string("out_dir", "runs/benchmarks", "Where benchmark.json / benchmark.md go.")
-flags.DEFINE_list("sections", list(SECTIONS), f"Which of {SECTIONS} to run.")
+flags.DEFINE_list("sections", list(DEFAULT_SECTIONS), f"Which of {SECTIONS} to run.")
 flags.DEFINE_list("models", ["mnist_cnn", "cifar10_cnn"], "Models of the ratios section.")
 flags.DEFINE_list("cases", None, "Cases to time (default: all: " + ", ".join(caselib.case_names())
                   + ").")
@@ -238,6 +245,37 @@ def section_scaling(s, bar):
   return rows
 
 
+def section_before_after(s, bar):
+  rows = []
+  sgd = {}
+  for method, where in caselib.BEFORE_AFTER:
+    if where in caselib.MODELS and where not in sgd:
+      case = _case(caselib.BASELINE, where, s)
+      sgd[where] = harness.time_step(harness.compile_step(case.fn, "function"), s["warmup"],
+                                     s["repeats"])["median_s"]
+      del case
+      _free()
+    before, after = caselib.build_before_after(method, where, s["loop_steps"], s["seed"])
+    fns = {k: harness.compile_step(c.fn, "function") for k, c in (("before", before),
+                                                                   ("after", after))}
+    # Alternate the two, so a slower or busier stretch of the machine falls on both alike.
+    times = {"before": [], "after": []}
+    for _ in range(2):
+      for key in ("before", "after"):
+        times[key].append(harness.time_step(fns[key], s["warmup"], s["repeats"])["median_s"])
+    b, a = min(times["before"]), min(times["after"])
+    base = sgd.get(where)
+    rows.append({"method": method, "where": where, "loop_steps": s["loop_steps"],
+                 "before_ms": 1e3 * b, "after_ms": 1e3 * a, "speedup": b / a,
+                 "before_x_sgd": b / base if base else None,
+                 "after_x_sgd": a / base if base else None,
+                 "before_what": before.what, "after_what": after.what})
+    bar.update(1)
+    del before, after, fns
+    _free()
+  return rows
+
+
 def check_targets(results):
   """Each target: the measured value, the limit, met or not, per model or case."""
   checks = []
@@ -277,6 +315,10 @@ TABLES = {
                 ("peak_added_mb", "peak added MiB")],
     "scaling_fits": [("axis", "axis"), ("case", "step"), ("against", "time ~ x^k, x ="),
                      ("points", "points"), ("exponent", "k"), ("r2", "R^2")],
+    "before_after": [("method", "step"), ("where", "model / problem"), ("loop_steps", "T"),
+                     ("before_ms", "before ms"), ("after_ms", "after ms"),
+                     ("speedup", "before / after"), ("before_x_sgd", "before x SGD"),
+                     ("after_x_sgd", "after x SGD")],
     "targets": [("target", "target"), ("where", "where"), ("value", "measured"),
                 ("limit", "limit"), ("met", "met")],
 }
@@ -300,10 +342,11 @@ def main(argv):
   total = {"ratios": len(s["models"]) * (n + (caselib.BASELINE not in s["cases"])),
            "modes": len(s["modes_models"]) * n, "memory": n,
            "scaling": (len(s["scaling_batches"]) + len(s["scaling_widths"]))
-           * len(set(s["scaling_cases"]) | {caselib.BASELINE})}
+           * len(set(s["scaling_cases"]) | {caselib.BASELINE}),
+           "before_after": len(caselib.BEFORE_AFTER)}
   results = {"environment": env, "settings": s}
   runners = {"ratios": section_ratios, "modes": section_modes, "memory": section_memory,
-             "scaling": section_scaling}
+             "scaling": section_scaling, "before_after": section_before_after}
   for section in SECTIONS:
     if section not in s["sections"]:
       continue

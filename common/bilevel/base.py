@@ -260,13 +260,17 @@ class FixedOuter:
   The pull-back runs on one device without a loss scale and when ``fix_outer`` precomputed
   something; replicated or float16-scaled steps, and problems whose ``fix_outer`` is the
   identity, take the original path (their numbers are unchanged). The recording tape can be
-  used once: one u-gradient per step.
+  used once: one u-gradient per step. ``FixedOuter.pull_back = False`` turns the pull-back
+  off everywhere (the u-gradient recomputes from u; same numbers), to measure what it saves.
   """
+
+  pull_back = True
 
   def __init__(self, problem, u, batch):
     self.u = list(u)
     self._tape = None
-    if distribute.num_replicas() > 1 or precision.current_loss_scale() != 1.0:
+    if (not FixedOuter.pull_back or distribute.num_replicas() > 1
+        or precision.current_loss_scale() != 1.0):
       self.batch = problem.fix_outer(self.u, batch)
       self.outer_batch = batch
       return

@@ -114,3 +114,20 @@ def test_scaling_exponents_recover_a_power_law():
   assert fits[("width", "l2rw")]["exponent"] == pytest.approx(1.1)
   assert fits[("batch", "l2rw")]["r2"] == pytest.approx(1.0)
   assert fits[("width", "l2rw")]["against"] == "parameters"
+
+
+@pytest.mark.parametrize("method,where", [("penalty", "omniglot_5way1shot"),
+                                          ("approxgrad", "omniglot_5way1shot"),
+                                          ("approxgrad", "mnist_logreg")])
+def test_before_and_after_take_the_same_step(method, where, monkeypatch):
+  """The before_after section times two versions of one step: they must compute the same."""
+  if where in cases.MODELS:
+    monkeypatch.setitem(cases.MODELS, where, {**cases.MODELS[where], "batch_size": 8})
+  before, after = cases.build_before_after(method, where, loop_steps=2,
+                                           fewshot={"meta_batch": 2, "queries": 2})
+  got_before = {k: float(v) for k, v in tf.function(before.fn)().items()}
+  got_after = {k: float(v) for k, v in tf.function(after.fn)().items()}
+  assert set(got_before) <= set(got_after)
+  for k in got_before:
+    np.testing.assert_allclose(got_after[k], got_before[k], rtol=2e-4, err_msg=k)
+  assert before.what != after.what
