@@ -27,7 +27,8 @@ the same summed gradient the copies never diverge, without a merge step.
 
 What is not the same as one device: dropout masks (each replica draws its own) and batch
 normalisation (statistics per replica, as in Keras' own distributed training). Methods and
-problems declare ``supports_replication``; the others stop with a clear error.
+problems declare ``supports_replication``; the others stop with a clear error, which gives the
+part's ``replication_refusal`` (a one-line reason and what to do instead) when it has one.
 """
 
 import contextlib
@@ -105,17 +106,32 @@ def scope(strategy):
   return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
+def replicated_methods():
+  """Names of the registered methods that declare ``supports_replication`` (read from the
+  classes of ``common.bilevel.METHODS``)."""
+  # Imported here: common.bilevel imports this module.
+  from common.bilevel import METHODS  # pylint: disable=import-outside-toplevel
+  return sorted(n for n, m in METHODS.items() if getattr(m, "supports_replication", False) is True)
+
+
 def check_supported(strategy, *parts):
-  """Raise unless every method/problem in ``parts`` declares ``supports_replication``."""
+  """Raise unless every method/problem in ``parts`` declares ``supports_replication``; the
+  error names each part that does not, with its ``replication_refusal`` reason if it has one,
+  and the methods that replicate."""
   if strategy is None or strategy.num_replicas_in_sync == 1:
     return
-  unsupported = [type(p).__name__ for p in parts if not getattr(p, "supports_replication", False)]
+  unsupported = [p for p in parts if not getattr(p, "supports_replication", False)]
   if unsupported:
+    why = "; ".join(
+        f"{type(p).__name__} cannot run replicated: " + (
+            getattr(p, "replication_refusal", None)
+            or "it does not declare supports_replication (its costs are not written as global "
+               "quantities with common.distribute)") for p in unsupported)
     raise ValueError(
-        f"{', '.join(unsupported)} cannot run replicated yet (runner.distribute.strategy="
-        f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replicas). Supported: "
-        "the plain, penalty and l2rw methods on the classification, importance-learning and "
-        "example-reweighting problems. Run with runner.distribute.strategy=none.")
+        f"{why} (runner.distribute.strategy={type(strategy).__name__}, "
+        f"{strategy.num_replicas_in_sync} replicas). Methods that replicate: "
+        f"{', '.join(replicated_methods())}, on problems that declare supports_replication. "
+        "Otherwise run with runner.distribute.strategy=none.")
 
 
 # -- inside a replica ------------------------------------------------------------------------
@@ -208,6 +224,8 @@ def gradients(tape, target, sources, unconnected_gradients=tf.UnconnectedGradien
   grads = _seeded_gradient(tape, target, sources, 1.0 / ctx.num_replicas_in_sync,
                            unconnected_gradients)
   present = [i for i, g in enumerate(grads) if g is not None]
+  if not present:          # nothing connected (the same on every replica): nothing to reduce
+    return list(grads)
   summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
   out = list(grads)
   for i, g in zip(present, summed):

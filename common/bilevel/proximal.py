@@ -13,11 +13,19 @@ moving averages once per split). Split 0 is the validation mini-batch; for s >= 
 The validation split's own gradient is not applied. If every omega_s is 0 the data term is
 skipped (the original divides by zero). ``per_layer=True`` computes the weights and their
 normalisation separately for every variable.
+
+Replicated (``common.distribute``) over R replicas, with R dividing S: a replica's rows are S / R
+whole splits (replica r: splits r S/R .. (r+1) S/R - 1). It computes their gradients and losses
+(one forward pass per split, as on one device, so batch-norm batch statistics are still the
+split's own) and ``distribute.gather`` puts all S in split order on every replica: split 0,
+the validation split, is the global batch's first split, and the weights and the update are
+one device's. As with every method, batch-norm moving averages are then updated per replica.
 """
 
 import ml_collections
 import tensorflow as tf
 
+from common import distribute
 from common.bilevel import base
 from common.bilevel import optim
 
@@ -28,6 +36,7 @@ class ProximalReweighting(base.Method):
   learns_example_weights = True
   problem_interface = base.ReweightingProblem
   uses_clean_batches = False     # split 0 of each noisy batch validates
+  supports_replication = True    # when the replicas divide the splits (see the module doc)
 
   @staticmethod
   def default_config():
@@ -51,6 +60,8 @@ class ProximalReweighting(base.Method):
       raise ValueError(f"proximal.splits must be >= 2 and divide the batch size {n}, got "
                        f"{config.splits}.")
     self.split_size = n // num_splits
+    # Built in a strategy's scope: refuse splits the replicas do not divide now, not at trace.
+    self._check_replicas(tf.distribute.get_strategy().num_replicas_in_sync)
     v_vars = base.inner_of(problem, "Proximal reweighting")
     dtype = v_vars[0].dtype
     self.opt = base.momentum_sgd(config, v_vars)
@@ -61,19 +72,40 @@ class ProximalReweighting(base.Method):
                                      [True] * (n - self.split_size))
 
   def split_gradients(self, batch, update_state=True):
-    """[g_0, ..., g_{S-1}], each a list shaped like the variables, and the split losses."""
+    """[g_0, ..., g_{S-1}], each a list shaped like the variables, and the split losses: the
+    global batch's splits, on every replica."""
     problem = self.problem
     v = base.values(problem.inner_variables)
+    num_splits, replicas = int(self.config.splits), distribute.num_replicas()
+    self._check_replicas(replicas)
     grads, losses = [], []
-    for s in range(int(self.config.splits)):
-      rows = slice(s * self.split_size, (s + 1) * self.split_size)
+    for j in range(num_splits // replicas):       # this replica's splits (all on one device)
+      rows = slice(j * self.split_size, (j + 1) * self.split_size)
       with tf.GradientTape() as tape:
         tape.watch(v)
         loss = tf.reduce_mean(problem.example_losses(v, batch, update_state=update_state,
                                                      rows=rows))
-      grads.append(base.gradients(tape, loss, v, f"split {s}'s loss", problem.inner_variables))
+        # The sum of the replicas' j-th splits' losses is a global cost; the part of its
+        # gradient that flows through this replica's rows (not summed over replicas) is this
+        # split's gradient. One device: the split loss and its gradient.
+        joint = distribute.sum_across(loss)
+      grads.append(base.checked_gradients(base.local_gradients(tape, joint, v),
+                                          problem.inner_variables, f"split {j}'s loss"))
       losses.append(loss)
-    return grads, losses
+    if replicas == 1:
+      return grads, losses
+    # Every replica's splits, in row order (= split order): the global splits everywhere.
+    losses = tf.unstack(distribute.gather(tf.stack(losses)))
+    per_variable = [distribute.gather(tf.stack([g[k] for g in grads])) for k in range(len(v))]
+    return [[g[s] for g in per_variable] for s in range(num_splits)], losses
+
+  def _check_replicas(self, replicas):
+    if int(self.config.splits) % replicas:
+      raise ValueError(
+          f"proximal.splits = {self.config.splits} must be a multiple of the {replicas} "
+          "replicas: each split is one forward pass (its own batch statistics), so it must lie "
+          f"whole on one replica; use splits = a multiple of {replicas} or "
+          "runner.distribute.strategy=none.")
 
   def split_weights(self, grads):
     """omega_bar for splits 1..S-1: a vector, or [num_vars, S-1] with ``per_layer``."""

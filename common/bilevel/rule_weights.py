@@ -14,6 +14,12 @@ training step), but the weights come from a rule that never looks at a clean set
 Registered under the rule names (``uniform``, ``class_ratio``, ``random``, ``batch_ratio``): each is
 ``RuleWeights`` with its rule fixed, so ``--config.method=random`` and a config block
 ``config.random`` work like any other method.
+
+Replicated (``common.distribute``), every rule gives one device's numbers: a rule that reads
+the whole batch computes the global batch's weights on every replica (``random``: the same
+stateless draw of all n values from (draw number, seed); ``batch_ratio``: the majority label
+of the gathered global labels) and keeps this replica's rows; the weighted loss is summed
+across replicas.
 """
 
 import ml_collections
@@ -32,6 +38,7 @@ class RuleWeights(base.Method):
   needs_outer_variables = False
   learns_example_weights = True
   problem_interface = base.ReweightingProblem
+  supports_replication = True
   RULE = "uniform"     # the default rule; the registered subclasses fix theirs
 
   @classmethod
@@ -66,16 +73,12 @@ class RuleWeights(base.Method):
     if config.rule == "batch_ratio":
       k = int(config.num_classes) or _num_outputs(problem)
       self.majority_weight = 0.1 / (0.4 + 0.6 / k)
-    # Checkpointed with the method, so a resumed run continues the same random stream.
-    self.rng = tf.random.Generator.from_seed(int(config.seed))
-
-  @property
-  def supports_replication(self):
-    # The random rule would draw the same numbers on every replica; the batch-ratio rule needs
-    # the whole batch's labels.
-    return self.config.rule not in ("random", "batch_ratio")
+    # random: draw number k of the stream is stateless_normal([n], seed=(k, seed)), the same on
+    # every replica. Checkpointed with the method, so a resumed run continues the stream.
+    self.draws = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="random_draws")
 
   def example_weights(self, batch):
+    """The weights of this replica's rows (all rows on one device)."""
     b = self.problem.batch_size
     dtype = self.weights.dtype
     rule = self.config.rule
@@ -85,16 +88,20 @@ class RuleWeights(base.Method):
       labels = batch[self.problem.train_key]["y"]
       return tf.gather(self.class_weights, tf.cast(labels, tf.int32))
     if rule == "batch_ratio":
-      labels = tf.cast(batch[self.problem.train_key]["y"], tf.int32)
+      # The global batch's labels: the majority and the normalisation are the whole batch's.
+      labels = distribute.gather(tf.cast(batch[self.problem.train_key]["y"], tf.int32))
       # The first of the most frequent labels (numpy's argmax of the bincount).
       counts = tf.math.bincount(labels, minlength=1)
       majority = tf.cast(tf.argmax(tf.cast(counts, tf.int64)), tf.int32)
       w = tf.where(tf.equal(labels, majority), tf.constant(self.majority_weight, dtype),
                    tf.constant(1.0, dtype))
-      return w / tf.reduce_sum(w)
-    w = tf.maximum(self.rng.normal([b], dtype=dtype), 0.0)
+      return distribute.local_rows(w / tf.reduce_sum(w))
+    # random: all b values drawn identically on every replica, then this replica's rows.
+    seed = tf.stack([self.draws.read_value(), tf.constant(int(self.config.seed), tf.int64)])
+    self.draws.assign_add(1)
+    w = tf.maximum(tf.random.stateless_normal([b], seed=seed, dtype=dtype, alg="philox"), 0.0)
     total = tf.reduce_sum(w)
-    return w / (total + tf.cast(tf.equal(total, 0.0), dtype))
+    return distribute.local_rows(w / (total + tf.cast(tf.equal(total, 0.0), dtype)))
 
   def scheduled_rates(self):
     return [self.opt.learning_rate]

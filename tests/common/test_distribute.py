@@ -3,7 +3,9 @@
 Each case builds the same model, problem and method twice (float64, so the comparison is
 tight), once on one device and once under MirroredStrategy over /cpu:0 and /cpu:1 (conftest
 splits the CPU), runs a few steps on the same global batches, and compares every variable,
-every metric and the per-example state.
+every metric and the per-example state. Every registered method has its case here, or is
+covered elsewhere (``COVERED_ELSEWHERE``), or is refused with a reason
+(``test_every_registered_method_replicates_or_is_refused_with_a_reason``).
 """
 
 import keras
@@ -12,13 +14,19 @@ import pytest
 import tensorflow as tf
 
 from common import distribute
-from common.bilevel import (L2RW, RMD, GD, ApproxGrad, Penalty, Plain, RuleWeights, base,
+from common.bilevel import (L2RW, METHODS, RMD, GD, ApproxGrad, Penalty, Plain, base,
                             build_method)
 from common.problems import Classification, ExampleReweighting
 from common.problems import ImportanceProblem
 
 N, D, K, NUM_TRAIN = 8, 5, 3, 24
 DEVICES = ["/cpu:0", "/cpu:1"]
+
+# One case per registered method (l2rw twice: the fused path and the look-ahead one).
+REPLICATION_CASES = ["approxgrad", "batch_ratio", "class_ratio", "gd", "l2rw", "l2rw_look_ahead",
+                     "penalty", "plain", "proximal", "random", "rmd", "uniform"]
+# Registered methods whose replication test lives in another file.
+COVERED_ELSEWHERE = {"data_parameters": "tests/curriculum/test_distribute.py"}
 
 
 def _mirrored():
@@ -73,11 +81,17 @@ def _build(kind):
     cfg = L2RW.default_config()
     cfg.update(lr=0.1, look_ahead=kind == "l2rw_look_ahead")
     method = L2RW(problem, cfg)
-  else:
+  elif kind in ("proximal", "uniform", "random", "batch_ratio", "class_ratio"):
     problem = ExampleReweighting(model, N, weight_decay=0.01, num_train=NUM_TRAIN)
-    cfg = RuleWeights.default_config()
+    cfg = METHODS[kind].default_config()
     cfg.lr = 0.1
-    method = RuleWeights(problem, cfg)
+    if kind == "proximal":
+      cfg.splits = 4              # two splits per replica; split 0 (validation) on replica 0
+    if kind == "class_ratio":
+      cfg.class_weights = (0.5, 0.3, 0.2)
+    method = build_method(kind, problem, cfg)
+  else:
+    raise ValueError(f"No replication case for {kind!r}: add one to _build.")
   return model, problem, method
 
 
@@ -89,7 +103,7 @@ def _state(model, problem, method):
   slot = getattr(problem, "slot", None)
   for i, m in enumerate(slot.state_rows if slot is not None else []):
     tensors[f"moment{i}"] = m
-  for name in ("rho", "lamb", "eps", "weights"):
+  for name in ("rho", "lamb", "eps", "weights", "draws"):
     if hasattr(method, name):
       tensors[name] = getattr(method, name)
   for name in ("nu", "p"):      # the penalty's multipliers, ApproxGrad's linear-system solution
@@ -107,11 +121,16 @@ def _run(kind, strategy):
     step = distribute.replicated(strategy, step)
   step = tf.function(step)
   metrics = [{k: float(v) for k, v in step(b).items()} for b in _batches()]
+  if strategy is not None:
+    # The comparison reads the first replica's copies: every other copy must equal them.
+    for v in {id(v): v for v in [*model.weights, *problem.variables, *method.variables]}.values():
+      copies = [np.asarray(x) for x in strategy.experimental_local_results(v)]
+      for other in copies[1:]:
+        np.testing.assert_array_equal(other, copies[0], err_msg=f"{kind}: {v.name}")
   return metrics, _state(model, problem, method)
 
 
-@pytest.mark.parametrize("kind", ["plain", "penalty", "approxgrad", "gd", "rmd", "l2rw",
-                                  "l2rw_look_ahead", "uniform"])
+@pytest.mark.parametrize("kind", REPLICATION_CASES)
 def test_two_replicas_equal_one_device(kind):
   one_metrics, one_state = _run(kind, None)
   strategy = _mirrored()
@@ -133,6 +152,64 @@ def test_two_replicas_equal_one_device(kind):
   # u-step follows the partial gradient grad_u f alone, which is zero).
   if "z_all" in fresh and kind != "gd":
     assert not np.allclose(fresh["z_all"], one_state["z_all"])
+  # Reweighting: the last batch's weights were written, and are not all the same (uniform's
+  # are), so a wrong row or draw would show.
+  if "weights" in fresh:
+    w = one_state["weights"]
+    assert np.abs(w).sum() > 0
+    assert (kind == "uniform") == np.allclose(w, w[-1]), w
+
+
+class _Refused(base.Method):
+  replication_refusal = "its weights need the whole batch on one device; use strategy=none."
+
+
+class _Undeclared:
+  pass
+
+
+def _uncovered(methods, strategy):
+  """Names in ``methods`` with no replication case here, none elsewhere (COVERED_ELSEWHERE)
+  and no one-line refusal reason that ``check_supported`` gives; each with what is wrong."""
+  cased = {k.removesuffix("_look_ahead") for k in REPLICATION_CASES}
+  wrong = []
+  for name, cls in methods.items():
+    if name in COVERED_ELSEWHERE:
+      continue
+    declared = getattr(cls, "supports_replication", False) is True
+    if declared or name in cased:
+      if not (declared and name in cased):
+        wrong.append(f"{name}: supports_replication={declared} but case here={name in cased}")
+      continue
+    reason = getattr(cls, "replication_refusal", None)
+    if not (isinstance(reason, str) and reason and "\n" not in reason):
+      wrong.append(f"{name}: neither replicates nor says why (replication_refusal)")
+      continue
+    try:
+      distribute.check_supported(strategy, object.__new__(cls))
+      wrong.append(f"{name}: not refused")
+    except ValueError as e:
+      if f"{cls.__name__} cannot run replicated: {reason}" not in str(e):
+        wrong.append(f"{name}: the refusal does not give its reason: {e}")
+  return wrong
+
+
+def test_every_registered_method_replicates_or_is_refused_with_a_reason():
+  """A method added to the registry must get a replication case here (or in the file named in
+  COVERED_ELSEWHERE), or be refused with a one-line reason (``replication_refusal``)."""
+  strategy = _mirrored()
+  assert not _uncovered(METHODS, strategy)
+  assert all(path.startswith("tests/") for path in COVERED_ELSEWHERE.values())
+
+  class _Declared(base.Method):
+    supports_replication = True
+
+  # The check can fail: a new method that replicates without a case, one that is unsupported
+  # without a reason; a refused one with its reason passes.
+  wrong = _uncovered({"new_declared": _Declared, "new_silent": _Undeclared,
+                      "refused": _Refused}, strategy)
+  assert len(wrong) == 2 and wrong[0].startswith("new_declared") and \
+      wrong[1].startswith("new_silent"), wrong
 
 
 def test_penalty_hypergradient_through_the_all_reduce_equals_one_device():
@@ -158,26 +235,36 @@ def test_penalty_hypergradient_through_the_all_reduce_equals_one_device():
 def test_unsupported_parts_and_uneven_batches_are_clear_errors():
   strategy = _mirrored()
   with strategy.scope():
-    model = _model()
-    problem = ExampleReweighting(model, N)
-    method = build_method("proximal", problem, _proximal_config())
-  with pytest.raises(ValueError, match="ProximalReweighting cannot run replicated"):
-    distribute.check_supported(strategy, problem, method)
-  cfg = RuleWeights.default_config()
-  cfg.rule = "random"
+    problem = ExampleReweighting(_model(), N)
+  distribute.check_supported(strategy, problem, build_method("random", problem, _config(
+      "random")))
+  # A refused part: its reason, on one line, and the methods that do replicate (read from the
+  # classes, so proximal and the rule weights are among them).
+  with pytest.raises(ValueError, match="_Refused cannot run replicated: its weights need the "
+                     "whole batch on one device") as err:
+    distribute.check_supported(strategy, problem, _Refused())
+  message = str(err.value)
+  assert "\n" not in message
+  assert "Methods that replicate: approxgrad, batch_ratio, class_ratio, " in message
+  for name in ("proximal", "random", "l2rw", "uniform"):
+    assert name in message.split("Methods that replicate: ")[1]
+  with pytest.raises(ValueError, match="_Undeclared cannot run replicated: it does not declare "
+                     "supports_replication"):
+    distribute.check_supported(strategy, _Undeclared(), problem)
+  # Proximal needs whole splits on each replica: 3 splits over 2 replicas is refused when built.
   with strategy.scope():
-    rnd = RuleWeights(problem, cfg)
-  with pytest.raises(ValueError, match="RuleWeights cannot run replicated"):
-    distribute.check_supported(strategy, problem, rnd)
+    odd = ExampleReweighting(_model(), 6)
+    cfg = _config("proximal")
+    cfg.splits = 3
+    with pytest.raises(ValueError, match="proximal.splits = 3 must be a multiple of the 2 "
+                       "replicas: each split is one forward pass"):
+      build_method("proximal", odd, cfg)
   with pytest.raises(ValueError, match="cannot be split evenly over 2 replicas"):
     distribute.split_batch({"x": np.zeros((5, 2))}, 0, 2)
 
 
-def _proximal_config():
-  from common.bilevel import ProximalReweighting
-  cfg = ProximalReweighting.default_config()
-  cfg.splits = 2
-  return cfg
+def _config(name):
+  return METHODS[name].default_config()
 
 
 def test_strategy_config_errors():
