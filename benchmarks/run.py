@@ -73,6 +73,9 @@ flags.DEFINE_list("scaling_cases", ["sgd", "penalty_inner", "l2rw", "data_parame
 flags.DEFINE_list("scaling_batches", None, "Batch sizes (default 50,100,200,400; 50,400 quick).")
 flags.DEFINE_list("scaling_widths", None,
                   "MNIST CNN width multipliers (default 0.25,0.5,1,2; 0.25,1 quick).")
+flags.DEFINE_list("before_after_cases", None,
+                  "Steps of the before_after section as method@where (default: all of "
+                  + ", ".join(f"{m}@{w}" for m, w in caselib.BEFORE_AFTER) + ").")
 flags.DEFINE_integer("seed", 0, "Seed of models and random inputs.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Keras dtype policy of every model built (mixed: compute in 16 bits, "
@@ -100,6 +103,8 @@ def settings():
                                                 [0.25, 0.5, 1, 2])],
       "seed": FLAGS.seed,
       "precision": FLAGS.precision,
+      "before_after_cases": list(FLAGS.before_after_cases or
+                                 [f"{m}@{w}" for m, w in caselib.BEFORE_AFTER]),
   }
   bad = sorted(set(s["sections"]) - set(SECTIONS))
   if bad:
@@ -113,6 +118,10 @@ def settings():
     bad = sorted(set(s[key]) - set(caselib.MODELS))
     if bad:
       _bad_flags(f"Unknown {key} {bad}; choose from {sorted(caselib.MODELS)}.")
+  known = [f"{m}@{w}" for m, w in caselib.BEFORE_AFTER]
+  bad = sorted(set(s["before_after_cases"]) - set(known))
+  if bad:
+    _bad_flags(f"Unknown before_after_cases {bad}; choose from {known}.")
   if s["memory_model"] not in caselib.MODELS:
     _bad_flags(f"Unknown memory_model {s['memory_model']!r}; choose from "
                          f"{sorted(caselib.MODELS)}.")
@@ -248,7 +257,7 @@ def section_scaling(s, bar):
 def section_before_after(s, bar):
   rows = []
   sgd = {}
-  for method, where in caselib.BEFORE_AFTER:
+  for method, where in (c.split("@") for c in s["before_after_cases"]):
     if where in caselib.MODELS and where not in sgd:
       case = _case(caselib.BASELINE, where, s)
       sgd[where] = harness.time_step(harness.compile_step(case.fn, "function"), s["warmup"],
@@ -343,7 +352,7 @@ def main(argv):
            "modes": len(s["modes_models"]) * n, "memory": n,
            "scaling": (len(s["scaling_batches"]) + len(s["scaling_widths"]))
            * len(set(s["scaling_cases"]) | {caselib.BASELINE}),
-           "before_after": len(caselib.BEFORE_AFTER)}
+           "before_after": len(s["before_after_cases"])}
   results = {"environment": env, "settings": s}
   runners = {"ratios": section_ratios, "modes": section_modes, "memory": section_memory,
              "scaling": section_scaling, "before_after": section_before_after}

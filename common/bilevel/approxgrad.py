@@ -98,10 +98,11 @@ class ApproxGrad(base.Method):
   def _final_pass(self, batch, fixed=None, with_residual=True, grad_v_f=None):
     """(hypergradient, R(p)) from one backward pass at the current (u, v, p).
 
-    With the full correction, d/dv of f - <grad_v g, p> is grad_v f - H p, so the residual
-    H p + sigma p - grad_v f is sigma p minus it: the pass that gives the hypergradient gives
-    the residual too. With ``correction="first_group"`` the u-objective holds one group's term
-    only, and the residual takes its own pass (``residual_and_grad``).
+    With the full correction, the v-gradient of <grad_v g, p> in the hypergradient's pass is
+    H p, so that pass gives the residual H p + sigma p - grad_v f too (f is read there at a
+    constant v, so its v-gradient, known already, is not taken again). With
+    ``correction="first_group"`` the u-objective holds one group's term only, and the residual
+    takes its own pass (``residual_and_grad``).
     """
     problem = self.problem
     v = base.values(problem.inner_variables)
@@ -115,7 +116,8 @@ class ApproxGrad(base.Method):
       tape_u.watch(u + extra)
       if fixed is not None:
         fixed.watch(tape_u)
-      f = problem.outer_cost(u, v, data)
+      # d/dv of the objective is then -H p alone: f's v-gradient is grad_v_f.
+      f = problem.outer_cost(u, [tf.stop_gradient(x) for x in v] if joint else v, data)
       _, grad_v_g = self._grad_v(problem.inner_cost, u, v, data)
       p_u = p
       if first_group:
@@ -131,10 +133,11 @@ class ApproxGrad(base.Method):
       grad_u = base.checked_gradients(grads[:len(u)], problem.outer_variables, what)
       grad_extra = grads[len(u):]
     if joint:
-      # d/dv (f - <grad_v g, p>) = grad_v f - H p, so H p + sigma p - grad_v f is sigma p - it.
-      residual = base.sum_of_squares([
-          self.config.sigma * q - (tf.zeros_like(q) if d is None else d)
-          for q, d in zip(p, grad_extra)])
+      if grad_v_f is None:
+        _, grad_v_f = self._grad_v(problem.outer_cost, u, v, data)
+      # grad_extra = d/dv (f(v constant) - <grad_v g, p>) = -H p.
+      residual = base.sum_of_squares([-hp + self.config.sigma * q - gf
+                                      for hp, q, gf in zip(grad_extra, p, grad_v_f)])
     elif with_residual:
       residual, _ = self.residual_and_grad(fixed.batch if fixed is not None else batch,
                                            grad_v_f)
