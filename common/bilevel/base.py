@@ -46,7 +46,9 @@ class BilevelProblem(tf.Module):
     not change (the penalty method's and ApproxGrad's v-steps and p-steps, GD's v-steps). A
     problem may precompute there whatever depends on u alone, e.g. the few-shot encoder's
     features, so the loop does not recompute it every iteration. The costs on the returned
-    batch must equal the costs on ``batch`` at this u; it is never differentiated w.r.t. u.
+    batch must equal the costs on ``batch`` at this u, and what it adds must be computed from u
+    with TensorFlow ops: the u-step at the same u differentiates through it (``FixedOuter``)
+    instead of recomputing it.
     """
     del u
     return batch
@@ -312,6 +314,11 @@ class FixedOuter:
                  for d, t in zip(derived, grads[len(self.u) + len(extra):])]
       pulled = self._tape.gradient(derived, self.u, output_gradients=through)
       self._tape = None
+      if all(p is None for p in pulled):
+        raise ValueError(
+            f"fix_outer's {self._derived} do not depend differentiably on u; the u-step pulls "
+            "its gradient back through them. Compute them from u with TensorFlow ops, or set "
+            "common.bilevel.base.FixedOuter.pull_back = False to recompute the costs from u.")
       out = [p if d is None else d if p is None else d + p for d, p in zip(direct, pulled)]
     if zero_unconnected:
       out = [tf.zeros_like(x) if g is None else g for x, g in zip(self.u, out)]

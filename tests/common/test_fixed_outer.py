@@ -133,3 +133,17 @@ def test_approxgrad_residual_from_the_hypergradient_pass_is_the_residual():
   residual, _ = method.residual_and_grad(batch)
   np.testing.assert_allclose(float(metrics["residual"]), float(residual), rtol=1e-10)
   assert float(residual) > 1e-6
+
+
+def test_fix_outer_that_cannot_be_differentiated_is_a_clear_error():
+  """Features computed outside TensorFlow's tape cannot carry the u-gradient: say so."""
+
+  class Detached(Precomputed):
+    def fix_outer(self, u, batch):
+      fixed = super().fix_outer([tf.stop_gradient(x) for x in u], batch)
+      return fixed
+
+  problem = Detached()
+  method = Penalty(problem, Penalty.default_config())
+  with pytest.raises(ValueError, match="do not depend differentiably on u"):
+    base.combined_step(problem, method)(_batches(1)[0])
