@@ -211,9 +211,10 @@ def build_case(name, model_spec, batch_size, input_shape, num_classes=10, loop_s
 # -- before / after: the step with and without the passes it no longer takes -------------------
 
 # (method, where): the steps whose passes changed. On the importance-learning problem
-# (``fix_outer`` is the identity) only ApproxGrad's changed: its residual metric no longer takes
-# a pass of its own. On the few-shot problem the u-step of all three starts from the encoder's
-# features that ``fix_outer`` computed for the v-steps instead of encoding the tasks again.
+# (``fix_outer`` is the identity) ApproxGrad's: its residual metric no longer takes a pass of
+# its own. On the few-shot problem, the opt-in ``base.FixedOuter.pull_back``: the u-step of all
+# three starting from the encoder's features that ``fix_outer`` computed for the v-steps
+# instead of encoding the tasks again ("before" = off, the default; "after" = on).
 BEFORE_AFTER = (("approxgrad", "mnist_cnn"), ("penalty", "mnist_cnn"),
                 ("penalty", "omniglot_5way1shot"), ("approxgrad", "omniglot_5way1shot"),
                 ("gd", "omniglot_5way1shot"))

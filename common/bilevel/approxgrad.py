@@ -155,7 +155,7 @@ class ApproxGrad(base.Method):
     problem, cfg = self.problem, self.config
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
     # u is constant in the v-steps and the p-steps.
-    # The u-step at the same u reuses what fix_outer computed.
+    # u is constant in the loops (the u-step at the same u may reuse what fix_outer computed).
     fixed = base.FixedOuter(problem, base.values(u_vars), batch)
     for _ in base.loop(int(cfg.inner_steps)):
       _, grad = self._grad_v(problem.inner_cost, base.values(u_vars), base.values(v_vars),

@@ -262,11 +262,16 @@ class FixedOuter:
   The pull-back runs on one device without a loss scale and when ``fix_outer`` precomputed
   something; replicated or float16-scaled steps, and problems whose ``fix_outer`` is the
   identity, take the original path (their numbers are unchanged). The recording tape can be
-  used once: one u-gradient per step. ``FixedOuter.pull_back = False`` turns the pull-back
-  off everywhere (the u-gradient recomputes from u; same numbers), to measure what it saves.
+  used once: one u-gradient per step.
+
+  Off by default (``FixedOuter.pull_back = False``: the u-gradient recomputes from u, as
+  before): on this project's 2-core CPU it saved nothing measurable on the few-shot
+  meta-iteration (penalty, Omniglot 5-way 1-shot, 10 tasks: 9.1-9.6 s of CPU per step either
+  way), where the encoder's backward passes dominate. Set it to True to try it where the
+  forward pass costs more (same numbers: tests/common/test_fixed_outer.py).
   """
 
-  pull_back = True
+  pull_back = False
 
   def __init__(self, problem, u, batch):
     self.u = list(u)

@@ -49,7 +49,7 @@ class GD(base.Method):
   def step(self, batch):
     problem = self.problem
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
-    # u is constant in the v-steps; the u-step at the same u reuses what fix_outer computed.
+    # u is constant in the v-steps (the u-step at the same u may reuse what fix_outer computed).
     fixed = base.FixedOuter(problem, base.values(u_vars), batch)
     for _ in base.loop(int(self.config.inner_steps)):
       u, v = base.values(u_vars), base.values(v_vars)

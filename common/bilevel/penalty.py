@@ -133,7 +133,7 @@ class Penalty(base.Method):
     problem, cfg = self.problem, self.config
     u_vars, v_vars = list(problem.outer_variables), list(problem.inner_variables)
 
-    # u is constant in the v-steps; the u-step at the same u reuses what fix_outer computed.
+    # u is constant in the v-steps (the u-step at the same u may reuse what fix_outer computed).
     fixed = base.FixedOuter(problem, base.values(u_vars), batch)
     for _ in base.loop(int(cfg.inner_steps)):
       self.opt_v.apply(self.grad_v_lower(fixed.batch), v_vars)

@@ -107,6 +107,7 @@ def test_reused_features_give_the_recomputed_steps(method_class, overrides, monk
     return original(self, *args, **kwargs)
 
   monkeypatch.setattr(base.FixedOuter, "outer_gradients", counting)
+  monkeypatch.setattr(base.FixedOuter, "pull_back", True)
   want_metrics, want_state = _run(Recomputed, method_class, overrides)
   assert calls and not any(calls)            # identity fix_outer: the original path
   calls.clear()
@@ -135,8 +136,9 @@ def test_approxgrad_residual_from_the_hypergradient_pass_is_the_residual():
   assert float(residual) > 1e-6
 
 
-def test_fix_outer_that_cannot_be_differentiated_is_a_clear_error():
+def test_fix_outer_that_cannot_be_differentiated_is_a_clear_error(monkeypatch):
   """Features computed outside TensorFlow's tape cannot carry the u-gradient: say so."""
+  monkeypatch.setattr(base.FixedOuter, "pull_back", True)
 
   class Detached(Precomputed):
     def fix_outer(self, u, batch):
