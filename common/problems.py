@@ -357,6 +357,12 @@ class DataParameters(tf.Module):
     sigma = tf.cast(self.sigma(labels, index, u), logits.dtype)
     return logits / sigma[:, None]
 
+  @property
+  def has_penalty(self):
+    """Whether ``penalty`` has a term (a learned tensor with wd > 0); else it is 0."""
+    return ((self.learn_inst_parameters and self.wd_inst_param > 0.0)
+            or (self.learn_class_parameters and self.wd_class_param > 0.0))
+
   def penalty(self, labels, index, u=None):
     """1/2 wd sum over batch entries of the log-parameters squared (§2.3).
 
@@ -400,7 +406,17 @@ class TemperatureScaledClassification(TemperatureProblem):
   sums over the mini-batch entries (a class or index met twice counts twice). u are the
   learned log-temperature tensors (``data_params.learned_variables``: class, then instance;
   none for the baseline), v the model's trainable weights; the clamp is ``project_outer``.
+
+  Replicated (``common.distribute``), every replica holds the whole temperature tensors and
+  reads the rows of its block of the batch (its rows' labels and ``index``); the mean and the
+  penalty are global (``distribute.mean``, ``sum_across``). The gradient of a gathered tensor
+  is ``tf.IndexedSlices`` of this replica's rows, and the all-reduce of ``distribute.gradients``
+  concatenates them: every replica steps the same rows by the same global gradient. Exact as on
+  one device when the model has no batch normalisation or dropout (the curriculum family
+  refuses those replicated).
   """
+
+  supports_replication = True
 
   def __init__(self, model, data_params, training=True, key="train"):
     super().__init__()
@@ -418,12 +434,15 @@ class TemperatureScaledClassification(TemperatureProblem):
     dp = self.data_params
     logits = models.forward(self.model, v, x, self.training)
     scaled = dp.scale_logits(logits, y, index, u)
-    ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                       logits=scaled))
-    loss = ce + tf.cast(dp.penalty(y, index, u), ce.dtype)
+    ce = distribute.mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
+                                                                        logits=scaled))
+    penalty = dp.penalty(y, index, u)
+    if dp.has_penalty:       # a sum over the global batch's entries
+      penalty = distribute.sum_across(penalty)
+    loss = ce + tf.cast(penalty, ce.dtype)
     hits = tf.equal(tf.argmax(scaled, -1, output_type=tf.int32), y)
     return loss, {"cross_entropy": ce,
-                  "train_accuracy": tf.reduce_mean(tf.cast(hits, tf.float32))}
+                  "train_accuracy": distribute.mean(tf.cast(hits, tf.float32))}
 
   def inner_cost(self, u, v, batch):
     return self.inner_cost_and_metrics(u, v, batch)[0]
@@ -434,4 +453,4 @@ class TemperatureScaledClassification(TemperatureProblem):
   def state_metrics(self, u, batch):
     b = batch[self.key]
     sigma = self.data_params.sigma(tf.cast(b["y"], tf.int32), b["index"], u)
-    return {"mean_batch_sigma": tf.reduce_mean(sigma)}
+    return {"mean_batch_sigma": distribute.mean(sigma)}

@@ -117,8 +117,10 @@ class Setup:
       raise ConfigError(str(e)) from None
     if self.precision == "mixed_float16":
       # Loss scaling lives in distribute.gradients, which the same parts use.
-      unscaled = [type(p).__name__ for p in parts
-                  if not getattr(p, "supports_replication", False)]
+      # ``supports_loss_scale`` False: a part whose gradients the scale cannot yet divide.
+      unscaled = list(dict.fromkeys(type(p).__name__ for p in parts
+                                    if not getattr(p, "supports_replication", False)
+                                    or not getattr(p, "supports_loss_scale", True)))
       if unscaled:
         raise ConfigError(f"{', '.join(unscaled)} take gradients without the float16 loss "
                          "scale; use runner.precision=mixed_bfloat16 (no scaling needed).")
@@ -138,7 +140,7 @@ class Setup:
     return distribute.replicated(self.strategy, fn) if self.strategy is not None else fn
 
 
-def _requested(config):
+def requested(config):
   """Which of distribute / precision the runner config asks for (for families without them)."""
   asked = []
   if "distribute" in config and config.distribute.strategy != "none":
@@ -179,10 +181,11 @@ class Runner:
   def __init__(self, workdir, config, state, phases, run_config=None, log=None, setup=None):
     self.workdir = pathlib.Path(workdir)
     self.config = config
-    if setup is None and _requested(config):
+    if setup is None and requested(config):
       raise ConfigError(
-          f"This experiment does not support {' and '.join(_requested(config))} yet (the "
-          "importance_learning family does). Leave them at their defaults.")
+          f"This experiment does not support {' and '.join(requested(config))} yet (the "
+          "importance_learning, few_shot, curriculum, poisoning and synthetic families do). "
+          "Leave them at their defaults.")
     self.setup = setup
     per_call = int(config.get("steps_per_call", 1))
     if per_call < 1:

@@ -18,6 +18,11 @@ cross-validation) names the epoch whose test accuracy is reported beside the fin
 Outputs: results.json, sigmas_instance.npy / sigmas_class.npy (final sigma = exp(parameter)),
 data_parameters.png (class and instance sigma percentiles per epoch, corrupted vs clean),
 metrics.jsonl, TensorBoard, checkpoints. Re-running the same command resumes.
+
+Several devices (``runner.distribute``): each replica takes its block of every batch's rows
+and the step is one device's (``TemperatureScaledClassification``), for models without batch
+normalisation or dropout; a model with either is refused replicated (its statistics and masks
+would be per replica), with the reason.
 """
 
 import dataclasses
@@ -43,6 +48,7 @@ from common.data import augment as augmentlib
 from common.data import imagefolder
 from common.data import noise as noiselib
 from common.data.batching import Batcher, evaluable
+from common.errors import ConfigError
 
 PHASES = ("baseline", "data_parameters")
 
@@ -192,6 +198,12 @@ def run(config, workdir, log=print):
   """Run both phases (resuming from ``workdir``) and return the results dict."""
   validate(config)
   t_start = time.time()
+  # First, before TensorFlow starts: a CPU split into logical devices must happen now.
+  setup = runnerlib.Setup(config.runner)
+  setup.check_batch_size("batch_size", config.batch_size)
+  if setup.num_replicas > 1:
+    log(f"Data-parallel over {setup.num_replicas} replicas "
+        f"({type(setup.strategy).__name__}); precision {setup.precision}.")
   keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -199,14 +211,17 @@ def run(config, workdir, log=print):
   data = _load_data(config, log)
   n, corrupted, k = data.n, data.corrupted, data.num_classes
   shape = data.input_shape
-  base_model = models.build(config.model, shape, k, **_model_kwargs(config))
-  dp_model = models.build(config.model, shape, k, **_model_kwargs(config))
-  methods = {name: _method(model, cfg, k, n) for name, model, cfg in (
-      ("baseline", base_model, _without_data_parameters(config.training)),
-      ("data_parameters", dp_model, config.training))}
+  with setup.scope():
+    base_model = models.build(config.model, shape, k, **_model_kwargs(config))
+    dp_model = models.build(config.model, shape, k, **_model_kwargs(config))
+    methods = {name: _method(model, cfg, k, n) for name, model, cfg in (
+        ("baseline", base_model, _without_data_parameters(config.training)),
+        ("data_parameters", dp_model, config.training))}
+  check_replicable(config.model, dp_model, setup.num_replicas)
+  setup.check(*methods.values(), *(m.problem for m in methods.values()))
   run_ = runnerlib.Runner(workdir, config.runner, dict(base_model=base_model, dp_model=dp_model,
                                                        **methods),
-                          PHASES, run_config=config, log=log)
+                          PHASES, run_config=config, log=log, setup=setup)
   dp = methods["data_parameters"].problem.data_params
   snapshots_path = run_.workdir / "sigma_snapshots.jsonl"
 
@@ -264,6 +279,35 @@ def run(config, workdir, log=print):
   results["wall_seconds_this_invocation"] = time.time() - t_start
   run_.write_results(results, summary(results))
   return results
+
+
+def check_replicable(name, model, replicas):
+  """A ConfigError when ``model`` (trained in training mode) cannot be replicated exactly:
+  batch normalisation would normalise with each replica's statistics, dropout draw each
+  replica's masks, so the step would not be one device's."""
+  if replicas <= 1:
+    return
+  kinds = sorted({"batch normalisation" if isinstance(layer, keras.layers.BatchNormalization)
+                  else "dropout" for layer in _layers(model)
+                  if isinstance(layer, keras.layers.BatchNormalization)
+                  or (isinstance(layer, keras.layers.Dropout) and float(layer.rate) > 0)})
+  if kinds:
+    raise ConfigError(
+        f"model {name!r} has {' and '.join(kinds)} layers, whose batch statistics or masks "
+        f"would differ per replica, so a step over {replicas} replicas would not be the "
+        "one-device step; replicate a model without them (e.g. mnist_logreg, mlp) or run "
+        "with runner.distribute.strategy=none.")
+
+
+def _layers(model):
+  """Every layer of ``model``, nested ones included (inside a user's own layer classes too)."""
+  flatten = getattr(model, "_flatten_layers", None)
+  if flatten is not None:
+    yield from flatten(include_self=False, recursive=True)
+    return
+  for layer in getattr(model, "layers", []):
+    yield layer
+    yield from _layers(layer)
 
 
 def dp_init_sigma(config):

@@ -96,6 +96,13 @@ def run(config, workdir, log=print):
   """Meta-train (resuming from ``workdir``) and return the results dict."""
   validate(config)
   t_start = time.time()
+  # First, before TensorFlow starts: a CPU split into logical devices must happen now.
+  setup = runnerlib.Setup(config.runner)
+  setup.check_batch_size("meta_batch", config.meta_batch)    # the tasks are the rows
+  if setup.num_replicas > 1:
+    log(f"Data-parallel over {setup.num_replicas} replicas "
+        f"({type(setup.strategy).__name__}), the meta-batch's tasks split among them; "
+        f"precision {setup.precision}.")
   keras.utils.set_random_seed(config.seed)
   train_images, test_images, info = datalib.load_classes(
       config.dataset, config.source, config.data_dir, image_size=config.image_size,
@@ -112,25 +119,30 @@ def run(config, workdir, log=print):
   except ValueError as e:
     raise ConfigError(f"{config.dataset}: {e}") from None
 
-  encoder, set_aware = models.build_encoder(config.encoder, train_images.shape[2:])
-  problem = FewShotProblem(encoder, set_aware, m, n)
-  method = bilevel.build_method(config.method, problem, config[config.method])
+  with setup.scope():
+    encoder, set_aware = models.build_encoder(config.encoder, train_images.shape[2:])
+    problem = FewShotProblem(encoder, set_aware, m, n)
+    method = bilevel.build_method(config.method, problem, config[config.method])
+  setup.check(problem, method)
   log(f"{n}-way {k}-shot, {q} queries per class, meta-batch {m}; encoder {config.encoder} "
       f"({encoder.count_params():,} parameters), {m} heads of "
       f"{problem.feature_dim * n + n:,}; method {config.method}.")
   run_ = runnerlib.Runner(workdir, config.runner,
                           dict(encoder=encoder, problem=problem, method=method), (PHASE,),
-                          run_config=config, log=log)
+                          run_config=config, log=log, setup=setup)
   step_fn = bilevel.combined_step(problem, method)
 
   def meta_step(batch):
-    problem.init_heads(batch["head_seed"])
+    problem.init_heads(batch["head_seed"][0])
     return step_fn(batch)
 
   def batch_fn(step):
     ep = train.sample(step)
+    # The heads' seed once per task (every row the same): a replicated step splits every
+    # array of the batch by tasks, and each replica initialises all heads from its first row.
     return {"support_x": ep.support_x, "support_y": ep.support_y, "query_x": ep.query_x,
-            "query_y": ep.query_y, "head_seed": np.array([config.seed, step], np.int64)}
+            "query_y": ep.query_y,
+            "head_seed": np.tile(np.array([config.seed, step], np.int64), (m, 1))}
 
   evaluate_batch = tf.function(
       lambda batch, seed: adapt_and_evaluate(problem, batch, seed, int(config.eval_steps),

@@ -13,10 +13,18 @@ nu are kept, as in the original.
 
 ``fix_outer`` computes the encoder's features once for the method's v-steps (u is constant
 there), so those steps cost a head's worth of computation, not an encoder's.
+
+Replicated (``common.distribute``): the tasks are the rows. Replica r receives its block of
+tasks (their images and labels) and holds every head, as every variable; it evaluates its own
+tasks with their heads (``local_rows`` of the stacked heads), and the costs are the global means
+over all M tasks (``distribute.mean``). A head's gradient is non-zero on the replica that holds
+its task only, and the summed gradient is one device's. The encoders' batch norm uses each set's
+own statistics, so a task's features do not depend on which replica computes them.
 """
 
 import tensorflow as tf
 
+from common import distribute
 from common import models as modellib
 from common.bilevel import optim
 from common.bilevel.base import BilevelProblem
@@ -25,6 +33,8 @@ from few_shot import models
 
 class FewShotProblem(BilevelProblem):
 
+  supports_replication = True
+
   def __init__(self, encoder, set_aware, num_tasks, ways):
     super().__init__(name="few_shot")
     self.encoder = encoder
@@ -32,10 +42,12 @@ class FewShotProblem(BilevelProblem):
     self.num_tasks, self.ways = int(num_tasks), int(ways)
     self.feature_dim = int(encoder.output_shape[-1])
     d, n = self.feature_dim, self.ways
+    # The heads take the encoder's variable type (float32, also under a mixed policy).
+    dtype = encoder.trainable_variables[0].dtype
     self.heads = []
     for t in range(self.num_tasks):
-      w = tf.Variable(tf.zeros([d, n]), name=f"head{t}_w")
-      b = tf.Variable(tf.fill([n], models.HEAD_B_INIT), name=f"head{t}_b")
+      w = tf.Variable(tf.zeros([d, n], dtype), name=f"head{t}_w")
+      b = tf.Variable(tf.fill([n], tf.constant(models.HEAD_B_INIT, dtype)), name=f"head{t}_b")
       self.heads.append((w, b))
     self.outer_variables = list(encoder.trainable_variables)
     self.inner_variables = [var for head in self.heads for var in head]
@@ -55,6 +67,12 @@ class FewShotProblem(BilevelProblem):
   def stacked(v):
     """Heads [W_0, b_0, W_1, ...] as (W [M, d, N], b [M, N])."""
     return tf.stack(v[0::2]), tf.stack(v[1::2])
+
+  @classmethod
+  def local_heads(cls, v):
+    """The heads of this replica's tasks (all of them on one device): (W, b) as ``stacked``."""
+    w, b = cls.stacked(v)
+    return distribute.local_rows(w), distribute.local_rows(b)
 
   # -- encoder ------------------------------------------------------------------------------
 
@@ -81,14 +99,14 @@ class FewShotProblem(BilevelProblem):
     return batch[key] if key in batch else self.encode(u, batch[f"{part}_x"])
 
   def inner_cost(self, u, v, batch):
-    w, b = self.stacked(v)
-    return tf.reduce_mean(self.task_losses(self._features(u, batch, "support"), w, b,
-                                           batch["support_y"]))
+    w, b = self.local_heads(v)
+    return distribute.mean(self.task_losses(self._features(u, batch, "support"), w, b,
+                                            batch["support_y"]))
 
   def outer_cost(self, u, v, batch):
-    w, b = self.stacked(v)
-    return tf.reduce_mean(self.task_losses(self._features(u, batch, "query"), w, b,
-                                           batch["query_y"]))
+    w, b = self.local_heads(v)
+    return distribute.mean(self.task_losses(self._features(u, batch, "query"), w, b,
+                                            batch["query_y"]))
 
   def fix_outer(self, u, batch):
     fixed = dict(batch)

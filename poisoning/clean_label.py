@@ -42,6 +42,13 @@ DATASETS = ("dogfish", "cifar10")
 
 def check(config):
   """Config checks of the clean-label attack (raises ValueError)."""
+  asked = runnerlib.requested(config.runner)
+  if asked:
+    raise ValueError(
+        f"the clean-label attack runs on one device in float32 ({' and '.join(asked)} given): "
+        "its step reads one target and one base image, which cannot be split over replicas, "
+        "and its features are cached in float32. Leave runner.distribute and runner.precision "
+        "at their defaults (the untargeted and targeted attacks support both).")
   datalib.check(config.dataset, allowed=DATASETS)
   if config.method not in bilevel.METHODS or not bilevel.get_method(
       config.method).needs_outer_variables:

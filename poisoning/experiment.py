@@ -11,9 +11,12 @@ Augmentation attacks (``attack="untargeted"`` or ``"targeted"``, MNIST):
                     its test accuracy (untargeted) or the fraction of test 8s it calls 3
                     (targeted) is the reported number
 
-The clean-label attack (``attack="clean_label"``) lives in ``clean_label.py``. Re-running the
-same command resumes; ``results.json``, ``poisons_<name>.npy`` and ``poison_grid.png`` (the
-poisons next to the images they started from) are written at the end.
+The clean-label attack (``attack="clean_label"``) lives in ``clean_label.py``. The
+augmentation attacks run data-parallel (``runner.distribute``: every full batch's training,
+validation and poison rows split among the replicas, the step one device's) and in mixed
+precision (``runner.precision``). Re-running the same command resumes; ``results.json``,
+``poisons_<name>.npy`` and ``poison_grid.png`` (the poisons next to the images they started
+from) are written at the end.
 """
 
 import time
@@ -134,6 +137,8 @@ def run(config, workdir, log=print):
     from poisoning import clean_label  # pylint: disable=import-outside-toplevel
     return clean_label.run(config, workdir, log)
   t_start = time.time()
+  # First, before TensorFlow starts: a CPU split into logical devices must happen now.
+  setup = runnerlib.Setup(config.runner)
   keras.utils.set_random_seed(config.seed)
   split = datalib.untargeted if config.attack == "untargeted" else datalib.targeted
   try:       # the sizes the config asks for against the images the source holds
@@ -146,6 +151,15 @@ def run(config, workdir, log=print):
       f"val {len(data.y_val)}, test {len(data.y_test)}"
       + (f" (the {config.source_class}s of a {data.info['eval']}-image balanced test sample)"
          if config.attack == "targeted" else "") + f"; {len(data.y_poison)} poisons.")
+  # Every step is full batch: each set's rows are split among the replicas.
+  for key, rows in (("train_size", data.y_train), ("val_size", data.y_val),
+                    ("num_poisons", data.y_poison)):
+    # (The targeted attack validates on the source-class images among val_size.)
+    setup.check_batch_size(key if len(rows) == int(config[key]) else
+                           f"the validation set's size (from {key})", len(rows))
+  if setup.num_replicas > 1:
+    log(f"Data-parallel over {setup.num_replicas} replicas "
+        f"({type(setup.strategy).__name__}); precision {setup.precision}.")
   shape = data.x_train.shape[1:]
   build = lambda: models.build(config.model, shape, datalib.NUM_CLASSES)  # noqa: E731
   attackers, base = names(config.attackers), names(config.baselines)
@@ -153,22 +167,25 @@ def run(config, workdir, log=print):
   box = tuple(float(b) for b in config.box)
 
   # Everything stateful exists before the runner restores the checkpoint.
-  pre_model = build()
-  pre_method = bilevel.Plain(PoisonedTraining(pre_model, config.weight_decay),
-                             _plain_config(config.pretrain_lr))
-  attack_models, problems, methods = {}, {}, {}
-  for name in attackers:
-    attack_models[name] = build()
-    problems[name] = AugmentationPoisoning(attack_models[name], data.x_poison, box,
-                                           config.weight_decay, sign)
-    methods[name] = bilevel.build_method(name, problems[name], config[name])
-  tracks = attackers + base
-  retrain_models, retrain_methods = {}, {}
-  for name in tracks:
-    retrain_models[name] = build()
-    retrain_methods[name] = bilevel.Plain(PoisonedTraining(retrain_models[name],
-                                                           config.weight_decay),
-                                          _plain_config(config.retrain_lr))
+  with setup.scope():
+    pre_model = build()
+    pre_method = bilevel.Plain(PoisonedTraining(pre_model, config.weight_decay),
+                               _plain_config(config.pretrain_lr))
+    attack_models, problems, methods = {}, {}, {}
+    for name in attackers:
+      attack_models[name] = build()
+      problems[name] = AugmentationPoisoning(attack_models[name], data.x_poison, box,
+                                             config.weight_decay, sign)
+      methods[name] = bilevel.build_method(name, problems[name], config[name])
+    tracks = attackers + base
+    retrain_models, retrain_methods = {}, {}
+    for name in tracks:
+      retrain_models[name] = build()
+      retrain_methods[name] = bilevel.Plain(PoisonedTraining(retrain_models[name],
+                                                             config.weight_decay),
+                                            _plain_config(config.retrain_lr))
+  setup.check(pre_method, pre_method.problem, *problems.values(), *methods.values(),
+              *retrain_methods.values(), *(m.problem for m in retrain_methods.values()))
   # Every retraining starts from the same initial weights: differences come from the poisons.
   retrain_init = [np.array(v) for v in retrain_models[tracks[0]].trainable_variables]
 
@@ -180,7 +197,8 @@ def run(config, workdir, log=print):
                **{f"retrain_method_{n}": m for n, m in retrain_methods.items()})
   phases = (["pretrain"] + [f"attack_{n}" for n in attackers]
             + [f"retrain_{n}" for n in tracks])
-  run_ = runnerlib.Runner(workdir, config.runner, state, phases, run_config=config, log=log)
+  run_ = runnerlib.Runner(workdir, config.runner, state, phases, run_config=config, log=log,
+                         setup=setup)
 
   train = {"x_train": _const(data.x_train, tf.float32), "y_train": _const(data.y_train, tf.int64)}
   poison_y = _const(data.y_poison, tf.int64)

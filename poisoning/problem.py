@@ -14,11 +14,18 @@ Clean-label attack: u = one poison image, v = a logistic regression (W, b) on fr
     f(u, v) = CE(target, the wrong class) + |rep(u) - x_target|^2 + beta |u - x_base|^2
 
 where rep is the frozen feature extractor, through which f and g are differentiated in u.
+
+Replicated (``common.distribute``, augmentation attacks): the training, validation and poison
+rows are split among the replicas; every replica holds all poisons (u) and reads its block of
+them (``local_rows``, with its block of ``poison_y``), and the means are global
+(``distribute.mean``), so the step and the summed gradient are one device's. The clean-label
+problems run on one device.
 """
 
 import keras
 import tensorflow as tf
 
+from common import distribute
 from common import models
 from common.bilevel import BilevelProblem
 from common.problems import cross_entropy
@@ -33,6 +40,8 @@ class PoisonedTraining(BilevelProblem):
   and retraining, with the ``plain`` method): the attack's g with the poisons taken from the
   batch (``poison_x``, ``poison_y``; absent for clean training)."""
 
+  supports_replication = True
+
   def __init__(self, model, decay):
     super().__init__()
     self.model = model
@@ -46,7 +55,7 @@ class PoisonedTraining(BilevelProblem):
       x = tf.concat([batch["poison_x"], x], 0)
       y = tf.concat([batch["poison_y"], y], 0)
     losses = cross_entropy(models.forward(self.model, v, x), y)
-    return tf.reduce_mean(losses) + l2_decay(v, self.decay)
+    return distribute.mean(losses) + l2_decay(v, self.decay)
 
 
 class AugmentationPoisoning(BilevelProblem):
@@ -61,26 +70,31 @@ class AugmentationPoisoning(BilevelProblem):
       validation labels are the attacker's).
   """
 
+  supports_replication = True
+
   def __init__(self, model, x_poison, box=(0.0, 1.0), decay=0.005, sign=-1.0):
     super().__init__()
     self.model = model
     self.low, self.high = float(box[0]), float(box[1])
     self.decay = float(decay)
     self.sign = float(sign)
-    self.poisons = tf.Variable(tf.convert_to_tensor(x_poison, tf.float32), trainable=False,
+    # The poisons take the model's float type (float32 unless the model is float64).
+    dtype = model.trainable_variables[0].dtype
+    self.poisons = tf.Variable(tf.convert_to_tensor(x_poison, dtype), trainable=False,
                                name="poisons")
     self.outer_variables = [self.poisons]
     self.inner_variables = list(model.trainable_variables)
 
   def inner_cost(self, u, v, batch):
-    x = tf.concat([u[0], batch["x_train"]], 0)
+    # This replica's poisons (all of them on one device), with its rows of ``poison_y``.
+    x = tf.concat([distribute.local_rows(u[0]), batch["x_train"]], 0)
     y = tf.concat([batch["poison_y"], batch["y_train"]], 0)
     losses = cross_entropy(models.forward(self.model, v, x), y)
-    return tf.reduce_mean(losses) + l2_decay(v, self.decay)
+    return distribute.mean(losses) + l2_decay(v, self.decay)
 
   def outer_cost(self, u, v, batch):
     logits = models.forward(self.model, v, batch["x_val"])
-    return self.sign * tf.reduce_mean(cross_entropy(logits, batch["y_val"]))
+    return self.sign * distribute.mean(cross_entropy(logits, batch["y_val"]))
 
   def project_outer(self, u):
     return [tf.clip_by_value(u[0], self.low, self.high)]
@@ -118,6 +132,9 @@ class CleanLabelPoisoning(BilevelProblem):
   rep(u) once for the loops in which u does not change (the extractor is the expensive part).
   """
 
+  replication_refusal = ("its step reads one target and one base image, which cannot be split "
+                         "over replicas; run the clean-label attack on one device")
+
   def __init__(self, classifier, extractor, image_shape, box, beta=0.01):
     super().__init__()
     self.classifier = classifier
@@ -135,7 +152,9 @@ class CleanLabelPoisoning(BilevelProblem):
     return self.extractor(u[0], training=False)
 
   def fix_outer(self, u, batch):
-    return dict(batch, rep_u=tf.stop_gradient(self.extractor(u[0], training=False)))
+    # Differentiable in u (fix_outer's contract): a u-step at the same u pulls its gradient
+    # back through rep_u instead of recomputing the extractor.
+    return dict(batch, rep_u=self.extractor(u[0], training=False))
 
   def inner_cost(self, u, v, batch):
     x = tf.concat([self.representation(u, batch), batch["features"]], 0)

@@ -14,6 +14,11 @@ time. Outputs in the workdir:
   figures/summary_time.png            mean error vs time, every method, one panel per problem
 
 A finished (problem, method, T) is written atomically; re-running the same command skips it.
+
+``runner.distribute`` / ``runner.precision`` (common/runner.py's ``Setup``): the problems and
+methods are built in its scope and every step runs replicated (each replica computes the same
+full costs, the summed gradients are one device's) and in the chosen precision; a run that
+sets either records it in config.json, so its curves are never mixed with another setting's.
 """
 
 import pathlib
@@ -78,13 +83,27 @@ def curves_path(workdir, problem, method, T):
   return pathlib.Path(workdir) / "curves" / f"{problem}_{method}_T{T}.npz"
 
 
-def run_one(config, problem_name, method_name, T, progress=None):
+def compute_dtype(config, precision):
+  """The type f and g are evaluated in: bfloat16 / float16 under a mixed precision."""
+  if precision == "float32":
+    return tf.as_dtype(config.dtype)
+  if config.dtype != "float32":
+    raise ConfigError(f"runner.precision={precision!r} keeps float32 variables; set "
+                      f"dtype='float32' (got {config.dtype!r}).")
+  return tf.bfloat16 if precision == "mixed_bfloat16" else tf.float16
+
+
+def run_one(config, problem_name, method_name, T, progress=None, setup=None):
   """All trials of one (problem, method, T): dict of arrays [trials, records]."""
+  setup = setup or runnerlib.Setup(config.runner)
   dtype = tf.as_dtype(config.dtype)
-  problem = PROBLEMS[problem_name](dtype=dtype)
-  method = bilevel.build_method(method_name, problem, method_config(config, method_name, T))
+  with setup.scope():
+    problem = PROBLEMS[problem_name](dtype=dtype,
+                                     compute_dtype=compute_dtype(config, setup.precision))
+    method = bilevel.build_method(method_name, problem, method_config(config, method_name, T))
+  setup.check(problem, method)
   initial_state = [v.numpy() for v in method.variables]
-  step = bilevel.combined_step(problem, method)
+  step = setup.wrap(bilevel.combined_step(problem, method))
 
   def evaluate():
     u = bilevel_base.values(problem.outer_variables)
@@ -92,7 +111,8 @@ def run_one(config, problem_name, method_name, T, progress=None):
     return {"error": tf.sqrt(problem.squared_error(u, v)),
             "f": problem.outer_cost(u, v, None), "g": problem.inner_cost(u, v, None)}
 
-  loop = runnerlib.TimedLoop(lambda: step(None), evaluate, jit_compile=config.jit_compile)
+  # No data: an empty batch (a replicated step splits nothing).
+  loop = runnerlib.TimedLoop(lambda: step({}), evaluate, jit_compile=config.jit_compile)
   problem.reinitialise(trial_seed(config, 0))
   loop.warm_up()
   steps = record_steps(config)
@@ -171,11 +191,34 @@ def figures(config, curves, folder):
                            x="seconds", y="error", title="mean error vs wall-clock time")
 
 
+def defining(config):
+  """The config that defines a run's curves: without the runner block when it holds the
+  defaults (as before the block existed: earlier workdirs still match), else with it."""
+  runner = config.get("runner")
+  if runner is None or (runner.precision == "float32"
+                        and runner.distribute.strategy == "none"):
+    out = config.copy_and_resolve_references()
+    with out.unlocked():
+      if "runner" in out:
+        del out["runner"]
+    return out
+  return config
+
+
 def run(config, workdir, log=print):
   validate(config)
+  # First, before TensorFlow starts: a CPU split into logical devices must happen now.
+  setup = runnerlib.Setup(config.runner)
+  compute_dtype(config, setup.precision)
+  if setup.num_replicas > 1 and config.jit_compile:
+    raise ConfigError("jit_compile=True: XLA cannot compile a step that spans several devices "
+                      f"({setup.num_replicas} replicas); add --config.jit_compile=False.")
+  if setup.num_replicas > 1:
+    log(f"Data-parallel over {setup.num_replicas} replicas "
+        f"({type(setup.strategy).__name__}); precision {setup.precision}.")
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  records.check_or_write_config(workdir, config, ignore=("progress_bar",))
+  records.check_or_write_config(workdir, defining(config), ignore=("progress_bar",))
   t_start = time.time()
   runs = [(p, m, int(T)) for p in config.problems for m in config.methods
           for T in config.inner_steps]
@@ -197,7 +240,7 @@ def run(config, workdir, log=print):
         bar.update(1)
         bar.set_postfix(error=f"{trial_curves['error'][-1]:.3g}", refresh=False)
 
-      c = run_one(config, p, m, T, progress)
+      c = run_one(config, p, m, T, progress, setup)
       sweep.store((p, m, T), c)
       curves[(p, m, T)] = c
       bar.write(f"{p} {m} T={T}: final error {c['error'][:, -1].mean():.3g} "

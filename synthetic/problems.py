@@ -16,6 +16,11 @@ components that the problem does not pin down are measured in that row space onl
 (|A x|^2 is |A1 x1|^2 + |A2 x2|^2 over the two blocks.) Initial points are uniform on
 [c + s(-5 - c), c + s(5 - c)] per coordinate, centre c = 0.5 (SMD20, SMD24) or 0 (SMD21-23)
 and spread s = 1 as in the original, i.e. U[-5, 5] for every problem, then clipped.
+
+There are no data rows: replicated (``common.distribute``), every replica computes the same
+full costs, and ``distribute.gradients`` (each replica's gradient seeded with 1 / replicas,
+then summed) gives one device's gradients. ``compute_dtype`` (mixed precision) evaluates f and
+g in 16 bits from the float32 variables and returns them in the variables' type.
 """
 
 import numpy as np
@@ -34,10 +39,13 @@ class SMD(BilevelProblem):
 
   centre = 0.0
   uses_matrices = False
+  supports_replication = True
 
-  def __init__(self, dtype=tf.float32):
+  def __init__(self, dtype=tf.float32, compute_dtype=None):
     super().__init__(name=type(self).__name__.lower())
     self.dtype = dtype
+    # The type f and g are evaluated in (bfloat16 / float16 under mixed precision).
+    self.compute_dtype = tf.as_dtype(compute_dtype or dtype)
     zeros = lambda n: tf.Variable(tf.zeros([DIM], dtype), name=n)
     self.u1, self.u2, self.v1, self.v2 = (zeros(n) for n in ("u1", "u2", "v1", "v2"))
     self.outer_variables = [self.u1, self.u2]
@@ -60,6 +68,27 @@ class SMD(BilevelProblem):
       x = rng.uniform(c + SPREAD * (-5.0 - c), c + SPREAD * (5.0 - c), size=DIM)
       var.assign(np.clip(x, -BOX, BOX))
 
+  # -- the costs ---------------------------------------------------------------------------
+
+  def outer_cost(self, u, v, batch):
+    return self._in_precision(self._f, u, v)
+
+  def inner_cost(self, u, v, batch):
+    return self._in_precision(self._g, u, v)
+
+  def _f(self, u, v):
+    raise NotImplementedError
+
+  def _g(self, u, v):
+    raise NotImplementedError
+
+  def _in_precision(self, cost, u, v):
+    """``cost(u, v)`` in ``compute_dtype``, returned in the variables' type."""
+    if self.compute_dtype == self.dtype:
+      return cost(u, v)
+    cast = lambda xs: [tf.cast(x, self.compute_dtype) for x in xs]  # noqa: E731
+    return tf.cast(cost(cast(u), cast(v)), self.dtype)
+
   # -- shared pieces -----------------------------------------------------------------------
 
   def project_outer(self, u):
@@ -69,7 +98,8 @@ class SMD(BilevelProblem):
 
   def _Asq(self, xs):
     """|A1 x1|^2 + |A2 x2|^2."""
-    return tf.add_n([tf.reduce_sum(tf.square(tf.linalg.matvec(a, x))) for a, x in zip(self.A, xs)])
+    return tf.add_n([tf.reduce_sum(tf.square(tf.linalg.matvec(tf.cast(a, x.dtype), x)))
+                     for a, x in zip(self.A, xs)])
 
   def _Psq(self, xs):
     """|P1 x1|^2 + |P2 x2|^2: the squared norm of the row-space components of (x1, x2)."""
@@ -106,10 +136,10 @@ def _one_minus(u, v):
 class SMD20(SMD):
   centre = 0.5
 
-  def outer_cost(self, u, v, batch):
+  def _f(self, u, v):
     return self._sq(v) + self._sq(u) - 1.0
 
-  def inner_cost(self, u, v, batch):
+  def _g(self, u, v):
     return self._sq(_one_minus(u, v))
 
   def squared_error(self, u, v):
@@ -122,10 +152,10 @@ class SMD20(SMD):
 
 class SMD21(SMD):
 
-  def outer_cost(self, u, v, batch):
+  def _f(self, u, v):
     return self._sq(v) - self._sq(_diff(u, v))
 
-  def inner_cost(self, u, v, batch):
+  def _g(self, u, v):
     return self._sq(_diff(u, v))
 
   def squared_error(self, u, v):
@@ -139,10 +169,10 @@ class SMD21(SMD):
 class SMD22(SMD):
   uses_matrices = True
 
-  def outer_cost(self, u, v, batch):
+  def _f(self, u, v):
     return self._Asq(v) - self._Asq(_diff(u, v))
 
-  def inner_cost(self, u, v, batch):
+  def _g(self, u, v):
     return self._Asq(_diff(u, v))
 
   def squared_error(self, u, v):
@@ -156,10 +186,10 @@ class SMD22(SMD):
 class SMD23(SMD):
   uses_matrices = True
 
-  def outer_cost(self, u, v, batch):
+  def _f(self, u, v):
     return self._sq(v) - self._Asq(_diff(u, v))
 
-  def inner_cost(self, u, v, batch):
+  def _g(self, u, v):
     return self._Asq(_diff(u, v))
 
   def squared_error(self, u, v):
@@ -174,10 +204,10 @@ class SMD24(SMD):
   centre = 0.5
   uses_matrices = True
 
-  def outer_cost(self, u, v, batch):
+  def _f(self, u, v):
     return self._sq(v) + self._sq(u)
 
-  def inner_cost(self, u, v, batch):
+  def _g(self, u, v):
     return self._Asq(_one_minus(u, v))
 
   def squared_error(self, u, v):

@@ -13,6 +13,11 @@ temperatures, in the original's order (§2.4 of ../shared/reference/data_paramet
 With no tensor learned (u empty) it is the plain baseline. The model's rate follows the epoch
 schedule: x``lr_decay_factor`` after each epoch in ``lr_milestones_epochs`` (CIFAR-100: 80,
 100) or every ``lr_decay_every_epochs`` epochs (ImageNet: 30).
+
+Replicated (``common.distribute``): the one gradient goes through ``base.gradients``; the
+temperatures' parts arrive as ``tf.IndexedSlices`` of the replica's rows, which its all-reduce
+concatenates into the global batch's rows, so every replica applies the same sparse step to
+the same rows of its copy (the rows a batch touches: the per-example state of the step).
 """
 
 import ml_collections
@@ -28,6 +33,10 @@ class DataParameterDescent(base.Method):
   # method for a bilevel problem's outer objective, and works with none (the baseline).
   needs_outer_variables = False
   problem_interface = base.TemperatureProblem
+  supports_replication = True
+  # float16: distribute.gradients divides every gradient by the loss scale, which a
+  # tf.IndexedSlices (the temperatures' sparse gradients) does not support yet; bfloat16 works.
+  supports_loss_scale = False
 
   @staticmethod
   def default_config():
