@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from common import distribute
+from tests import replication
 from common.bilevel import (L2RW, METHODS, RMD, GD, ApproxGrad, Penalty, Plain, base,
                             build_method)
 from common.problems import Classification, ExampleReweighting
@@ -27,12 +28,6 @@ REPLICATION_CASES = ["approxgrad", "batch_ratio", "class_ratio", "gd", "l2rw", "
                      "penalty", "plain", "proximal", "random", "rmd", "uniform"]
 # Registered methods whose replication test lives in another file.
 COVERED_ELSEWHERE = {"data_parameters": "tests/curriculum/test_distribute.py"}
-
-
-def _mirrored():
-  cfg = distribute.default_config()
-  cfg.strategy, cfg.cpu_devices = "mirrored", 2
-  return distribute.make_strategy(cfg)
 
 
 def _model():
@@ -133,7 +128,7 @@ def _run(kind, strategy):
 @pytest.mark.parametrize("kind", REPLICATION_CASES)
 def test_two_replicas_equal_one_device(kind):
   one_metrics, one_state = _run(kind, None)
-  strategy = _mirrored()
+  strategy = replication.mirrored()
   assert strategy.num_replicas_in_sync == 2
   two_metrics, two_state = _run(kind, strategy)
   for a, b in zip(one_metrics, two_metrics):
@@ -197,7 +192,7 @@ def _uncovered(methods, strategy):
 def test_every_registered_method_replicates_or_is_refused_with_a_reason():
   """A method added to the registry must get a replication case here (or in the file named in
   COVERED_ELSEWHERE), or be refused with a one-line reason (``replication_refusal``)."""
-  strategy = _mirrored()
+  strategy = replication.mirrored()
   assert not _uncovered(METHODS, strategy)
   assert all(path.startswith("tests/") for path in COVERED_ELSEWHERE.values())
 
@@ -218,7 +213,7 @@ def test_penalty_hypergradient_through_the_all_reduce_equals_one_device():
   _, problem, method = _build("penalty")
   problem.begin_step(batch, method)
   expected = [g.numpy() for g in method.hypergradient(batch)]
-  strategy = _mirrored()
+  strategy = replication.mirrored()
   with strategy.scope():
     _, problem2, method2 = _build("penalty")
 
@@ -233,7 +228,7 @@ def test_penalty_hypergradient_through_the_all_reduce_equals_one_device():
 
 
 def test_unsupported_parts_and_uneven_batches_are_clear_errors():
-  strategy = _mirrored()
+  strategy = replication.mirrored()
   with strategy.scope():
     problem = ExampleReweighting(_model(), N)
   distribute.check_supported(strategy, problem, build_method("random", problem, _config(

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from common import distribute
+from tests import replication
 from common import runner as runnerlib
 from common.errors import ConfigError
 from curriculum import experiment
@@ -22,12 +23,6 @@ from tests.few_shot import parallel_cli as cli
 
 N, D, K, NUM_TRAIN = 8, 5, 3, 12
 TINY = "--config=curriculum/configs/default.py:tiny"
-
-
-def _mirrored():
-  cfg = distribute.default_config()
-  cfg.strategy, cfg.cpu_devices = "mirrored", 2
-  return distribute.make_strategy(cfg)
 
 
 def _batches(steps=3):
@@ -60,12 +55,6 @@ def _build(kind):
   return model, problem, method
 
 
-def _copies(var):
-  if isinstance(var, keras.Variable):
-    var = var.value
-  return [np.asarray(c) for c in (getattr(var, "values", None) or [var])]
-
-
 def _run(kind, strategy):
   with distribute.scope(strategy):
     model, problem, method = _build(kind)
@@ -74,22 +63,14 @@ def _run(kind, strategy):
   step = tf.function(step)
   metrics = [{k: float(v) for k, v in step(b).items()} for b in _batches()]
   variables = list(model.weights) + list(problem.data_params.variables) + list(method.variables)
-  return metrics, {f"{i}:{v.name}": _copies(v) for i, v in enumerate(variables)}
+  return metrics, {f"{i}:{v.name}": replication.copies(v) for i, v in enumerate(variables)}
 
 
 @pytest.mark.parametrize("kind", ["data_parameters", "baseline"])
 def test_data_parameters_over_two_replicas_equal_one_device(kind):
   one_metrics, one_state = _run(kind, None)
-  two_metrics, two_state = _run(kind, _mirrored())
-  for a, b in zip(one_metrics, two_metrics):
-    assert a.keys() == b.keys()
-    for k in a:
-      np.testing.assert_allclose(b[k], a[k], rtol=1e-9, atol=1e-12, err_msg=f"{kind}: {k}")
-  assert one_state.keys() == two_state.keys()
-  for k, (one,) in one_state.items():
-    assert len(two_state[k]) == 2, k
-    for copy in two_state[k]:         # every replica's copy: the same rows, the same values
-      np.testing.assert_allclose(copy, one, rtol=1e-9, atol=1e-12, err_msg=f"{kind}: {k}")
+  two_metrics, two_state = _run(kind, replication.mirrored())
+  replication.assert_same_run(one_metrics, one_state, two_metrics, two_state, kind)
   if kind == "data_parameters":       # the temperatures moved, in the batches' rows only
     inst = next(v for k, v in one_state.items() if "inst_parameters" in k)[0]
     seen = np.unique(np.concatenate([b["train"]["index"] for b in _batches()]))

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from common import distribute
+from tests import replication
 from common.bilevel import base, build_method, get_method
 from few_shot import experiment
 from few_shot import models
@@ -23,12 +24,6 @@ M, N, K, Q, SIZE = 4, 2, 1, 2, 8       # 4 tasks: 2 per replica
 # Eager steps: the same replicated maths, without minutes of tracing the unrolled second-order
 # graphs (the command-line runs below compile them).
 COMPILED = False
-
-
-def _mirrored():
-  cfg = distribute.default_config()
-  cfg.strategy, cfg.cpu_devices = "mirrored", 2
-  return distribute.make_strategy(cfg)
 
 
 def _batches(steps=2):
@@ -75,13 +70,6 @@ def _build(kind):
   return encoder, problem, build_method(name, problem, cfg)
 
 
-def _copies(var):
-  """Every replica's copy of a (mirrored) variable, or the variable itself."""
-  if isinstance(var, keras.Variable):
-    var = var.value
-  return list(getattr(var, "values", None) or [var])
-
-
 def _run(kind, strategy):
   with distribute.scope(strategy):
     encoder, problem, method = _build(kind)
@@ -98,7 +86,7 @@ def _run(kind, strategy):
   metrics = [{k: float(v) for k, v in step(b).items()} for b in _batches()]
   variables = (list(problem.outer_variables) + list(problem.inner_variables)
                + list(method.variables))
-  state = {f"{i}:{v.name}": [np.asarray(c) for c in _copies(v)]
+  state = {f"{i}:{v.name}": replication.copies(v)
            for i, v in enumerate(variables)}
   return metrics, state
 
@@ -106,17 +94,9 @@ def _run(kind, strategy):
 @pytest.mark.parametrize("kind", ["penalty", "approxgrad:all_groups", "approxgrad:first_group"])
 def test_tasks_split_over_two_replicas_equal_one_device(kind):
   one_metrics, one_state = _run(kind, None)
-  strategy = _mirrored()
+  strategy = replication.mirrored()
   two_metrics, two_state = _run(kind, strategy)
-  for a, b in zip(one_metrics, two_metrics):
-    assert a.keys() == b.keys()
-    for k in a:
-      np.testing.assert_allclose(b[k], a[k], rtol=1e-9, atol=1e-12, err_msg=f"{kind}: {k}")
-  assert one_state.keys() == two_state.keys()
-  for k, (one,) in one_state.items():
-    assert len(two_state[k]) == 2, k            # mirrored: one copy per replica
-    for copy in two_state[k]:                   # both copies equal one device's
-      np.testing.assert_allclose(copy, one, rtol=1e-9, atol=1e-12, err_msg=f"{kind}: {k}")
+  replication.assert_same_run(one_metrics, one_state, two_metrics, two_state, kind)
   fresh = _build(kind)[0]          # the step moved the encoder (u)
   assert not np.allclose(fresh.trainable_variables[0].numpy(), one_state["0:kernel"][0])
   if kind == "penalty":

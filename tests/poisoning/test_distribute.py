@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from common import distribute
+from tests import replication
 from common.bilevel import Plain, base, build_method, get_method
 from poisoning import clean_label
 from poisoning import experiment as poisoning_experiment
@@ -22,12 +23,6 @@ from tests.few_shot import parallel_cli as cli
 
 P, N_TRAIN, N_VAL, D, K = 4, 8, 6, 5, 3
 UNTARGETED = "--config=poisoning/configs/mnist_untargeted.py:tiny"
-
-
-def _mirrored():
-  cfg = distribute.default_config()
-  cfg.strategy, cfg.cpu_devices = "mirrored", 2
-  return distribute.make_strategy(cfg)
 
 
 def _data():
@@ -67,12 +62,6 @@ def _batch(kind):
   return batch
 
 
-def _copies(var):
-  if isinstance(var, keras.Variable):
-    var = var.value
-  return [np.asarray(c) for c in (getattr(var, "values", None) or [var])]
-
-
 def _run(kind, strategy, steps=3):
   with distribute.scope(strategy):
     model, problem, method = _build(kind)
@@ -84,22 +73,14 @@ def _run(kind, strategy, steps=3):
   # command-line runs below compile them).
   metrics = [{k: float(v) for k, v in step(_batch(kind)).items()} for _ in range(steps)]
   variables = (list(model.weights) + list(problem.outer_variables) + list(method.variables))
-  return metrics, {f"{i}:{v.name}": _copies(v) for i, v in enumerate(variables)}
+  return metrics, {f"{i}:{v.name}": replication.copies(v) for i, v in enumerate(variables)}
 
 
 @pytest.mark.parametrize("kind", ["penalty", "approxgrad", "plain"])
 def test_two_replicas_equal_one_device(kind):
   one_metrics, one_state = _run(kind, None)
-  two_metrics, two_state = _run(kind, _mirrored())
-  for a, b in zip(one_metrics, two_metrics):
-    assert a.keys() == b.keys()
-    for k in a:
-      np.testing.assert_allclose(b[k], a[k], rtol=1e-9, atol=1e-12, err_msg=f"{kind}: {k}")
-  assert one_state.keys() == two_state.keys()
-  for k, (one,) in one_state.items():
-    assert len(two_state[k]) == 2, k
-    for copy in two_state[k]:
-      np.testing.assert_allclose(copy, one, rtol=1e-9, atol=1e-12, err_msg=f"{kind}: {k}")
+  two_metrics, two_state = _run(kind, replication.mirrored())
+  replication.assert_same_run(one_metrics, one_state, two_metrics, two_state, kind)
   if kind != "plain":          # the poisons moved
     assert not np.allclose(one_state[next(k for k in one_state if "poisons" in k)][0],
                            _data()["x_poison"])

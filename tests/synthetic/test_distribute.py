@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from common import distribute
+from tests import replication
 from common.bilevel import base, build_method
 from synthetic import experiment
 from synthetic.configs import default as default_config
@@ -20,12 +21,6 @@ from tests.few_shot import parallel_cli as cli
 
 TINY = "--config=synthetic/configs/default.py:tiny"
 METHODS = ("gd", "rmd", "approxgrad", "penalty")     # the default job's
-
-
-def _mirrored():
-  cfg = distribute.default_config()
-  cfg.strategy, cfg.cpu_devices = "mirrored", 2
-  return distribute.make_strategy(cfg)
 
 
 def _run(problem_name, method_name, strategy, steps=3):
@@ -41,26 +36,18 @@ def _run(problem_name, method_name, strategy, steps=3):
   # Eager: the same replicated maths without tracing eight unrolled graphs (the command-line
   # run below compiles the step).
   metrics = [{k: float(v) for k, v in step({}).items()} for _ in range(steps)]
-  copies = lambda v: [np.asarray(c) for c in (getattr(v, "values", None) or [v])]  # noqa: E731
-  state = {f"{i}:{v.name}": copies(v) for i, v in enumerate(problem.variables + method.variables)}
+  state = {f"{i}:{v.name}": replication.copies(v) for i, v in enumerate(problem.variables + method.variables)}
   return metrics, state
 
 
 @pytest.mark.parametrize("problem_name", ["smd23"])      # A rank-deficient: every cost term
 def test_every_method_over_two_replicas_equals_one_device(problem_name):
-  strategy = _mirrored()
+  strategy = replication.mirrored()
   for method_name in METHODS:
     one_metrics, one_state = _run(problem_name, method_name, None)
     two_metrics, two_state = _run(problem_name, method_name, strategy)
-    what = f"{problem_name} {method_name}"
-    for a, b in zip(one_metrics, two_metrics):
-      assert a.keys() == b.keys()
-      for k in a:
-        np.testing.assert_allclose(b[k], a[k], rtol=1e-9, atol=1e-12, err_msg=f"{what}: {k}")
-    for k, (one,) in one_state.items():
-      assert len(two_state[k]) == 2, k
-      for copy in two_state[k]:
-        np.testing.assert_allclose(copy, one, rtol=1e-9, atol=1e-12, err_msg=f"{what}: {k}")
+    replication.assert_same_run(one_metrics, one_state, two_metrics, two_state,
+                                f"{problem_name} {method_name}")
 
 
 def test_mixed_precision_evaluates_the_costs_in_16_bits():
