@@ -208,7 +208,18 @@ def _seeded_gradient(tape, target, sources, share, unconnected_gradients):
                         unconnected_gradients=unconnected_gradients)
   if scale == 1.0:
     return grads
-  return [g if g is None else g / tf.cast(scale, g.dtype) for g in grads]
+  return [_unscaled(g, scale) for g in grads]
+
+
+def _unscaled(g, scale):
+  """``g`` divided by the loss scale; a sparse gradient (``tf.IndexedSlices``, e.g. of rows
+  gathered from a table) stays sparse."""
+  if g is None:
+    return None
+  if isinstance(g, tf.IndexedSlices):
+    return tf.IndexedSlices(g.values / tf.cast(scale, g.values.dtype), g.indices,
+                            g.dense_shape)
+  return g / tf.cast(scale, g.dtype)
 
 
 def gradients(tape, target, sources, unconnected_gradients=tf.UnconnectedGradients.NONE):

@@ -117,10 +117,8 @@ class Setup:
       raise ConfigError(str(e)) from None
     if self.precision == "mixed_float16":
       # Loss scaling lives in distribute.gradients, which the same parts use.
-      # ``supports_loss_scale`` False: a part whose gradients the scale cannot yet divide.
       unscaled = list(dict.fromkeys(type(p).__name__ for p in parts
-                                    if not getattr(p, "supports_replication", False)
-                                    or not getattr(p, "supports_loss_scale", True)))
+                                    if not getattr(p, "supports_replication", False)))
       if unscaled:
         raise ConfigError(f"{', '.join(unscaled)} take gradients without the float16 loss "
                          "scale; use runner.precision=mixed_bfloat16 (no scaling needed).")

@@ -34,9 +34,6 @@ class DataParameterDescent(base.Method):
   needs_outer_variables = False
   problem_interface = base.TemperatureProblem
   supports_replication = True
-  # float16: distribute.gradients divides every gradient by the loss scale, which a
-  # tf.IndexedSlices (the temperatures' sparse gradients) does not support yet; bfloat16 works.
-  supports_loss_scale = False
 
   @staticmethod
   def default_config():

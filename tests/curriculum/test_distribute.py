@@ -1,9 +1,9 @@
 """The curriculum family under tf.distribute: the ``data_parameters`` method's step (class and
 instance temperatures with their penalty, duplicate indices within and across the replicas'
 rows) over two logical CPU devices (conftest splits the CPU) equals the one-device step in
-float64, every variable's copies included; the command line runs mirrored; a model whose batch
-norm or dropout would differ per replica, and float16's loss scale on the temperatures'
-sparse gradients, are refused in one line."""
+float64, every variable's copies included, also under float16's loss scale (divided out of the
+temperatures' sparse gradients); the command line runs mirrored; a model whose batch norm or
+dropout would differ per replica is refused in one line."""
 
 import json
 
@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from common import distribute
+from common import precision
 from tests import replication
 from common import runner as runnerlib
 from common.errors import ConfigError
@@ -79,7 +80,7 @@ def test_data_parameters_over_two_replicas_equal_one_device(kind):
     np.testing.assert_array_equal(inst[unseen], np.float64(np.log(0.5)))
 
 
-def test_batch_norm_dropout_and_float16_are_refused_in_one_line():
+def test_batch_norm_and_dropout_are_refused_in_one_line():
   bn = keras.Sequential([keras.Input((D,)), keras.layers.Dense(4),
                          keras.layers.BatchNormalization(), keras.layers.Dropout(0.5),
                          keras.layers.Dense(K)])
@@ -87,12 +88,26 @@ def test_batch_norm_dropout_and_float16_are_refused_in_one_line():
                                         "batch statistics or masks would differ per replica"):
     experiment.check_replicable("wrn28_10_dp", bn, 2)
   experiment.check_replicable("wrn28_10_dp", bn, 1)        # one device: nothing to refuse
+
+
+@pytest.mark.parametrize("replicated", [False, True])
+def test_float16_loss_scale_is_divided_out_of_the_sparse_temperature_gradients(replicated):
+  """Under the loss scale (a power of 2, so exact in float64) the step is the unscaled one:
+  the temperatures' tf.IndexedSlices gradients are unscaled too."""
   runner = runnerlib.default_config()
   runner.precision = "mixed_float16"
   _, problem, method = _build("data_parameters")
-  with pytest.raises(ConfigError, match="DataParameterDescent take gradients without the "
-                                        "float16 loss scale; use runner.precision=mixed_bf"):
-    runnerlib.Setup(runner).check(method, problem)
+  runnerlib.Setup(runner).check(method, problem)           # accepted
+  want_metrics, want_state = _run("data_parameters", None)
+  with precision.loss_scale(1024.0):
+    got_metrics, got_state = _run("data_parameters",
+                                  replication.mirrored() if replicated else None)
+  for want, got in zip(want_metrics, got_metrics):
+    for k in want:
+      np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=k)
+  for k, (want,) in want_state.items():
+    for copy in got_state[k]:
+      np.testing.assert_allclose(copy, want, rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 @pytest.mark.slow
