@@ -123,6 +123,12 @@ class Setup:
         raise ConfigError(f"{', '.join(unscaled)} take gradients without the float16 loss "
                          "scale; use runner.precision=mixed_bfloat16 (no scaling needed).")
 
+  def log_replicas(self, log, what=""):
+    """Say, when there are several replicas, how the run is split (``what``: over which rows)."""
+    if self.num_replicas > 1:
+      log(f"Data-parallel over {self.num_replicas} replicas ({type(self.strategy).__name__})"
+          f"{', ' + what if what else ''}; precision {self.precision}.")
+
   def check_batch_size(self, name, size):
     if int(size) % self.num_replicas:
       raise ConfigError(f"{name} = {size} cannot be split evenly over {self.num_replicas} "

@@ -201,9 +201,7 @@ def run(config, workdir, log=print):
   # First, before TensorFlow starts: a CPU split into logical devices must happen now.
   setup = runnerlib.Setup(config.runner)
   setup.check_batch_size("batch_size", config.batch_size)
-  if setup.num_replicas > 1:
-    log(f"Data-parallel over {setup.num_replicas} replicas "
-        f"({type(setup.strategy).__name__}); precision {setup.precision}.")
+  setup.log_replicas(log)
   keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()

@@ -99,10 +99,7 @@ def run(config, workdir, log=print):
   # First, before TensorFlow starts: a CPU split into logical devices must happen now.
   setup = runnerlib.Setup(config.runner)
   setup.check_batch_size("meta_batch", config.meta_batch)    # the tasks are the rows
-  if setup.num_replicas > 1:
-    log(f"Data-parallel over {setup.num_replicas} replicas "
-        f"({type(setup.strategy).__name__}), the meta-batch's tasks split among them; "
-        f"precision {setup.precision}.")
+  setup.log_replicas(log, "the meta-batch's tasks split among them")
   keras.utils.set_random_seed(config.seed)
   train_images, test_images, info = datalib.load_classes(
       config.dataset, config.source, config.data_dir, image_size=config.image_size,

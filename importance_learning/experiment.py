@@ -539,9 +539,7 @@ def run(config, workdir, log=print, splits=None):
   setup = runnerlib.Setup(config.runner)
   for key in ("batch_size", "val_batch_size"):
     setup.check_batch_size(key, config[key])
-  if setup.num_replicas > 1:
-    log(f"Data-parallel over {setup.num_replicas} replicas "
-        f"({type(setup.strategy).__name__}); precision {setup.precision}.")
+  setup.log_replicas(log)
   keras.utils.set_random_seed(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()

@@ -157,9 +157,7 @@ def run(config, workdir, log=print):
     # (The targeted attack validates on the source-class images among val_size.)
     setup.check_batch_size(key if len(rows) == int(config[key]) else
                            f"the validation set's size (from {key})", len(rows))
-  if setup.num_replicas > 1:
-    log(f"Data-parallel over {setup.num_replicas} replicas "
-        f"({type(setup.strategy).__name__}); precision {setup.precision}.")
+  setup.log_replicas(log)
   shape = data.x_train.shape[1:]
   build = lambda: models.build(config.model, shape, datalib.NUM_CLASSES)  # noqa: E731
   attackers, base = names(config.attackers), names(config.baselines)

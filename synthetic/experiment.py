@@ -213,9 +213,7 @@ def run(config, workdir, log=print):
   if setup.num_replicas > 1 and config.jit_compile:
     raise ConfigError("jit_compile=True: XLA cannot compile a step that spans several devices "
                       f"({setup.num_replicas} replicas); add --config.jit_compile=False.")
-  if setup.num_replicas > 1:
-    log(f"Data-parallel over {setup.num_replicas} replicas "
-        f"({type(setup.strategy).__name__}); precision {setup.precision}.")
+  setup.log_replicas(log)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   records.check_or_write_config(workdir, defining(config), ignore=("progress_bar",))

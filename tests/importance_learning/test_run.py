@@ -322,8 +322,9 @@ def test_mixed_bfloat16_run_and_unsupported_setups_fail_fast(tmp_path):
   res = json.loads((tmp_path / "bf16" / "results.json").read_text())
   assert 0.0 < res["bilevel_model_test_accuracy"] <= 1.0
   assert "traced" not in proc.stdout
-  proc = _run(TINY, f"--workdir={tmp_path / 'px'}", "--config.method=proximal", *MIRRORED)
-  assert proc.returncode == 1 and "ProximalReweighting cannot run replicated" in proc.stderr
+  proc = _run(TINY, f"--workdir={tmp_path / 'px'}", "--config.method=proximal",
+              "--config.proximal.splits=5", *MIRRORED)
+  assert proc.returncode == 1 and "proximal.splits = 5 must be a multiple of the 2" in proc.stderr
   assert not (tmp_path / "px").exists()
   proc = _run(TINY, f"--workdir={tmp_path / 'odd'}", "--config.batch_size=25", *MIRRORED)
   assert proc.returncode == 1 and "batch_size = 25 cannot be split evenly" in proc.stderr
