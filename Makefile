@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/importance_learning/default
 ARGS ?=
+# Test worker processes (pytest-xdist): the command-line tests wait on their runs, so two
+# workers keep two cores busy. TEST_WORKERS=0 runs in this process (debugging).
+TEST_WORKERS ?= 2
 
 .PHONY: install run test clean
 
@@ -23,7 +26,7 @@ run: install
 	$(PY) importance_learning/run.py --workdir=$(WORKDIR) $(ARGS)
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info

@@ -212,28 +212,10 @@ def build_case(name, model_spec, batch_size, input_shape, num_classes=10, loop_s
 
 # (method, where): the steps whose passes changed. On the importance-learning problem
 # (``fix_outer`` is the identity) ApproxGrad's: its residual metric no longer takes a pass of
-# its own. On the few-shot problem, the opt-in ``base.FixedOuter.pull_back``: the u-step of all
-# three starting from the encoder's features that ``fix_outer`` computed for the v-steps
-# instead of encoding the tasks again ("before" = off, the default; "after" = on).
-BEFORE_AFTER = (("approxgrad", "mnist_cnn"), ("penalty", "mnist_cnn"),
-                ("penalty", "omniglot_5way1shot"), ("approxgrad", "omniglot_5way1shot"),
-                ("gd", "omniglot_5way1shot"))
-# The few-shot setting timed: the paper's Omniglot 5-way 1-shot meta-batch (30 tasks, 15
-# queries per class) on the Conv4 encoder, random 28 x 28 images.
-FEWSHOT = {"ways": 5, "shots": 1, "queries": 15, "meta_batch": 30, "input_shape": (28, 28, 1)}
-
-
-def _with_pull_back(on, fn):
-  """``fn`` traced with ``base.FixedOuter.pull_back`` set to ``on`` (read when tracing)."""
-
-  def run():
-    saved, base.FixedOuter.pull_back = base.FixedOuter.pull_back, on
-    try:
-      return fn()
-    finally:
-      base.FixedOuter.pull_back = saved
-
-  return run
+# its own ("before" rebuilds the old step; the penalty method's step did not change and is its
+# own "before", a control for the noise of the comparison). The few-shot meta-iteration with
+# and without ``base.FixedOuter.pull_back`` is timed in its family: few_shot/speed.py.
+BEFORE_AFTER = (("approxgrad", "mnist_cnn"), ("penalty", "mnist_cnn"))
 
 
 def _approxgrad_separate_passes(method, problem, batch):
@@ -262,60 +244,31 @@ def _approxgrad_separate_passes(method, problem, batch):
   return step
 
 
-def build_before_after(method_name, where, loop_steps=20, seed=0, fewshot=None):
-  """(before Case, after Case) of ``method_name``'s step on ``where`` (``BEFORE_AFTER``);
-  ``fewshot`` overrides keys of ``FEWSHOT`` (smaller tasks for tests)."""
-  if where == "omniglot_5way1shot":
-    from few_shot import models as fs_models
-    from few_shot.problem import FewShotProblem
-    s = {**FEWSHOT, **(fewshot or {})}
-    out = []
-    for on in (False, True):
-      keras.utils.set_random_seed(seed)
-      encoder, set_aware = fs_models.build_encoder("conv4", s["input_shape"])
-      problem = FewShotProblem(encoder, set_aware, s["meta_batch"], s["ways"])
-      rng = np.random.default_rng(seed)
-      m, n = s["meta_batch"], s["ways"]
-      batch = {"support_x": tf.constant(rng.random((m, n * s["shots"], *s["input_shape"]),
-                                                   dtype=np.float32)),
-               "support_y": tf.constant(np.tile(np.arange(n), (m, s["shots"])), tf.int32),
-               "query_x": tf.constant(rng.random((m, n * s["queries"], *s["input_shape"]),
-                                                 dtype=np.float32)),
-               "query_y": tf.constant(np.tile(np.repeat(np.arange(n), s["queries"]), (m, 1)),
-                                      tf.int32)}
-      method = build_method(method_name, problem, _method_config(method_name, loop_steps))
-      step = base.combined_step(problem, method)
-      what = (f"one meta-iteration, {m} tasks, "
-              + ("u-step from fix_outer's features" if on else "u-step re-encoding the tasks"))
-      out.append(Case(f"{method_name}_{'after' if on else 'before'}",
-                      _with_pull_back(on, lambda step=step, batch=batch: step(batch)), what,
-                      encoder.count_params()))
-    return tuple(out)
+def build_before_after(method_name, where, loop_steps=20, seed=0):
+  """(before Case, after Case) of ``method_name``'s step on model ``where`` (``BEFORE_AFTER``)."""
   spec = MODELS[where]
-  before = build_case(method_name, spec["builder"], spec["batch_size"], spec["input_shape"],
-                      loop_steps=loop_steps, seed=seed)
   after = build_case(method_name, spec["builder"], spec["batch_size"], spec["input_shape"],
                      loop_steps=loop_steps, seed=seed)
-  if method_name == "approxgrad":
-    keras.utils.set_random_seed(seed)
-    model = models.resolve(spec["builder"])(tuple(spec["input_shape"]), 10)
-    model.build((None, *spec["input_shape"]))
-    rng = np.random.default_rng(seed)
-    batch = {"train": _batch(rng, spec["batch_size"], spec["input_shape"], 10),
-             "val": _batch(rng, spec["batch_size"], spec["input_shape"], 10)}
-    problem = ImportanceProblem(model, 4 * spec["batch_size"], spec["batch_size"])
-    method = build_method("approxgrad", problem, _method_config("approxgrad", loop_steps))
-    inner = _approxgrad_separate_passes(method, problem, batch)
+  if method_name != "approxgrad":
+    before = build_case(method_name, spec["builder"], spec["batch_size"], spec["input_shape"],
+                        loop_steps=loop_steps, seed=seed)
+    return dataclasses.replace(before, name=f"{method_name}_before"), after
+  keras.utils.set_random_seed(seed)
+  model = models.resolve(spec["builder"])(tuple(spec["input_shape"]), 10)
+  model.build((None, *spec["input_shape"]))
+  rng = np.random.default_rng(seed)
+  batch = {"train": _batch(rng, spec["batch_size"], spec["input_shape"], 10),
+           "val": _batch(rng, spec["batch_size"], spec["input_shape"], 10)}
+  problem = ImportanceProblem(model, 4 * spec["batch_size"], spec["batch_size"])
+  method = build_method("approxgrad", problem, _method_config("approxgrad", loop_steps))
+  inner = _approxgrad_separate_passes(method, problem, batch)
 
-    def separate():
-      problem.begin_step(batch, method)
-      metrics = inner()
-      problem.end_step(batch, method)
-      return metrics
+  def separate():
+    problem.begin_step(batch, method)
+    metrics = inner()
+    problem.end_step(batch, method)
+    return metrics
 
-    before = Case("approxgrad_before", separate, "residual metric from a pass of its own",
-                  after.model_params)
-  else:
-    before = Case(f"{method_name}_before", _with_pull_back(False, before.fn), before.what,
-                  before.model_params)
+  before = Case("approxgrad_before", separate, "residual metric from a pass of its own",
+                after.model_params)
   return before, after

@@ -13,8 +13,8 @@ Sections (``--sections``; all but before_after by default):
            parameters^k per step, so the cost of another model or batch can be predicted
   before_after  the steps whose passes changed, timed as they were (before) and as they are
            (after), alternately in this one process: ApproxGrad and the penalty method on the
-           MNIST CNN, and a few-shot meta-iteration (Omniglot 5-way 1-shot, 30 tasks, Conv4)
-           for the penalty method, ApproxGrad and GD (``cases.BEFORE_AFTER``)
+           MNIST CNN (``cases.BEFORE_AFTER``). The few-shot meta-iteration with and without
+           the u-step's pull-back is timed by its family: few_shot/speed.py
 
 Prints the tables, checks the targets (L2RW <= 3.5 x SGD, penalty inner step <= 3 x,
 data-parameters step <= 1.1 x, tf.function >= 5 x eager for every bilevel step, memory growth
@@ -41,8 +41,8 @@ from benchmarks import harness  # noqa: E402
 from common import records  # noqa: E402
 
 SECTIONS = ("ratios", "modes", "memory", "scaling", "before_after")
-# before_after runs when asked for (--sections=before_after): a few-shot meta-iteration takes
-# seconds on a CPU.
+# before_after runs when asked for (--sections=before_after): it checks no target, and each of
+# its MNIST CNN steps takes seconds on a CPU (benchmarks/results/before_after_mnist_quick/).
 DEFAULT_SECTIONS = ("ratios", "modes", "memory", "scaling")
 # The targets, as multiples of the SGD step (ratios) or of eager (speed-ups).
 RATIO_TARGETS = {"l2rw": 3.5, "penalty_inner": 3.0, "data_parameters": 1.1}

@@ -90,7 +90,7 @@ def run_experiment(argv, experiment, config, workdir, footer=None):
     print(footer.format(workdir=workdir))
 
 
-def _parse_flags(argv):
+def parse_flags(argv):
   """absl's flag parsing, with a bad flag or config argument reported in one line."""
   try:
     return flags.FLAGS(argv)
@@ -110,7 +110,7 @@ def _parse_flags(argv):
     sys.exit(f"error (config): {_config_file_error(e)}")
 
 
-def _import_tensorflow_quietly():
+def import_tensorflow_quietly():
   """Import TensorFlow with file descriptor 2 pointed at /dev/null: its C++ start-up lines
   (oneDNN, CUDA probing) are written before any log level applies. ``BILEVEL_DEBUG=1`` keeps
   them. A failing import still raises, with stderr restored first."""
@@ -161,7 +161,7 @@ def main(family, default_config, experiments, footer=None):
     footer: printed after the summary (``{workdir}`` is filled in).
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  _import_tensorflow_quietly()
+  import_tensorflow_quietly()
   configs = pathlib.Path(__file__).resolve().parents[1] / family / "configs"
   config_flag = config_flags.DEFINE_config_file(
       "config", str(configs / default_config),
@@ -189,4 +189,4 @@ def main(family, default_config, experiments, footer=None):
     run_experiment(argv, experiment, config, workdir_flag.value, footer)
 
   sys.argv = _config_path_arg(sys.argv, configs.parents[1], configs)
-  app.run(run, flags_parser=_parse_flags)
+  app.run(run, flags_parser=parse_flags)

@@ -267,8 +267,9 @@ class FixedOuter:
   Off by default (``FixedOuter.pull_back = False``: the u-gradient recomputes from u, as
   before): on this project's 2-core CPU it saved nothing measurable on the few-shot
   meta-iteration (penalty, Omniglot 5-way 1-shot, 10 tasks: 9.1-9.6 s of CPU per step either
-  way), where the encoder's backward passes dominate. Set it to True to try it where the
-  forward pass costs more (same numbers: tests/common/test_fixed_outer.py).
+  way; ``python few_shot/speed.py --meta_batch=10`` times both), where the encoder's backward
+  passes dominate. Set it to True to try it where the forward pass costs more (same numbers:
+  tests/common/test_fixed_outer.py).
   """
 
   pull_back = False

@@ -20,7 +20,7 @@ from common.errors import ConfigError
 from curriculum import experiment
 from curriculum.configs import base as curriculum_base
 from curriculum.configs import default as curriculum_default
-from tests.few_shot import parallel_cli as cli
+from tests import cli
 
 N, D, K, NUM_TRAIN = 8, 5, 3, 12
 TINY = "--config=curriculum/configs/default.py:tiny"

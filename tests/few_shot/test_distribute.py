@@ -17,7 +17,7 @@ from few_shot import experiment
 from few_shot import models
 from few_shot.configs import omniglot as omniglot_config
 from few_shot.problem import FewShotProblem
-from tests.few_shot import parallel_cli as cli
+from tests import cli
 from tests.few_shot.test_run import OMNIGLOT, _omniglot_npz
 
 M, N, K, Q, SIZE = 4, 2, 1, 2, 8       # 4 tasks: 2 per replica

@@ -273,20 +273,34 @@ def test_imbalance_experiment_end_to_end_and_resume(tmp_path):
 CIFAR = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10"
 
 
+@pytest.fixture(scope="module")
+def cifar_subset(tmp_path_factory):
+  """A smaller CIFAR-10 folder of the real images (links into ../shared/data/cifar10): the
+  first 200 training and 50 test images of each class, so the rows' runs take a minute."""
+  root = tmp_path_factory.mktemp("cifar10")
+  for part, count in (("train", 200), ("test", 50)):
+    for folder in sorted((CIFAR / part).iterdir()):
+      (root / part / folder.name).mkdir(parents=True)
+      for image in sorted(folder.iterdir())[:count]:
+        (root / part / folder.name / image.name).symlink_to(image)
+  return root
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CIFAR.is_dir(), reason="needs ../shared/data/cifar10 (CIFAR-10 subset)")
 @pytest.mark.parametrize("config, extra", [
     ("l2rw_cifar_background.py:tiny", ()),
     ("proximal_cifar10.py:tiny", ("--config.proximal.splits=4",)),
 ])
-def test_reweighting_cifar_rows_run_on_real_images(tmp_path, config, extra):
+def test_reweighting_cifar_rows_run_on_real_images(tmp_path, cifar_subset, config, extra):
   proc = _ok(_run(f"--config=importance_learning/configs/{config}", f"--workdir={tmp_path}",
-                  NO_EXTRAS,
-                  f"--config.data_dir={CIFAR}", "--config.batch_size=16",
-                  "--config.val_batch_size=16", *extra, timeout=600))
+                  NO_EXTRAS, f"--config.data_dir={cifar_subset}", "--config.batch_size=16",
+                  "--config.val_batch_size=4", *extra, timeout=600))
   assert "bilevel classifier" in proc.stdout and "ROC AUC" in proc.stdout
   res = json.loads((tmp_path / "results.json").read_text())
   assert res["data"]["scaled"] and res["num_corrupted"] > 0
+  actual = res["data"]["actual"]
+  assert actual["train"] + actual["val"] == 2000 and actual["test"] == 500
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
   assert max(r["step"] for r in recs if r["phase"] == "bilevel") == 4   # tiny: 4 steps
 

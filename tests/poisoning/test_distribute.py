@@ -19,7 +19,7 @@ from poisoning import experiment as poisoning_experiment
 from poisoning.configs import cifar10_clean_label
 from poisoning.configs import mnist_untargeted as untargeted_config
 from poisoning.problem import AugmentationPoisoning, PoisonedTraining
-from tests.few_shot import parallel_cli as cli
+from tests import cli
 
 P, N_TRAIN, N_VAL, D, K = 4, 8, 6, 5, 3
 UNTARGETED = "--config=poisoning/configs/mnist_untargeted.py:tiny"

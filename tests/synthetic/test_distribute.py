@@ -17,7 +17,7 @@ from common.bilevel import base, build_method
 from synthetic import experiment
 from synthetic.configs import default as default_config
 from synthetic.problems import PROBLEMS
-from tests.few_shot import parallel_cli as cli
+from tests import cli
 
 TINY = "--config=synthetic/configs/default.py:tiny"
 METHODS = ("gd", "rmd", "approxgrad", "penalty")     # the default job's

@@ -1,0 +1,139 @@
+"""Time one few-shot meta-iteration with the u-step's pull-back off and on.
+
+  python few_shot/speed.py --method=penalty --meta_batch=10 --inner_steps=1   # the README's
+  python few_shot/speed.py --method=approxgrad --out=runs/fs_speed.json       # 30 tasks
+  python few_shot/speed.py --meta_batch=2 --queries=2 --repeats=1             # seconds
+
+One meta-iteration of --method (its default config, every inner loop --inner_steps long) on
+random 28 x 28 images of --meta_batch N-way K-shot tasks, with the Conv4 encoder. "off" is
+the default (``common.bilevel.base.FixedOuter.pull_back = False``: the u-step encodes the
+tasks again); "on" starts the u-step from the features ``fix_outer`` computed for the v-steps
+and pulls its gradient back through the recorded forward pass. Both are compiled with
+tf.function, warmed up by one call each, then timed alternately, --repeats calls each, so a
+slower stretch of the machine falls on both alike. Prints the median and the fastest call of
+each, and the ratio of the medians; --out also writes them as JSON.
+"""
+
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from common import cli  # noqa: E402
+
+# TensorFlow's C++ start-up lines would come before a bad flag's one-line error.
+cli.import_tensorflow_quietly()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from common import records  # noqa: E402
+from common.bilevel import METHODS, base, build_method  # noqa: E402
+from few_shot import models  # noqa: E402
+from few_shot.problem import FewShotProblem  # noqa: E402
+
+METHOD_NAMES = ("penalty", "approxgrad", "gd")
+INPUT_SHAPE = (28, 28, 1)          # Omniglot
+SETTINGS = ("off", "on")           # FixedOuter.pull_back
+WHAT = {"off": "encodes the tasks again (the default)",
+        "on": "pulls back through fix_outer's features"}
+
+
+def build_steps(method, settings, seed=0):
+  """(off, on): two copies of one meta-iteration of ``method``, each a function of no arguments
+  returning its metrics, built on the same encoder, heads and tasks (from ``seed``); each
+  reads ``FixedOuter.pull_back`` as off / on while it runs (and is traced). ``settings``:
+  meta_batch, ways, shots, queries, inner_steps. A step updates its own copy's variables."""
+  m, n = int(settings["meta_batch"]), int(settings["ways"])
+  steps = []
+  for on in (False, True):
+    keras.utils.set_random_seed(seed)
+    encoder, set_aware = models.build_encoder("conv4", INPUT_SHAPE)
+    problem = FewShotProblem(encoder, set_aware, m, n)
+    problem.init_heads(tf.constant([seed, 0]))
+    rng = np.random.default_rng(seed)
+    images = lambda k: tf.constant(rng.random((m, n * k, *INPUT_SHAPE), dtype=np.float32))
+    labels = lambda k: tf.constant(np.tile(np.repeat(np.arange(n), k), (m, 1)), tf.int32)
+    batch = {"support_x": images(settings["shots"]), "support_y": labels(settings["shots"]),
+             "query_x": images(settings["queries"]), "query_y": labels(settings["queries"])}
+    config = METHODS[method].default_config()
+    for key in METHODS[method].loop_keys:
+      config[key] = int(settings["inner_steps"])
+    step = base.combined_step(problem, build_method(method, problem, config))
+    steps.append(_with_pull_back(on, step, batch))
+  return tuple(steps)
+
+
+def _with_pull_back(on, step, batch):
+  """``step(batch)`` with ``FixedOuter.pull_back`` set to ``on`` (it is read when tracing)."""
+
+  def run():
+    saved, base.FixedOuter.pull_back = base.FixedOuter.pull_back, on
+    try:
+      return step(batch)
+    finally:
+      base.FixedOuter.pull_back = saved
+
+  return run
+
+
+def _call(fn):
+  """Seconds of one call, its results fetched (so the device has finished)."""
+  start = time.perf_counter()
+  metrics = fn()
+  _ = [v.numpy() for v in metrics.values()]
+  return time.perf_counter() - start
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"error (flags): Unexpected arguments: {argv[1:]}")
+  f = flags.FLAGS
+  settings = {k: f[k].value for k in ("meta_batch", "ways", "shots", "queries", "inner_steps")}
+  fns = dict(zip(SETTINGS, (tf.function(s) for s in build_steps(f.method, settings, f.seed))))
+  print(f"{f.method}, {f.meta_batch} tasks {f.ways}-way {f.shots}-shot, {f.queries} queries "
+        f"per class, T = {f.inner_steps}, on "
+        f"{'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}",
+        flush=True)
+  first = {k: _call(fn) for k, fn in fns.items()}       # tracing and the first call
+  times = {k: [] for k in SETTINGS}
+  for _ in range(f.repeats):
+    for k in SETTINGS:
+      times[k].append(_call(fns[k]))
+  off = statistics.median(times["off"])
+  rows = [{"setting": k, "what": WHAT[k], "median_s": statistics.median(times[k]),
+           "min_s": min(times[k]), "off_over_this": off / statistics.median(times[k]),
+           "first_call_s": first[k], "times_s": times[k]} for k in SETTINGS]
+  print(records.summary_table(rows, [("setting", "pull_back"), ("median_s", "median s"),
+                                     ("min_s", "min s"), ("off_over_this", "off / this"),
+                                     ("what", "u-step")]))
+  if f.out:
+    records.write_json(f.out, {"method": f.method, "settings": settings, "seed": f.seed,
+                               "repeats": f.repeats, "rows": rows})
+    print(f"Wrote {f.out}")
+
+
+def define_flags():
+  flags.DEFINE_enum("method", "penalty", list(METHOD_NAMES), "The method whose step is timed.")
+  flags.DEFINE_integer("meta_batch", 30, "Tasks per meta-iteration.", lower_bound=1)
+  flags.DEFINE_integer("ways", 5, "Classes per task (N).", lower_bound=2)
+  flags.DEFINE_integer("shots", 1, "Support images per class (K).", lower_bound=1)
+  flags.DEFINE_integer("queries", 15, "Query images per class.", lower_bound=1)
+  flags.DEFINE_integer("inner_steps", 1, "Length of each of the method's inner loops (T).",
+                       lower_bound=1)
+  flags.DEFINE_integer("repeats", 3, "Timed calls of each setting, after one warm-up call.",
+                       lower_bound=1)
+  flags.DEFINE_integer("seed", 0, "Seed of the encoder, the heads and the images.")
+  flags.DEFINE_string("out", None, "Optional JSON file for the times.")
+
+
+if __name__ == "__main__":
+  define_flags()
+  # A bad flag value is one line ("error (flags): ..."), as in the families' run.py.
+  app.run(main, flags_parser=cli.parse_flags)
