@@ -56,21 +56,17 @@ def _reply(server, timeout):
   return json.loads(line)
 
 
-def run(script, *args, timeout=300, fresh=False):
+def run(script, *args, timeout=300):
   """``python script args`` from the repository root: a ``CompletedProcess`` with the text of
   stdout and stderr. Forked from a process that has already imported TensorFlow
-  (``tests/cli_server.py``), unless ``fresh`` (a new interpreter, for what the import itself
-  must see)."""
-  if fresh:
-    return subprocess.run([sys.executable, script, *args], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=timeout)
+  (``tests/cli_server.py``)."""
   server = _Server.get()
   with tempfile.TemporaryDirectory() as tmp:
     out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
     server.stdin.write(json.dumps({"script": script, "args": list(args), "env": _env(),
                                    "stdout": out, "stderr": err}) + "\n")
     server.stdin.flush()
-    started = _reply(server, 60)
+    started = _reply(server, 600)   # the first waits for the import
     assert started, "tests/cli_server.py did not start the run"
     ended = _reply(server, timeout)
     if ended is None:

@@ -300,7 +300,8 @@ def test_reweighting_cifar_rows_run_on_real_images(tmp_path, cifar_subset, confi
   res = json.loads((tmp_path / "results.json").read_text())
   assert res["data"]["scaled"] and res["num_corrupted"] > 0
   actual = res["data"]["actual"]
-  assert actual["train"] + actual["val"] == 2000 and actual["test"] == 500
+  # The subset's 2,000 training images, less what scaling the split rounds off.
+  assert 1990 <= actual["train"] + actual["val"] <= 2000 and actual["test"] == 500
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
   assert max(r["step"] for r in recs if r["phase"] == "bilevel") == 4   # tiny: 4 steps
 
