@@ -17,9 +17,13 @@ statistics, and their parameter counts are the original's:
                  3,543,424 parameters
 
 A user's own encoder is any Keras model mapping ``[B, H, W, C]`` images to ``[B, d]`` (or
-``[B, ..., d]``, flattened): the problem applies it to every set separately, so its batch
-norm (called with ``training=True``) sees per-set statistics too; it names it in the config
-as ``module.path:function`` taking ``input_shape``.
+``[B, ..., d]``, flattened), named in the config as ``module.path:function`` taking
+``input_shape``. When every layer acts on each image alone (``acts_per_image``: Keras'
+convolution, dense, pooling, activation, reshaping and per-example normalisation layers), the
+problem encodes all sets of a meta-batch in one call on ``[G B, H, W, C]``: the features are
+those of set-by-set calls. Otherwise (batch norm, dropout or any other random layer, a Lambda,
+a layer of the user's own) it applies the encoder to every set separately, so its batch norm
+(called with ``training=True``) sees per-set statistics too.
 
 The head of a task (``cosine_logits``) is the original's ``top_layer`` with the bias folded
 into the cosine: logits_k = 10 (x . W_k + 0.001 b_k) / (sqrt(|x|^2 + 0.001^2)
@@ -141,6 +145,24 @@ def build_encoder(name, input_shape):
     raise ValueError(f"Encoder {name!r} must take [B, H, W, C] images; its input has shape "
                      f"{model.inputs[0].shape}.")
   return model, False
+
+
+# Keras layers whose training-mode output for an image depends on the other images of the call
+# (batch statistics) or on random draws (which one call would draw differently from G calls).
+_BATCH_OR_RANDOM = ("BatchNormalization", "Lambda")
+
+
+def acts_per_image(model):
+  """Whether ``model`` in training mode maps each image of a batch on its own, deterministically:
+  every layer (nested models included) is one of Keras' own, not batch norm, not a Lambda and
+  holds no random seed generator (dropout, noise, random augmentation)."""
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if isinstance(layer, keras.Model):
+      continue                      # a nested model: its layers are visited too
+    if (not type(layer).__module__.startswith("keras.") or type(layer).__name__ in _BATCH_OR_RANDOM
+        or getattr(layer, "seed_generator", None) is not None):
+      return False
+  return True
 
 
 def cosine_logits(features, w, b):

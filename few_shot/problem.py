@@ -39,6 +39,8 @@ class FewShotProblem(BilevelProblem):
     super().__init__(name="few_shot")
     self.encoder = encoder
     self.set_aware = bool(set_aware)
+    # A user's 4-D encoder that acts on each image alone encodes all sets in one call.
+    self.per_image = not self.set_aware and models.acts_per_image(encoder)
     self.num_tasks, self.ways = int(num_tasks), int(ways)
     self.feature_dim = int(encoder.output_shape[-1])
     d, n = self.feature_dim, self.ways
@@ -80,6 +82,10 @@ class FewShotProblem(BilevelProblem):
     """Features [M, B, d] of image sets [M, B, H, W, C], batch norm on each set's statistics."""
     if self.set_aware:
       return modellib.forward(self.encoder, u, x, training=True, update_state=False)
+    if self.per_image:
+      flat = tf.reshape(x, [-1, *x.shape[2:]])
+      feats = modellib.forward(self.encoder, u, flat, training=True, update_state=False)
+      return tf.reshape(feats, [x.shape[0], x.shape[1], -1])
     feats = [modellib.forward(self.encoder, u, x[t], training=True, update_state=False)
              for t in range(x.shape[0])]
     return tf.reshape(tf.stack(feats), [x.shape[0], x.shape[1], -1])

@@ -1,17 +1,24 @@
-"""Time one few-shot meta-iteration with the u-step's pull-back off and on.
+"""Time one few-shot meta-iteration two ways, alternately in one process.
 
   python few_shot/speed.py --method=penalty --meta_batch=10 --inner_steps=1   # the README's
-  python few_shot/speed.py --method=approxgrad --out=runs/fs_speed.json       # 30 tasks
+  python few_shot/speed.py --compare=per_image                                # a user encoder
   python few_shot/speed.py --meta_batch=2 --queries=2 --repeats=1             # seconds
 
 One meta-iteration of --method (its default config, every inner loop --inner_steps long) on
-random 28 x 28 images of --meta_batch N-way K-shot tasks, with the Conv4 encoder. "off" is
-the default (``common.bilevel.base.FixedOuter.pull_back = False``: the u-step encodes the
-tasks again); "on" starts the u-step from the features ``fix_outer`` computed for the v-steps
-and pulls its gradient back through the recorded forward pass. Both are compiled with
-tf.function, warmed up by one call each, then timed alternately, --repeats calls each, so a
-slower stretch of the machine falls on both alike. Prints the median and the fastest call of
-each, and the ratio of the medians; --out also writes them as JSON.
+random 28 x 28 images of --meta_batch N-way K-shot tasks. --compare says which two:
+
+  pull_back  the Conv4 encoder; "off" is the default (``common.bilevel.base.FixedOuter.pull_back
+             = False``: the u-step encodes the tasks again), "on" starts the u-step from the
+             features ``fix_outer`` computed for the v-steps and pulls its gradient back
+             through the recorded forward pass.
+  per_image  a user's 4-D encoder (--encoder=module.path:function; by default ``conv4_plain``
+             below, Conv4 without batch norm) that acts on each image alone: "off" applies it
+             set by set, "on" (the default for such an encoder) encodes every set of the
+             meta-batch in one call.
+
+Both are compiled with tf.function, warmed up by one call each, then timed alternately,
+--repeats calls each, so a slower stretch of the machine falls on both alike. Prints the median
+and the fastest call of each, and the ratio of the medians; --out also writes them as JSON.
 """
 
 import os
@@ -34,28 +41,50 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from common import records  # noqa: E402
+from common.errors import ConfigError  # noqa: E402
 from common.bilevel import METHODS, base, build_method  # noqa: E402
 from few_shot import models  # noqa: E402
 from few_shot.problem import FewShotProblem  # noqa: E402
 
 METHOD_NAMES = ("penalty", "approxgrad", "gd")
 INPUT_SHAPE = (28, 28, 1)          # Omniglot
-SETTINGS = ("off", "on")           # FixedOuter.pull_back
-WHAT = {"off": "encodes the tasks again (the default)",
-        "on": "pulls back through fix_outer's features"}
+SETTINGS = ("off", "on")
+WHAT = {"pull_back": {"off": "u-step encodes the tasks again (the default)",
+                      "on": "u-step pulls back through fix_outer's features"},
+        "per_image": {"off": "the encoder applied set by set",
+                      "on": "every set encoded in one call (the default here)"}}
 
 
-def build_steps(method, settings, seed=0):
+def conv4_plain(input_shape):
+  """A user's 4-D encoder as one might write it: Conv4's layers without batch norm."""
+  inputs = keras.Input(tuple(input_shape))
+  x = inputs
+  for block in range(4):
+    x = keras.layers.Conv2D(64, 3, padding="same",
+                            activation="relu" if block < 3 else None)(x)
+    x = keras.layers.MaxPooling2D(2)(x)
+  return keras.Model(inputs, keras.layers.Flatten()(x))
+
+
+def build_steps(method, settings, seed=0, compare="pull_back", encoder="conv4"):
   """(off, on): two copies of one meta-iteration of ``method``, each a function of no arguments
-  returning its metrics, built on the same encoder, heads and tasks (from ``seed``); each
-  reads ``FixedOuter.pull_back`` as off / on while it runs (and is traced). ``settings``:
-  meta_batch, ways, shots, queries, inner_steps. A step updates its own copy's variables."""
+  returning its metrics, built on the same encoder, heads and tasks (from ``seed``).
+  ``compare``: "pull_back" (each reads ``FixedOuter.pull_back`` as off / on while it runs and
+  is traced) or "per_image" (``encoder``, which must act on each image alone, applied set by
+  set / in one call). ``settings``: meta_batch, ways, shots, queries, inner_steps. A step
+  updates its own copy's variables."""
   m, n = int(settings["meta_batch"]), int(settings["ways"])
   steps = []
   for on in (False, True):
     keras.utils.set_random_seed(seed)
-    encoder, set_aware = models.build_encoder("conv4", INPUT_SHAPE)
-    problem = FewShotProblem(encoder, set_aware, m, n)
+    model, set_aware = models.build_encoder(encoder, INPUT_SHAPE)
+    problem = FewShotProblem(model, set_aware, m, n)
+    if compare == "per_image":
+      if not problem.per_image:
+        raise ConfigError(f"--compare=per_image needs a 4-D encoder that acts on each image "
+                          f"alone (no batch norm, dropout or layer of its own); {encoder!r} "
+                          "does not.")
+      problem.per_image = on
     problem.init_heads(tf.constant([seed, 0]))
     rng = np.random.default_rng(seed)
     images = lambda k: tf.constant(rng.random((m, n * k, *INPUT_SHAPE), dtype=np.float32))
@@ -66,7 +95,7 @@ def build_steps(method, settings, seed=0):
     for key in METHODS[method].loop_keys:
       config[key] = int(settings["inner_steps"])
     step = base.combined_step(problem, build_method(method, problem, config))
-    steps.append(_with_pull_back(on, step, batch))
+    steps.append(_with_pull_back(on and compare == "pull_back", step, batch))
   return tuple(steps)
 
 
@@ -96,9 +125,14 @@ def main(argv):
     sys.exit(f"error (flags): Unexpected arguments: {argv[1:]}")
   f = flags.FLAGS
   settings = {k: f[k].value for k in ("meta_batch", "ways", "shots", "queries", "inner_steps")}
-  fns = dict(zip(SETTINGS, (tf.function(s) for s in build_steps(f.method, settings, f.seed))))
-  print(f"{f.method}, {f.meta_batch} tasks {f.ways}-way {f.shots}-shot, {f.queries} queries "
-        f"per class, T = {f.inner_steps}, on "
+  encoder = f.encoder or ("conv4" if f.compare == "pull_back" else "few_shot.speed:conv4_plain")
+  try:
+    steps = build_steps(f.method, settings, f.seed, f.compare, encoder)
+  except ValueError as e:       # ConfigError, or an encoder that cannot be loaded
+    sys.exit(f"error ({type(e).__name__}): {e}")
+  fns = dict(zip(SETTINGS, (tf.function(s) for s in steps)))
+  print(f"{f.method}, {encoder}, {f.meta_batch} tasks {f.ways}-way {f.shots}-shot, {f.queries} "
+        f"queries per class, T = {f.inner_steps}, {f.compare} off and on, on "
         f"{'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}",
         flush=True)
   first = {k: _call(fn) for k, fn in fns.items()}       # tracing and the first call
@@ -107,20 +141,24 @@ def main(argv):
     for k in SETTINGS:
       times[k].append(_call(fns[k]))
   off = statistics.median(times["off"])
-  rows = [{"setting": k, "what": WHAT[k], "median_s": statistics.median(times[k]),
+  rows = [{"setting": k, "what": WHAT[f.compare][k], "median_s": statistics.median(times[k]),
            "min_s": min(times[k]), "off_over_this": off / statistics.median(times[k]),
            "first_call_s": first[k], "times_s": times[k]} for k in SETTINGS]
-  print(records.summary_table(rows, [("setting", "pull_back"), ("median_s", "median s"),
+  print(records.summary_table(rows, [("setting", f.compare), ("median_s", "median s"),
                                      ("min_s", "min s"), ("off_over_this", "off / this"),
-                                     ("what", "u-step")]))
+                                     ("what", "what")]))
   if f.out:
-    records.write_json(f.out, {"method": f.method, "settings": settings, "seed": f.seed,
+    records.write_json(f.out, {"method": f.method, "compare": f.compare, "encoder": encoder,
+                               "settings": settings, "seed": f.seed,
                                "repeats": f.repeats, "rows": rows})
     print(f"Wrote {f.out}")
 
 
 def define_flags():
   flags.DEFINE_enum("method", "penalty", list(METHOD_NAMES), "The method whose step is timed.")
+  flags.DEFINE_enum("compare", "pull_back", list(WHAT), "Which two versions are timed.")
+  flags.DEFINE_string("encoder", None, "conv4 or a user's module.path:function (default: conv4 "
+                      "for pull_back, few_shot.speed:conv4_plain for per_image).")
   flags.DEFINE_integer("meta_batch", 30, "Tasks per meta-iteration.", lower_bound=1)
   flags.DEFINE_integer("ways", 5, "Classes per task (N).", lower_bound=2)
   flags.DEFINE_integer("shots", 1, "Support images per class (K).", lower_bound=1)

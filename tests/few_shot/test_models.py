@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from few_shot import models
+from few_shot.problem import FewShotProblem
 
 
 def user_encoder(input_shape):
@@ -72,3 +73,41 @@ def test_user_encoder_by_module_path_is_applied_set_by_set():
     models.build_encoder("resnet", (8, 8, 1))
   with pytest.raises(ValueError, match="Cannot load encoder"):
     models.build_encoder("tests.few_shot.test_models:nothing", (8, 8, 1))
+
+
+class _Scale(keras.layers.Layer):
+  """A layer of the user's own: the problem cannot know that it acts per image."""
+
+  def call(self, x):
+    return 2.0 * x
+
+
+def _encoder(*middle):
+  inputs = keras.Input((8, 8, 1))
+  x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+  for layer in middle:
+    x = layer(x)
+  x = keras.layers.MaxPooling2D()(x)
+  x = keras.layers.Flatten()(keras.layers.LayerNormalization()(x))
+  return keras.Model(inputs, keras.layers.Dense(5)(x))
+
+
+def test_a_per_image_user_encoder_encodes_every_set_in_one_call_with_the_same_features():
+  keras.config.set_floatx("float64")
+  try:
+    nested = keras.Sequential([keras.layers.Conv2D(3, 1), keras.layers.ReLU()])
+    enc = _encoder(nested)
+    problem = FewShotProblem(enc, False, 3, 5)
+    x = tf.constant(np.random.default_rng(0).random((3, 6, 8, 8, 1)))
+    u = [v.value for v in enc.trainable_variables]
+    got = problem.encode(u, x)
+    per_set = tf.stack([enc(x[t], training=True) for t in range(3)])
+  finally:
+    keras.config.set_floatx("float32")
+  assert problem.per_image and got.shape == (3, 6, 5)
+  np.testing.assert_allclose(got.numpy(), per_set.numpy(), rtol=1e-12, atol=1e-14)
+  # Batch statistics, random draws or unknown code: set by set, as before.
+  for layer in (keras.layers.BatchNormalization(), keras.layers.Dropout(0.5),
+                keras.layers.GaussianNoise(0.1), keras.layers.Lambda(lambda t: t), _Scale()):
+    assert not models.acts_per_image(_encoder(layer)), type(layer).__name__
+  assert not models.acts_per_image(user_encoder((8, 8, 1)))

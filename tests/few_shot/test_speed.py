@@ -49,3 +49,20 @@ def test_bad_flag_values_are_one_line_errors():
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("error (flags):") and said in lines[0], lines[0]
+
+
+def test_per_image_off_and_on_take_the_same_step():
+  off, on = speed.build_steps("penalty", TINY, seed=0, compare="per_image",
+                              encoder="few_shot.speed:conv4_plain")
+  got_off = {k: float(v) for k, v in tf.function(off)().items()}
+  got_on = {k: float(v) for k, v in tf.function(on)().items()}
+  for k in got_off:
+    np.testing.assert_allclose(got_on[k], got_off[k], rtol=2e-4, err_msg=k)
+
+
+def test_per_image_needs_an_encoder_that_acts_on_each_image():
+  proc = cli.run("few_shot/speed.py", "--compare=per_image",
+                 "--encoder=tests.few_shot.test_models:user_encoder")
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+  assert lines[0].startswith("error (ConfigError): --compare=per_image needs"), lines[0]
