@@ -118,7 +118,7 @@ def run(config, workdir, log=print):
 
   with setup.scope():
     encoder, set_aware = models.build_encoder(config.encoder, train_images.shape[2:])
-    problem = FewShotProblem(encoder, set_aware, m, n)
+    problem = FewShotProblem(encoder, set_aware, m, n, config.encoder_one_call)
     method = bilevel.build_method(config.method, problem, config[config.method])
   setup.check(problem, method)
   log(f"{n}-way {k}-shot, {q} queries per class, meta-batch {m}; encoder {config.encoder} "

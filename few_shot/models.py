@@ -18,12 +18,12 @@ statistics, and their parameter counts are the original's:
 
 A user's own encoder is any Keras model mapping ``[B, H, W, C]`` images to ``[B, d]`` (or
 ``[B, ..., d]``, flattened), named in the config as ``module.path:function`` taking
-``input_shape``. When every layer acts on each image alone (``acts_per_image``: Keras'
-convolution, dense, pooling, activation, reshaping and per-example normalisation layers), the
-problem encodes all sets of a meta-batch in one call on ``[G B, H, W, C]``: the features are
-those of set-by-set calls. Otherwise (batch norm, dropout or any other random layer, a Lambda,
-a layer of the user's own) it applies the encoder to every set separately, so its batch norm
-(called with ``training=True``) sees per-set statistics too.
+``input_shape``. The problem applies it to every set separately, so its batch norm (called
+with ``training=True``) sees per-set statistics too. When every layer acts on each image alone
+(``acts_per_image``: Keras' convolution, dense, pooling, activation, reshaping and per-example
+normalisation layers; no batch norm, dropout or other random layer, Lambda or layer of the
+user's own), ``encoder_one_call=True`` encodes all sets of a meta-batch in one call on
+``[G B, H, W, C]`` instead, with the same features.
 
 The head of a task (``cosine_logits``) is the original's ``top_layer`` with the bias folded
 into the cosine: logits_k = 10 (x . W_k + 0.001 b_k) / (sqrt(|x|^2 + 0.001^2)

@@ -25,6 +25,7 @@ own statistics, so a task's features do not depend on which replica computes the
 import tensorflow as tf
 
 from common import distribute
+from common.errors import ConfigError
 from common import models as modellib
 from common.bilevel import optim
 from common.bilevel.base import BilevelProblem
@@ -35,12 +36,18 @@ class FewShotProblem(BilevelProblem):
 
   supports_replication = True
 
-  def __init__(self, encoder, set_aware, num_tasks, ways):
+  def __init__(self, encoder, set_aware, num_tasks, ways, one_call=False):
+    """``one_call``: a user's 4-D encoder (not ``set_aware``) that acts on each image alone
+    (``models.acts_per_image``, else a ``ConfigError``) encodes every set of the meta-batch in
+    one call on [M B, H, W, C] instead of set by set; the same features."""
     super().__init__(name="few_shot")
     self.encoder = encoder
     self.set_aware = bool(set_aware)
-    # A user's 4-D encoder that acts on each image alone encodes all sets in one call.
-    self.per_image = not self.set_aware and models.acts_per_image(encoder)
+    self.per_image = bool(one_call) and not self.set_aware
+    if self.per_image and not models.acts_per_image(encoder):
+      raise ConfigError("encoder_one_call=True needs an encoder whose layers act on each image "
+                        "alone; this one has batch norm, a random layer, a Lambda or a layer "
+                        "of its own, so it must run set by set (encoder_one_call=False).")
     self.num_tasks, self.ways = int(num_tasks), int(ways)
     self.feature_dim = int(encoder.output_shape[-1])
     d, n = self.feature_dim, self.ways

@@ -13,8 +13,8 @@ random 28 x 28 images of --meta_batch N-way K-shot tasks. --compare says which t
              through the recorded forward pass.
   per_image  a user's 4-D encoder (--encoder=module.path:function; by default ``conv4_plain``
              below, Conv4 without batch norm) that acts on each image alone: "off" applies it
-             set by set, "on" (the default for such an encoder) encodes every set of the
-             meta-batch in one call.
+             set by set (the default), "on" encodes every set of the meta-batch in one call
+             (``encoder_one_call=True``).
 
 Both are compiled with tf.function, warmed up by one call each, then timed alternately,
 --repeats calls each, so a slower stretch of the machine falls on both alike. Prints the median
@@ -52,7 +52,7 @@ SETTINGS = ("off", "on")
 WHAT = {"pull_back": {"off": "u-step encodes the tasks again (the default)",
                       "on": "u-step pulls back through fix_outer's features"},
         "per_image": {"off": "the encoder applied set by set",
-                      "on": "every set encoded in one call (the default here)"}}
+                      "on": "every set encoded in one call (encoder_one_call)"}}
 
 
 def conv4_plain(input_shape):
@@ -71,20 +71,18 @@ def build_steps(method, settings, seed=0, compare="pull_back", encoder="conv4"):
   returning its metrics, built on the same encoder, heads and tasks (from ``seed``).
   ``compare``: "pull_back" (each reads ``FixedOuter.pull_back`` as off / on while it runs and
   is traced) or "per_image" (``encoder``, which must act on each image alone, applied set by
-  set / in one call). ``settings``: meta_batch, ways, shots, queries, inner_steps. A step
-  updates its own copy's variables."""
+  set / in one call: ``encoder_one_call``). ``settings``: meta_batch, ways, shots, queries,
+  inner_steps. A step updates its own copy's variables."""
   m, n = int(settings["meta_batch"]), int(settings["ways"])
   steps = []
   for on in (False, True):
     keras.utils.set_random_seed(seed)
     model, set_aware = models.build_encoder(encoder, INPUT_SHAPE)
-    problem = FewShotProblem(model, set_aware, m, n)
-    if compare == "per_image":
-      if not problem.per_image:
-        raise ConfigError(f"--compare=per_image needs a 4-D encoder that acts on each image "
-                          f"alone (no batch norm, dropout or layer of its own); {encoder!r} "
-                          "does not.")
-      problem.per_image = on
+    if compare == "per_image" and (set_aware or not models.acts_per_image(model)):
+      raise ConfigError(f"--compare=per_image needs a 4-D encoder that acts on each image "
+                        f"alone (no batch norm, dropout or layer of its own); {encoder!r} "
+                        "does not.")
+    problem = FewShotProblem(model, set_aware, m, n, one_call=on and compare == "per_image")
     problem.init_heads(tf.constant([seed, 0]))
     rng = np.random.default_rng(seed)
     images = lambda k: tf.constant(rng.random((m, n * k, *INPUT_SHAPE), dtype=np.float32))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from common.errors import ConfigError
 from few_shot import models
 from few_shot.problem import FewShotProblem
 
@@ -97,7 +98,7 @@ def test_a_per_image_user_encoder_encodes_every_set_in_one_call_with_the_same_fe
   try:
     nested = keras.Sequential([keras.layers.Conv2D(3, 1), keras.layers.ReLU()])
     enc = _encoder(nested)
-    problem = FewShotProblem(enc, False, 3, 5)
+    problem = FewShotProblem(enc, False, 3, 5, one_call=True)
     x = tf.constant(np.random.default_rng(0).random((3, 6, 8, 8, 1)))
     u = [v.value for v in enc.trainable_variables]
     got = problem.encode(u, x)
@@ -111,3 +112,7 @@ def test_a_per_image_user_encoder_encodes_every_set_in_one_call_with_the_same_fe
                 keras.layers.GaussianNoise(0.1), keras.layers.Lambda(lambda t: t), _Scale()):
     assert not models.acts_per_image(_encoder(layer)), type(layer).__name__
   assert not models.acts_per_image(user_encoder((8, 8, 1)))
+  # Off unless asked for; asked for on an encoder with batch norm, a clear error.
+  assert not FewShotProblem(_encoder(), False, 3, 5).per_image
+  with pytest.raises(ConfigError, match="encoder_one_call=True needs an encoder"):
+    FewShotProblem(user_encoder((8, 8, 1)), False, 3, 5, one_call=True)

@@ -89,6 +89,15 @@ def test_more_ways_than_classes_is_one_line_before_anything_is_written(tmp_path)
   assert proc.stderr.strip().splitlines()[-1].startswith(
       "error (ConfigError): omniglot: num_ways=50 but the pool holds only")
   assert not work.exists()
+  # One call for an encoder with batch norm: one line, nothing written; a per-image one runs.
+  one_call = (f"{OMNIGLOT}:5way,1shot,tiny", f"--config.data_dir={data}", f"--workdir={work}",
+              "--config.encoder_one_call=True")
+  proc = _run(*one_call, "--config.encoder=tests.few_shot.test_models:user_encoder")
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(
+      "error (ConfigError): encoder_one_call=True needs an encoder whose layers"), proc.stderr
+  assert not work.exists()
+  proc = cli.ok(_run(*one_call, "--config.encoder=few_shot.speed:conv4_plain"))
+  assert 0.0 <= json.loads((work / "results.json").read_text())["test_accuracy"] <= 1.0
 
 
 @pytest.mark.parametrize("args, message", [
