@@ -268,8 +268,8 @@ class FixedOuter:
   before): on this project's 2-core CPU it saved nothing measurable on the few-shot
   meta-iteration (penalty, Omniglot 5-way 1-shot, 10 tasks: a median of 4.44 s per step
   without it, 4.59 s with it, ``python few_shot/speed.py --meta_batch=10``), where the
-  encoder's backward passes dominate. Set it to True to try it where the forward pass costs more (same numbers:
-  tests/common/test_fixed_outer.py).
+  encoder's backward passes dominate. Set it to True to try it where the forward pass costs
+  more (same numbers: tests/common/test_fixed_outer.py).
   """
 
   pull_back = False
