@@ -113,11 +113,18 @@ def mean_curves_panels(path, panels, x, y, title=""):
   finish(fig, path, title, dpi=100, rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
 
 
-def sweep_errorbars(path, xs, series, xlabel, ylabel, title=""):
-  """Mean +- std against a swept value; ``series[name] = (means, stds)``, one line each."""
+def sweep_errorbars(path, xs, series, xlabel, ylabel, title="", categorical=False):
+  """Mean +- std against a swept value; ``series[name] = (means, stds)``, one line each.
+  ``categorical``: the values evenly spaced, labelled with their values (for 0.9 ... 0.995),
+  each series shifted a little sideways so that the error bars do not hide each other."""
   fig, ax = plt.subplots(figsize=(6, 4))
-  for name, (means, stds) in series.items():
-    ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+  for k, (name, (means, stds)) in enumerate(series.items()):
+    at = xs
+    if categorical:
+      at = np.arange(len(xs)) + 0.06 * (k - (len(series) - 1) / 2)
+    ax.errorbar(at, means, yerr=stds, marker="o", capsize=3, label=name)
+  if categorical:
+    ax.set_xticks(np.arange(len(xs)), [f"{x:g}" for x in xs])
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.grid(alpha=0.3)

@@ -136,7 +136,7 @@ def test_imbalance_config_switch_reaches_the_pools(monkeypatch, tmp_path):
   from importance_learning.configs import mnist_imbalance
   c = mnist_imbalance.get_config("paper")
   assert c.imbalance.tutorial_train_split is True and c.source == "files"
-  assert mnist_imbalance.get_config().source == "embedded"   # the default job: unaffected
+  assert mnist_imbalance.get_config("small").source == "embedded"   # unaffected
   seen = {}
 
   def fake_pools(*args, **kwargs):
@@ -150,3 +150,97 @@ def test_imbalance_config_switch_reaches_the_pools(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="stop"):
       experiment.run(c, tmp_path)
     assert seen["tutorial_train_split_only"] is value
+
+
+# The all-nines rule (n_train 0): the paper's sweep on a pool too small for its budget.
+
+PAPER_P = (0.9, 0.95, 0.98, 0.99, 0.995)
+
+
+def _big_pool(per_digit=1500, seed=3):
+  """A 15,000-image pool, pixel = pool index, digit = index // per_digit, shuffled."""
+  rng = np.random.default_rng(seed)
+  perm = rng.permutation(10 * per_digit)
+  y = (np.arange(10 * per_digit) // per_digit)[perm]
+  x = perm.astype(np.float32).reshape(-1, 1, 1, 1)
+  return x, y
+
+
+def _parts(x, y, n_test=500):
+  test = imb.fixed_test_mask(y, n_test)
+  return x[~test], y[~test], x[test], y[test]
+
+
+@pytest.mark.parametrize("p", PAPER_P)
+def test_all_nines_split_has_the_stated_counts_and_disjoint_parts(p):
+  x, y = _big_pool()
+  pools = _parts(x, y)
+  d = imb.four_vs_nine(*pools, p, 0, 10, 500, seed=7)
+  nines = 1500 - 250 - 5                       # every 9 not in the test or validation set
+  fours = int(round(nines * (1 - p) / p))
+  assert (d.y_train == 1).sum() == nines and (d.y_train == 0).sum() == fours
+  assert d.counts == {"train_4": fours, "train_9": nines, "val_4": 5, "val_9": 5,
+                      "test_4": 250, "test_9": 250}
+  # The training part holds p of 9s up to the rounding of one 4.
+  assert abs(nines / (nines + fours) - p) <= 1 / (nines + fours)
+  assert (d.y_val == 0).sum() == 5 and (d.y_val == 1).sum() == 5
+  assert (d.y_test == 0).sum() == 250 and (d.y_test == 1).sum() == 250
+  ids = [set(part.ravel().astype(int)) for part in (d.x_train, d.x_val, d.x_test)]
+  assert sum(map(len, ids)) == len(d.y_train) + 10 + 500         # no image twice in a part
+  assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2]
+  # Labels follow the digits read back through pixel = pool index.
+  digit = lambda part: (part.ravel().astype(int) // 1500)
+  for part, labels in ((d.x_train, d.y_train), (d.x_val, d.y_val), (d.x_test, d.y_test)):
+    np.testing.assert_array_equal(digit(part), np.where(labels == 1, 9, 4))
+
+
+def test_all_nines_test_set_is_fixed_across_proportions_and_seeds():
+  x, y = _big_pool()
+  pools = _parts(x, y)
+  tests = [imb.four_vs_nine(*pools, p, 0, 10, 500, seed=s).x_test
+           for p in PAPER_P for s in (0, 1, 2)]
+  for t in tests[1:]:
+    np.testing.assert_array_equal(t, tests[0])
+  # Seeds draw other validation images and 4s; the same seed draws the same.
+  a, b, c = (imb.four_vs_nine(*pools, 0.98, 0, 10, 500, seed=s) for s in (0, 1, 0))
+  assert set(a.x_val.ravel()) != set(b.x_val.ravel())
+  assert set(a.x_train[a.y_train == 0].ravel()) != set(b.x_train[b.y_train == 0].ravel())
+  np.testing.assert_array_equal(a.x_train, c.x_train)
+
+
+@pytest.mark.parametrize("p", (0.9, 0.995))
+def test_baselines_train_on_l2rws_training_and_validation_images(p):
+  x, y = _big_pool()
+  pools = _parts(x, y)
+  ours = imb.four_vs_nine(*pools, p, 0, 10, 500, seed=11)
+  base = imb.four_vs_nine(*pools, p, 0, 10, 500, seed=11, merge_val=True)
+  assert len(base.y_val) == 0
+  assert set(base.x_train.ravel()) == set(ours.x_train.ravel()) | set(ours.x_val.ravel())
+  assert base.counts["train_4"] == ours.counts["train_4"] + 5
+  assert base.counts["train_9"] == ours.counts["train_9"] + 5 == 1250
+  assert (base.y_train == 0).sum() == base.counts["train_4"]
+  np.testing.assert_array_equal(base.x_test, ours.x_test)
+  # Reshuffled: the validation images are not appended at the end.
+  assert set(base.x_train[-10:].ravel()) != set(ours.x_val.ravel())
+
+
+def test_all_nines_rule_rejects_a_proportion_that_leaves_no_four():
+  x, y = _big_pool(60)                          # 60 per digit: 25 test, 5 validation 9s
+  with pytest.raises(ValueError, match=r"leaves 0 fours for training.*round\(30"):
+    imb.four_vs_nine(*_parts(x, y, 50), 0.99, 0, 10, 50, seed=0)
+  with pytest.raises(ValueError, match="not enough for 250 test images"):
+    imb.fixed_test_mask(y, 500)
+
+
+def test_embedded_t10k_pools_hold_out_a_fixed_test_set(tmp_path):
+  from tests.common.test_data import _write_mnist
+  _write_mnist(tmp_path, n_test=40)
+  x_pool, y_pool, x_test, y_test, note = imb.digit_pools("embedded_t10k", tmp_path, 0, 100)
+  assert len(y_pool) + len(y_test) == 5040 and len(y_test) == 100
+  assert (y_test == 4).sum() == 50 and (y_test == 9).sum() == 50
+  assert x_pool.dtype == np.float32 and x_pool.max() <= 1.0
+  assert "MNIST pool of 5040 images" in note and "n_train 0" in note
+  again = imb.digit_pools("embedded_t10k", tmp_path, 0, 100)
+  np.testing.assert_array_equal(again[2], x_test)
+  flat_pool = {im.tobytes() for im in x_pool}
+  assert not any(im.tobytes() in flat_pool for im in x_test)     # disjoint

@@ -335,3 +335,47 @@ def test_l2rw_cifar_rows_switch_the_rate_at_the_original_steps():
   opt.iterations.assign(39998)
   used = [float(opt.apply([tf.constant([1.0], tf.float64)], [var])) for _ in range(2)]
   np.testing.assert_allclose(used, [0.1, 0.01], rtol=1e-12)
+
+
+def test_imbalance_batch_with_one_minority_example_puts_all_weight_on_it():
+  """The 4-vs-9 regime: the official CNN predicts 9 for every image (last kernel 0, bias 3), the
+  clean set is 5 real 4s and 5 real 9s, the batch holds 99 real 9s and one real 4. Only the 4's
+  gradient points along the clean one: it gets weight 1, every 9 gets 0. In closed form the
+  raw weight of example i is (s - y_i) (c_b + h_i . c_w), s = sigmoid(3), with c_b and c_w the
+  clean gradient of the last bias and kernel and h_i the 100 features of image i."""
+  from common import models
+  from common.data import mnist
+  x, y = mnist.embedded_arrays()
+  x = (x / 255.0).astype(np.float32)
+  fours, nines = np.flatnonzero(y == 4), np.flatnonzero(y == 9)
+  at = 37
+  train_idx = np.insert(nines[:99], at, fours[0])
+  val_idx = np.concatenate([fours[1:6], nines[99:104]])
+  labels = (y == 9).astype(np.int64)
+  keras.utils.set_random_seed(0)
+  model = models.build("l2rw_mnist_cnn", (28, 28, 1), 1)
+  last = model.layers[-1]
+  last.kernel.assign(tf.zeros_like(last.kernel))
+  last.bias.assign(tf.fill(last.bias.shape, 3.0))
+  problem = ExampleReweighting(model, 100)
+  batch = {"train": {"x": tf.constant(x[train_idx]), "y": tf.constant(labels[train_idx])},
+           "val": {"x": tf.constant(x[val_idx]), "y": tf.constant(labels[val_idx])}}
+  method = _method(problem)
+  w = method.example_weights(batch).numpy()
+  expected = np.zeros(100)
+  expected[at] = 1.0
+  np.testing.assert_allclose(w, expected, atol=1e-7)
+  # The raw weights against the closed form (the earlier layers get no gradient through a
+  # zero kernel).
+  features = keras.Model(model.inputs, model.layers[-2].output)
+  s = 1.0 / (1.0 + np.exp(-3.0))
+  h_val = features(batch["val"]["x"]).numpy().astype(np.float64)
+  r_val = s - labels[val_idx]
+  c_b, c_w = r_val.mean(), (r_val[:, None] * h_val).mean(axis=0)
+  h = features(batch["train"]["x"]).numpy().astype(np.float64)
+  closed = (s - labels[train_idx]) * (c_b + h @ c_w)
+  np.testing.assert_allclose(method.raw_weights(batch).numpy(), closed, rtol=2e-4, atol=1e-7)
+  assert (closed[np.arange(100) != at] < 0).all() and closed[at] > 0
+  # A training step on it follows the 4 alone: the zero-weight fraction is 99 of 100.
+  metrics = method.step(batch)
+  assert float(metrics["zero_weight_fraction"]) == pytest.approx(0.99)

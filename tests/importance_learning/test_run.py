@@ -245,7 +245,8 @@ def test_proximal_uses_class_matched_noisy_splits_and_a_uniform_weight_baseline(
 
 @pytest.mark.slow
 def test_imbalance_experiment_end_to_end_and_resume(tmp_path):
-  args = ("--config=importance_learning/configs/mnist_imbalance.py:tiny", f"--workdir={tmp_path}")
+  args = ("--config=importance_learning/configs/mnist_imbalance.py:small,tiny",
+          f"--workdir={tmp_path}")
   proc = _ok(_run(*args))
   assert "NOTE: embedded MNIST holds 500 images per digit" in proc.stdout
   assert "| 0.98 |" in proc.stdout and "± " in proc.stdout
@@ -268,6 +269,69 @@ def test_imbalance_experiment_end_to_end_and_resume(tmp_path):
   assert more.stdout.count("(cached)") == 2
   changed = _run(*args, "--config.imbalance.n_train=300")
   assert changed.returncode != 0 and "different config" in changed.stdout + changed.stderr
+
+
+def _write_t10k(folder, per_digit=100):
+  """t10k IDX files holding ``per_digit`` images of each digit (random pixels): with the
+  embedded 5,000 images, a pool of 500 + per_digit 4s and 9s."""
+  from tests.common.test_data import _write_idx
+  from common.data import mnist
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(10), per_digit)
+  _write_idx(folder / mnist.TEST_IMAGES,
+             rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8), 2051)
+  _write_idx(folder / mnist.TEST_LABELS, labels, 2049)
+
+
+@pytest.mark.slow
+def test_imbalance_default_sweep_tiny_counts_cache_and_diagnostics(tmp_path):
+  """The default (all-nines) sweep through the command line on a 6,000-image pool: 600 4s and
+  600 9s, 250 + 250 held out for testing, 5 + 5 for validation."""
+  data_dir = tmp_path / "mnist"
+  data_dir.mkdir()
+  _write_t10k(data_dir)
+  work = tmp_path / "work"
+  args = ("--config=importance_learning/configs/mnist_imbalance.py:tiny",
+          f"--config.data_dir={data_dir}", f"--workdir={work}")
+  missing = _run(*args[:1], f"--workdir={work}")
+  assert missing.returncode != 0 and "t10k-images-idx3-ubyte.gz" in missing.stdout + missing.stderr
+  assert not work.exists()                        # refused before anything is written
+  proc = _ok(_run(*args))
+  assert "MNIST pool of 6000 images" in proc.stdout
+  res = json.loads((work / "results.json").read_text())
+  assert set(res["table"]) == {"0.9", "0.995"}
+  runs = {(r["proportion"], r["method"], r["seed"]): r for r in res["runs"]}
+  assert len(runs) == 2 * 3 * 2
+  nines = 600 - 250 - 5
+  for p in (0.9, 0.995):
+    fours = int(round(nines * (1 - p) / p))      # 38 at 0.9, 2 at 0.995
+    for seed in (0, 23456789 % 100000):
+      assert runs[(p, "l2rw", seed)]["counts"] == {
+          "train_4": fours, "train_9": nines, "val_4": 5, "val_9": 5, "test_4": 250,
+          "test_9": 250}
+      for m in ("plain", "random"):            # the baselines train on the clean images too
+        assert runs[(p, m, seed)]["counts"]["train_4"] == fours + 5
+        assert runs[(p, m, seed)]["counts"]["train_9"] == nines + 5
+      l2rw = runs[(p, "l2rw", seed)]
+      assert 0.0 <= l2rw["all_zero_weight_batch_fraction"] <= 1.0
+      assert l2rw["mean_weight_share_on_4s"] is None or 0 <= l2rw["mean_weight_share_on_4s"] <= 1
+    for m in ("l2rw", "plain", "random"):
+      values = [runs[(p, m, s)]["test_accuracy"] for s in (0, 23456789 % 100000)]
+      cell = res["table"][str(p)][m]
+      assert cell["values"] == values and cell["mean"] == pytest.approx(np.mean(values))
+      # Accuracy on the 500 test images is a multiple of 1/500.
+      assert all(abs(v * 500 - round(v * 500)) < 1e-6 for v in values)
+  md = (work / "results.md").read_text()
+  assert f"L2RW 38 + 5 clean / {nines} + 5 clean; baselines 43 / {nines + 5}" in md
+  assert "all-zero batches" in md
+  assert (work / "accuracy_vs_proportion.png").stat().st_size > 10_000
+  # A per-run results.json is the cache: a second invocation trains nothing, a wider one only
+  # the new cells.
+  again = _ok(_run(*args))
+  assert "[train]" not in again.stdout and again.stdout.count("(cached)") == 12
+  wider = _ok(_run(*args, "--config.imbalance.proportions=(0.9,0.95,0.995)"))
+  assert wider.stdout.count("(cached)") == 12 and len(re.findall(r"p=0.95 \w+ seed \d+: test "
+                                                                  r"accuracy", wider.stdout)) == 6
 
 
 CIFAR = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10"
