@@ -134,6 +134,18 @@ def sweep_errorbars(path, xs, series, xlabel, ylabel, title="", categorical=Fals
   finish(fig, path, dpi=110)
 
 
+def accuracy_curves(path, series, title="", ylabel="test accuracy"):
+  """One line per approach: ``series[label] = (epochs, values)``."""
+  fig, ax = plt.subplots(figsize=(8, 4.8))
+  for label, (epochs, values) in series.items():
+    ax.plot(epochs, values, label=label, lw=1.4)
+  ax.set_xlabel("epoch")
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc="lower right")
+  finish(fig, path, title, dpi=110)
+
+
 def detection_curves(path, scores, title=""):
   """ROC and precision-recall curves of corruption scores: ``scores[label] = (corrupted mask,
   score)``, higher score = more likely corrupted; each curve labelled with its area."""

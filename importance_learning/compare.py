@@ -28,6 +28,7 @@ from common import config_checks
 from common import data as datalib
 from common import plots
 from common import records
+from importance_learning import approaches
 from importance_learning import experiment
 
 # Fields a comparison may change between invocations (it grows in place).
@@ -35,6 +36,9 @@ SWEEP_FIELDS = ("methods", "noise")
 
 
 def validate(config):
+  if "approaches" in config.compare:
+    config_checks.validated(approaches.validate, config)
+    return
   config_checks.validated(_validate, config)
 
 
@@ -81,6 +85,9 @@ def _cell_folder(workdir, method, noise):
 
 
 def run(config, workdir, log=print):
+  if "approaches" in config.compare:   # a deep-network comparison of declared approaches
+    config_checks.validated(approaches.validate, config)
+    return approaches.run(config, workdir, log)
   validate(config)
   t_start = time.time()
   workdir = pathlib.Path(workdir)
@@ -179,6 +186,8 @@ def _figures(workdir, rows, config, first):
 
 
 def summary(results):
+  if results.get("experiment") == "compare_deep":
+    return approaches.markdown(results)
   columns = [("noise", "noise"), ("approach", "approach"), ("test_accuracy", "test accuracy"),
              ("f1", "F1"), ("roc_auc", "ROC AUC"), ("average_precision", "avg precision")]
   flat = [{**r, **(r.get("detection") or {})} for r in results["rows"]]

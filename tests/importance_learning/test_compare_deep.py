@@ -1,0 +1,136 @@
+"""The deep-network comparison (importance_learning/approaches.py): its data, its scores and
+``compare_deep_mnist.py:tiny`` through the real command line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from importance_learning import approaches
+from importance_learning.configs import compare_deep_mnist
+from tests import cli
+from tests.importance_learning.test_run import _write_t10k
+
+
+def _pool(per_class=40, k=10, seed=0):
+  rng = np.random.default_rng(seed)
+  y = rng.permutation(np.repeat(np.arange(k), per_class))
+  x = np.arange(len(y), dtype=np.float32).reshape(-1, 1, 1, 1)      # pixel = pool row
+  names = tuple(str(i) for i in range(k))
+  return x[:-50], y[:-50], x[-50:], y[-50:], names, "synthetic"
+
+
+def _config(**deep):
+  c = compare_deep_mnist.get_config()
+  c.deep.update(dict(clean_max_per_class=10, **deep))
+  return c
+
+
+def test_deep_data_splits_are_disjoint_balanced_and_nested():
+  pool = _pool()
+  c = _config()
+  big = approaches.deep_data(c, pool, "uniform", 0.7, 10, seed=0)
+  small = approaches.deep_data(c, pool, "uniform", 0.7, 3, seed=0)
+  assert np.bincount(big.y_clean, minlength=10).tolist() == [10] * 10
+  assert np.bincount(small.y_clean, minlength=10).tolist() == [3] * 10
+  ids = lambda x: set(x.ravel().astype(int))  # noqa: E731
+  assert ids(small.x_clean) <= ids(big.x_clean)          # the small clean split is nested
+  assert not ids(big.x_clean) & ids(big.x_noisy)
+  assert not ids(big.x_test) & (ids(big.x_noisy) | ids(big.x_clean))
+  # Both clean sizes train on the same noisy images; the labels follow the pool.
+  assert ids(big.x_noisy) == ids(small.x_noisy) and len(big.y_noisy) == 350 - 100
+  pool_y = np.concatenate([pool[1], pool[3]])
+  np.testing.assert_array_equal(pool_y[big.x_noisy.ravel().astype(int)], big.y_true)
+  # 70% uniform flips, guaranteed: every corrupted label differs from the truth.
+  assert big.corrupted.sum() == int(0.7 * len(big.y_true))
+  assert (big.y_noisy[big.corrupted] != big.y_true[big.corrupted]).all()
+  assert (big.y_noisy[~big.corrupted] == big.y_true[~big.corrupted]).all()
+  # Another seed corrupts other images; the same seed the same ones.
+  other = approaches.deep_data(c, pool, "uniform", 0.7, 10, seed=1)
+  again = approaches.deep_data(c, pool, "uniform", 0.7, 10, seed=0)
+  flipped = lambda d: ids(d.x_noisy[d.corrupted])  # noqa: E731
+  assert flipped(other) != flipped(big) and flipped(again) == flipped(big)
+
+
+def test_early_stopping_scores_the_best_clean_epoch_and_last_scores_the_end():
+  rec = {"test_curve": [0.5, 0.8, 0.7, 0.6], "clean_curve": [0.4, 0.9, 0.9, 0.5],
+         "test_accuracy": 0.6}
+  assert approaches.early_stopped(rec) == {"test_accuracy": 0.8, "epoch": 2,
+                                           "clean_accuracy": 0.9}
+  assert approaches.last_epoch(rec) == {"test_accuracy": 0.6, "epoch": 4}
+
+
+def test_bad_comparisons_are_one_line_config_errors():
+  c = compare_deep_mnist.get_config()
+  c.compare.approaches = ("finetune", "l2rw")
+  with pytest.raises(approaches.ConfigError, match="starts from the noisy cell"):
+    approaches.validate(c)
+  c = compare_deep_mnist.get_config()
+  c.compare.headline = "uniform,0.5,10"
+  with pytest.raises(approaches.ConfigError, match="is not one of the settings"):
+    approaches.validate(c)
+  c = compare_deep_mnist.get_config()
+  c.compare.approaches = ("noisy_last", "cleanlab")
+  with pytest.raises(approaches.ConfigError, match=r"names \['cleanlab'\]"):
+    approaches.validate(c)
+  c = compare_deep_mnist.get_config()
+  c.penalty_run.batch_size = 200
+  with pytest.raises(approaches.ConfigError, match="smallest clean split"):
+    approaches.check_sizes(c, 10)
+
+
+@pytest.mark.slow
+def test_tiny_deep_comparison_through_the_command_line(tmp_path):
+  data_dir = tmp_path / "mnist"
+  data_dir.mkdir()
+  _write_t10k(data_dir)
+  work = tmp_path / "work"
+  args = ("--config=importance_learning/configs/compare_deep_mnist.py:tiny",
+          f"--config.data_dir={data_dir}", f"--workdir={work}",
+          # Fine-tuning at rate 0 keeps the noisy model: its accuracy must be the noisy one's.
+          "--config.deep.finetune_lr=0.0")
+  proc = cli.ok(cli.run("importance_learning/run.py", *args, timeout=900))
+  res = json.loads((work / "comparison.json").read_text())
+  rows = {(r["setting"], r["approach"]): r for r in res["rows"]}
+  assert {s for s, _ in rows} == {"uniform0.7_clean10", "uniform0.7_clean5"}
+  assert len(rows) == 2 * len(compare_deep_mnist.APPROACHES)
+  # The headline setting has two seeds, the other one.
+  assert rows[("uniform0.7_clean10", "l2rw")]["seeds"] == 2
+  assert rows[("uniform0.7_clean5", "l2rw")]["seeds"] == 1
+  for seed in (0, 1):
+    cell = work / "cells" / "uniform0.7_clean10"
+    noisy = json.loads((cell / "noisy" / f"seed{seed}" / "record.json").read_text())
+    assert len(noisy["test_curve"]) == 2 and len(noisy["clean_curve"]) == 2
+    best = int(np.argmax(noisy["clean_curve"]))
+    es = rows[("uniform0.7_clean10", "noisy_early_stopped")]
+    assert es["epochs"][seed] == best + 1
+    assert es["test_accuracy"]["values"][seed] == noisy["test_curve"][best]
+    assert rows[("uniform0.7_clean10", "noisy_last")]["test_accuracy"]["values"][seed] == \
+        noisy["test_accuracy"] == noisy["test_curve"][-1]
+    fine = json.loads((cell / "finetune" / f"seed{seed}" / "record.json").read_text())
+    assert fine["start_weights"].endswith(f"noisy/seed{seed}/final_weights.npz")
+    assert fine["test_accuracy"] == pytest.approx(noisy["test_accuracy"])
+    cl = json.loads((cell / "confident_learning" / f"seed{seed}" / "record.json").read_text())
+    assert 0 < cl["kept"] <= 512 and cl["detection"]["corrupted"] == int(0.7 * 512)
+  for name in ("confident_learning", "l2rw", "proximal", "dp_instance", "penalty"):
+    auc = rows[("uniform0.7_clean10", name)]["roc_auc"]
+    assert all(0.0 <= v <= 1.0 for v in auc["values"]) and len(auc["values"]) == 2
+  for name in ("noisy_last", "clean_only", "oracle", "dp_class"):
+    assert "roc_auc" not in rows[("uniform0.7_clean10", name)]
+  # Accuracy on the 500 test images is a multiple of 1/500, and every row has a wall time.
+  for r in rows.values():
+    assert all(abs(v * 500 - round(v * 500)) < 1e-6 for v in r["test_accuracy"]["values"])
+    assert r["seconds"] > 0
+  md = (work / "comparison.md").read_text()
+  assert "## uniform0.7_clean10" in md and "noisy labels, early-stopped on the clean split" in md
+  assert (work / "curves_uniform0.7_clean10.png").stat().st_size > 20_000
+  assert "test accuracy" in proc.stdout
+  # A second invocation trains nothing; a third seed everywhere trains only the new cells.
+  again = cli.ok(cli.run("importance_learning/run.py", *args, timeout=900))
+  assert "(cached)" in again.stdout and "epoch 1/" not in again.stdout
+  wider = cli.ok(cli.run("importance_learning/run.py", *args, "--config.compare.seeds=2",
+                         timeout=900))
+  trained = [line for line in wider.stdout.splitlines()
+             if line.startswith("[compare]") and "test accuracy" in line
+             and "(cached)" not in line]
+  assert trained and all("uniform0.7_clean5" in line and "seed 1" in line for line in trained)
