@@ -286,9 +286,8 @@ def train_confident_learning(cell):
                           phases, log=cell.log)
   initial = runnerlib.snapshot(model, method)
   reset = lambda: runnerlib.restore(initial)  # noqa: E731
-  per_epoch = cell.steps_per_epoch()
 
-  def fit(phase, x, y, epochs, evaluate):
+  def fit(phase, x, y, epochs, per_epoch, evaluate):
     b = Batcher(x, y, int(deep.batch_size), cell.seed, phase)
     run_.run_phase(phase, bilevel.combined_step(problem, method),
                    lambda s: {"train": b.epoch_batch(s)}, int(epochs) * per_epoch, per_epoch,
@@ -296,15 +295,19 @@ def train_confident_learning(cell):
 
   def fit_predict(k, train_rows, held_rows):
     def compute():
-      fit(f"fold{k}", d.x_noisy[train_rows], d.y_noisy[train_rows], deep.cl_fold_epochs, False)
+      # A fold's epochs are passes over its own training rows.
+      fit(f"fold{k}", d.x_noisy[train_rows], d.y_noisy[train_rows], deep.cl_fold_epochs,
+          len(train_rows) // int(deep.batch_size), False)
       return {"probs": metriclib.probabilities(model, d.x_noisy[held_rows], 1000)}
     return records.Sweep(lambda k: cell.folder / f"fold{k}.npz").run(k, compute)[0]["probs"]
 
   probs = confident.out_of_sample_probabilities(d.y_noisy, d.num_classes, folds, cell.seed,
                                                 fit_predict)
   flagged, quality = confident.label_issues(d.y_noisy, probs)
+  # The retraining's epochs are the noisy set's steps, as every trainer's curve.
   fit("retrain", np.concatenate([d.x_noisy[~flagged], d.x_clean]),
-      np.concatenate([d.y_noisy[~flagged], d.y_clean]), deep.epochs, True)
+      np.concatenate([d.y_noisy[~flagged], d.y_clean]), deep.epochs, cell.steps_per_epoch(),
+      True)
   rec = _record(cell, run_, "retrain", model, scores=quality, kept=int((~flagged).sum()))
   rec["detection"] = metriclib.detection(quality, d.corrupted, flagged=flagged)
   return rec
@@ -493,7 +496,7 @@ APPROACHES = {a.name: a for a in (
 # -- the comparison: settings x approaches x seeds ---------------------------------------------
 
 # compare.* fields a comparison may change between invocations (it grows in place).
-SWEEP_FIELDS = ("approaches", "noise_types", "noise", "clean_per_class", "seeds",
+SWEEP_FIELDS = ("approaches", "noise_types", "noise", "clean_per_class", "seeds", "headline",
                 "headline_seeds")
 
 

@@ -1,5 +1,13 @@
 """One comparison: approaches x noise levels on one dataset, as tables and figures.
 
+Two kinds of comparison config:
+
+  compare.methods   importance-learning runs, one per (noise, method) cell, the first of which
+                    trains the baselines (below; configs/compare.py, compare_cifar10.py)
+  compare.approaches  declared approaches (importance_learning/approaches.py: a name, a
+                    trainer, a score) over settings x seeds, every one on the config's one
+                    network (configs/compare_deep_mnist.py)
+
   python importance_learning/run.py --config=importance_learning/configs/compare.py \
       --workdir=runs/compare
 

@@ -1,7 +1,12 @@
 """Run a family's ``run.py`` through its real command line, as a user would: one at a time
 (``run``), or started side by side (``start`` / ``finish``): a one-device run next to its
 replicated twin, the bad inputs of one family, or MultiWorkerMirroredStrategy's worker
-processes, which must run together."""
+processes, which must run together.
+
+Every run imports the code of the checkout these tests live in (``ROOT``), whatever the venv's
+editable install or an inherited PYTHONPATH points at: ``ROOT`` comes first on the forked
+child's ``sys.path`` (before the script's folder) and first on every run's PYTHONPATH, so a bug
+planted in a scratch clone is what the clone's tests run (tests/README.md)."""
 
 import atexit
 import json
@@ -22,7 +27,13 @@ MIRRORED = ("--config.runner.distribute.strategy=mirrored",
 
 
 def _env(**extra):
-  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **extra)
+  """The environment of a run: this one, quiet TensorFlow, no GPU, and ``ROOT`` first on
+  PYTHONPATH (a subprocess's ``sys.path`` is then its script's folder, ``ROOT``, the rest)."""
+  inherited = os.environ.get("PYTHONPATH", "")
+  path = os.pathsep.join([str(ROOT)] + [p for p in inherited.split(os.pathsep)
+                                        if p and p != str(ROOT)])
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=path,
+              **extra)
 
 
 class _Server:
@@ -64,7 +75,7 @@ def run(script, *args, timeout=300):
   with tempfile.TemporaryDirectory() as tmp:
     out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
     server.stdin.write(json.dumps({"script": script, "args": list(args), "env": _env(),
-                                   "stdout": out, "stderr": err}) + "\n")
+                                   "root": str(ROOT), "stdout": out, "stderr": err}) + "\n")
     server.stdin.flush()
     started = _reply(server, 600)   # the first waits for the import
     assert started, "tests/cli_server.py did not start the run"

@@ -9,9 +9,9 @@ handlers included). Nothing of TensorFlow's runtime (no op, no device, no thread
 the fork, so every child starts as a new process would. Settings read only when TensorFlow is
 imported (``TF_CPP_MIN_LOG_LEVEL``) are this process's.
 
-Protocol, one JSON object per line: the request ``{"script", "args", "env", "stdout",
-"stderr"}`` on stdin; the replies ``{"pid": child}`` when the child starts, then
-``{"returncode": rc}`` when it ends.
+Protocol, one JSON object per line: the request ``{"script", "args", "env", "root", "stdout",
+"stderr"}`` on stdin (``root``: the checkout whose code the run imports, first on ``sys.path``);
+the replies ``{"pid": child}`` when the child starts, then ``{"returncode": rc}`` when it ends.
 """
 
 import json
@@ -31,7 +31,11 @@ def _child(request):
   os.environ.clear()
   os.environ.update(request["env"])
   sys.argv = [request["script"], *request["args"]]
-  sys.path[0] = os.path.dirname(os.path.abspath(request["script"]))
+  # The tests' checkout first, then the script's folder (which ``python script`` puts first),
+  # in place of this process's own first entry: an editable install or PYTHONPATH that points at
+  # another clone must not decide which ``common`` the run imports.
+  first = [request["root"], os.path.dirname(os.path.abspath(request["script"]))]
+  sys.path[:] = first + [p for p in sys.path[1:] if p not in first]
   runpy.run_path(request["script"], run_name="__main__")
   sys.exit(0)
 

@@ -58,19 +58,25 @@ def get_config(arg=None):
       "lr": 0.05,
       "momentum": 0.9,
       "weight_decay": 0.0,
-      "epochs": 60,
+      # Memorisation, measured (70% noise, seed 0, 60 epochs): test accuracy peaks at epoch 7
+      # (0.858; clean split 0.89), is 0.66 at 24 and 0.39 at 40; 40 epochs show the fall.
+      "epochs": 40,
       "finetune_epochs": 30,
       "finetune_lr": 0.05,
       "cl_folds": 3,
-      "cl_fold_epochs": 60,
+      # The fold models stop at the noisy run's best clean-split epoch (7 measured), not after
+      # memorising: their out-of-sample probabilities are what cleanlab ranks by.
+      "cl_fold_epochs": 8,
   })
   c.proximal = ProximalReweighting.default_config()   # 8 splits of 16, mu 0.01
   c.data_parameters = data_parameter_blocks()
-  # The MNIST-large row's penalty values (lr_u 3, lr_v 1e-4, nu0 1e-6, T = 20), shortened.
+  # The MNIST-large row's penalty values (lr_u 3, lr_v 1e-4, nu0 1e-6), cut for the CPU: T = 5
+  # (paper 20) and 4 bilevel epochs (paper 101); one step at T = 20 costs about 85 SGD steps.
   c.penalty = Penalty.default_config()
   c.penalty.nu0 = 1e-6
+  c.penalty.inner_steps = 5
   c.penalty_run = ml_collections.ConfigDict({
-      "epochs": 10, "batch_size": 100, "val_batch_size": 100, "pretrain_epochs": 100,
+      "epochs": 4, "batch_size": 100, "val_batch_size": 100, "pretrain_epochs": 100,
       "pretrain_lr": 1e-4, "a_lo": 0.4, "a_hi": 0.6})
   c.compare = ml_collections.ConfigDict({
       "approaches": APPROACHES,

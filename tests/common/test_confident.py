@@ -33,6 +33,44 @@ def test_folds_partition_the_points_and_are_stratified():
     confident.fold_indices(labels, 1, 0)
 
 
+def test_a_smallest_class_of_exactly_folds_members_is_still_stratified():
+  # Class 1 has 5 members and there are 5 folds: each held-out fold gets exactly one of them
+  # (plain K-fold would leave some folds without it and give others two).
+  labels = np.repeat([0, 1, 2], [20, 5, 10])
+  for seed in range(4):
+    folds = confident.fold_indices(labels, 5, seed)
+    assert sorted(np.concatenate([h for _, h in folds])) == list(range(35))
+    for train_rows, held_rows in folds:
+      np.testing.assert_array_equal(np.bincount(labels[held_rows], minlength=3), [4, 1, 2])
+      np.testing.assert_array_equal(np.bincount(labels[train_rows], minlength=3), [16, 4, 8])
+
+
+def _held_out(folds):
+  return [h.tolist() for _, h in folds]
+
+
+@pytest.mark.parametrize("counts, k", [((30, 12, 8), 4),    # stratified
+                                       ((30, 12, 2), 4)])   # a class smaller than k: K-fold
+def test_the_seed_decides_the_folds(counts, k):
+  labels = np.repeat(np.arange(3), counts)
+  same = [_held_out(confident.fold_indices(labels, k, seed=7)) for _ in range(2)]
+  assert same[0] == same[1]
+  others = [_held_out(confident.fold_indices(labels, k, seed=s)) for s in (8, 9)]
+  assert all(o != same[0] for o in others) and others[0] != others[1]
+  # out_of_sample_probabilities trains on the folds of the seed it is given.
+  for seed in (7, 8):
+    asked = []
+
+    def fit_predict(fold, train_rows, held_rows):
+      asked.append(held_rows.tolist())
+      assert not set(train_rows) & set(held_rows)
+      return np.full((len(held_rows), 3), 1 / 3)
+
+    confident.out_of_sample_probabilities(labels, 3, k, seed, fit_predict)
+    assert asked == _held_out(confident.fold_indices(labels, k, seed)), seed
+  assert asked != same[0]     # seed 8's folds, not seed 7's
+
+
 def test_planted_label_errors_are_found_from_out_of_sample_probabilities():
   x, y, noisy, planted = _blobs()
   seen = []

@@ -1,6 +1,7 @@
 """common/data/custom.py: your own image folder, .npz or CSV, with a trusted subset, on files
 the tests write; every bad input a one-line error."""
 
+import csv
 import pathlib
 
 import numpy as np
@@ -130,6 +131,58 @@ def test_csv_string_labels_id_column_and_bad_rows(tmp_path):
   _csv(tmp_path / "bad.csv", rows[:3] + [(1, "n/a", "ham", "x")])
   with pytest.raises(DataError, match="line 5: column 'f2' holds 'n/a', not a number"):
     custom.load(_cfg(train=str(tmp_path / "bad.csv"), id_column="name"))
+
+
+def test_a_constant_feature_column_stays_finite_and_becomes_zero(tmp_path):
+  # Column "c" holds 3 everywhere in the training file; its std (0) is taken as 1, so it is only
+  # centred: 0 in train and trusted, and the test file's 5 becomes 5 - 3 = 2.
+  rows = [(i, 3, "ham" if i % 2 else "spam") for i in range(10)]
+  header = ("f", "c", "label")
+  _csv(tmp_path / "train.csv", rows, header)
+  _csv(tmp_path / "trusted.csv", [(4, 3, "ham"), (7, 3, "spam")], header)
+  _csv(tmp_path / "test.csv", [(2, 5, "ham"), (8, 5, "spam")], header)
+  s = custom.load(_cfg(train=str(tmp_path / "train.csv"), trusted=str(tmp_path / "trusted.csv"),
+                       test=str(tmp_path / "test.csv")))
+  for x in (s.x_train, s.x_val, s.x_test):
+    assert np.all(np.isfinite(x)), x
+  np.testing.assert_array_equal(s.x_train[:, 1], np.zeros(10))
+  np.testing.assert_array_equal(s.x_val[:, 1], [0.0, 0.0])
+  np.testing.assert_array_equal(s.x_test[:, 1], [2.0, 2.0])
+  # The other column is z-scored as usual (mean 4.5, std of 0..9), trusted / test alike.
+  f = np.arange(10.0)
+  np.testing.assert_allclose(np.sort(s.x_train[:, 0]), (f - f.mean()) / f.std(), rtol=1e-6)
+  np.testing.assert_allclose(s.x_test[:, 0], (np.array([2.0, 8.0]) - 4.5) / f.std(), rtol=1e-6)
+
+
+def test_csv_ids_without_an_id_column_are_row_numbers_from_the_first_data_row(tmp_path):
+  # Row r (0 = the first line after the header) holds the features (100 + r, r) and a label
+  # only it and a few others share, so every id can be checked against its own row.
+  names = ("ant", "bee", "cow")
+  rows = [(100 + r, r, names[r % 3]) for r in range(9)]
+  _csv(tmp_path / "train.csv", rows, ("f1", "f2", "label"))
+  (tmp_path / "trusted.txt").write_text("0\n4\n")
+  s = custom.load(_cfg(train=str(tmp_path / "train.csv"), trusted_ids=str(tmp_path / "trusted.txt"),
+                       test_fraction=0.0, standardize=False))
+  # Trusted "0" is the first data row, "4" the fifth; they leave the training pool.
+  np.testing.assert_array_equal(s.x_val, [[100, 0], [104, 4]])
+  assert [s.class_names[y] for y in s.y_val] == ["ant", "bee"]
+  assert sorted(s.train_ids.tolist(), key=int) == ["1", "2", "3", "5", "6", "7", "8"]
+  for x, y, ident in zip(s.x_train, s.y_train, s.train_ids):
+    np.testing.assert_array_equal(x, [100 + int(ident), int(ident)])
+    assert s.class_names[y] == rows[int(ident)][2]
+  # label_issues.csv names each point by the same row number: its given label is that row's.
+  probs = np.full((len(s.y_train), 3), 1 / 3)
+  label_issues.write(pathlib.Path(tmp_path / "run"), np.linspace(0, 1, len(s.y_train)),
+                     s.y_train, probs, s.class_names, 0.5, ids=s.train_ids)
+  with open(tmp_path / "run" / "label_issues.csv", newline="") as fh:
+    written = list(csv.DictReader(fh))
+  assert sorted(r["id"] for r in written) == sorted(s.train_ids.tolist())
+  for r in written:
+    assert r["given_label"] == rows[int(r["id"])][2], r
+  # Without trusted ids, row "0" is the first data row too.
+  s = custom.load(_cfg(train=str(tmp_path / "train.csv"), test_fraction=0.0, standardize=False))
+  np.testing.assert_array_equal(s.x_train[s.train_ids.tolist().index("0")], [100, 0])
+  assert sorted(s.train_ids.tolist(), key=int) == [str(r) for r in range(9)]
 
 
 def test_bad_folders_and_ids_are_one_line_errors(tmp_path):

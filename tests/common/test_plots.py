@@ -1,6 +1,8 @@
 """What the figures show: each figure is captured as it is saved and its plotted data, labels
 and titles are checked against the inputs (not just that a PNG of some size was written)."""
 
+import csv
+
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest
@@ -228,3 +230,28 @@ def test_contact_sheet_grayscale_and_unmarked_without_true_labels(saved):
   assert all(mcolors.to_hex(ax.title.get_color()) == "#000000" for ax in shown)
   np.testing.assert_array_equal(np.asarray(shown[0].images[0].get_array()), np.full((3, 3), 0.75))
   assert shown[0].images[0].get_cmap().name == "gray"
+
+
+def test_label_issues_png_shows_each_ranks_own_image(saved, tmp_path):
+  # Six images of six colours (in [0, 1]: shown as they are); the scores rank them 3, 1, 5, 4,
+  # 0, 2. The panel titled "#r" must show the image that label_issues.csv ranks r.
+  images = np.stack([np.broadcast_to([0.1 * i + 0.05, 0.5, 0.9 - 0.1 * i], (4, 4, 3))
+                     for i in range(6)])
+  scores = np.array([0.7, 0.2, 0.9, 0.1, 0.5, 0.3])
+  given = np.array([0, 1, 2, 0, 1, 2])
+  probs = np.eye(3)[[1, 1, 0, 2, 1, 2]] * 0.7 + 0.1
+  ids = [f"img{i}" for i in range(6)]
+  label_issues.write(tmp_path, scores, given, probs, ["ant", "bee", "cow"], 0.25,
+                     images=images, ids=ids)
+  with open(tmp_path / "label_issues.csv", newline="") as fh:
+    image_of_rank = {int(r["rank"]): ids.index(r["id"]) for r in csv.DictReader(fh)}
+  assert [image_of_rank[r] for r in range(1, 7)] == [3, 1, 5, 4, 0, 2]
+  shown = [ax for ax in saved[str(tmp_path / "label_issues.png")].axes if ax.images]
+  assert len(shown) == 6
+  for ax in shown:
+    rank = int(ax.get_title().split()[0].lstrip("#"))
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()),
+                                  images[image_of_rank[rank]], err_msg=ax.get_title())
+  # Rank 1 (point 3, score 0.1): given "ant", suggested "cow".
+  assert shown[0].get_title() == "#1 ant\n-> cow"
+  np.testing.assert_array_equal(np.asarray(shown[0].images[0].get_array()), images[3])

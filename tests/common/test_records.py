@@ -96,3 +96,21 @@ def test_a_changed_config_is_refused_unless_allowed_and_then_recorded(tmp_path):
   (entry,) = [json.loads(l) for l in (tmp_path / "config_history.jsonl").open()]
   assert entry["changed"] == ["epochs"] and entry["config"]["epochs"] == 2
   assert records.check_or_write_config(tmp_path, longer) == []      # now the saved config
+
+
+def test_every_allowed_config_change_is_kept_in_the_history_in_order(tmp_path):
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  configs = [ml_collections.ConfigDict({"epochs": 2, "lr": 0.1, "runner": {"log_every": 1}})]
+  for key, value in (("epochs", 4), ("lr", 0.01)):     # two changes, one field each
+    configs.append(configs[-1].copy_and_resolve_references())
+    configs[-1][key] = value
+  assert records.check_or_write_config(tmp_path, configs[0]) == []
+  assert records.check_or_write_config(tmp_path, configs[1], allow_change=True) == ["epochs"]
+  assert records.check_or_write_config(tmp_path, configs[2], allow_change=True) == ["lr"]
+  history = [json.loads(l) for l in (tmp_path / "config_history.jsonl").read_text().splitlines()]
+  # One entry per change, oldest first, each holding the config it replaced.
+  assert [e["changed"] for e in history] == [["epochs"], ["lr"]]
+  assert [(e["config"]["epochs"], e["config"]["lr"]) for e in history] == [(2, 0.1), (4, 0.1)]
+  assert history[0]["replaced_at"] <= history[1]["replaced_at"]
+  saved = json.loads((tmp_path / "config.json").read_text())
+  assert (saved["epochs"], saved["lr"]) == (4, 0.01)

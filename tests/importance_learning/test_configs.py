@@ -9,10 +9,13 @@ from importance_learning import experiment
 from importance_learning import imbalance
 
 IMBALANCE_CONFIGS = ("mnist_imbalance",)
+# Deep-network comparisons of declared approaches (importance_learning/approaches.py).
+DEEP_CONFIGS = ("compare_deep_mnist",)
 # custom.py names the user's files: validated below with files.
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] /
                                   "importance_learning" / "configs").glob("*.py")
-                 if p.stem not in ("__init__", "base", "custom") + IMBALANCE_CONFIGS)
+                 if p.stem not in ("__init__", "base", "custom") + IMBALANCE_CONFIGS
+                 + DEEP_CONFIGS)
 
 
 def _load(name, arg=None):
@@ -24,6 +27,17 @@ def test_config_loads_and_validates_also_tiny(name):
   for arg in (None, "tiny", "0.5,tiny"):
     experiment.validate(_load(name, arg))
   assert _load(name, "0.5").noise == 0.5
+
+
+@pytest.mark.parametrize("name", DEEP_CONFIGS)
+def test_deep_comparison_configs_validate_also_tiny(name):
+  from importance_learning import approaches
+  for arg in (None, "tiny"):
+    c = _load(name, arg)
+    assert c.experiment == "compare"
+    approaches.validate(c)
+    approaches.check_sizes(c, 10)
+  assert set(_load(name).compare.approaches) == set(approaches.APPROACHES)
 
 
 def test_approxgrad_rows_carry_the_original_scripts_values():
@@ -48,7 +62,8 @@ def test_approxgrad_rows_carry_the_original_scripts_values():
   assert _load("cifar10").method == "penalty" and _load("cifar10").pretrain.lr == 1e-4
 
 
-@pytest.mark.parametrize("arg", [None, "tiny", "paper", "0.95", "paper,tiny"])
+@pytest.mark.parametrize("arg", [None, "tiny", "paper", "0.95", "paper,tiny", "small",
+                                 "small,tiny"])
 def test_imbalance_config_validates(arg):
   c = _load("mnist_imbalance", arg)
   assert c.experiment == "imbalance"
@@ -65,11 +80,31 @@ def test_imbalance_paper_config_is_the_official_sweep():
   assert imbalance.seeds(3) == [0, 23456789 % 100000, 246913578 % 100000]
 
 
+def test_imbalance_default_is_the_paper_sweep_at_the_pool_scale_and_small_the_old_one():
+  from importance_learning.configs import mnist_imbalance
+  c = _load("mnist_imbalance")
+  imb = c.imbalance
+  assert c.source == "embedded_t10k" and imb.proportions == (0.9, 0.95, 0.98, 0.99, 0.995)
+  assert imb.methods == ("l2rw", "plain", "class_ratio", "random") and imb.num_seeds >= 5
+  assert (imb.n_train, imb.n_val, imb.n_test, imb.batch_size) == (0, 10, 500, 100)
+  # The official 80 / 160 epochs of its ~5,000 images, on the ~1,260 images at p = 0.995.
+  assert (imb.l2rw_steps, imb.baseline_steps) == (1000, 2000)
+  assert 4000 * 100 / 4990 == pytest.approx(imb.l2rw_steps * 100 / 1260, rel=0.02)
+  assert 8000 * 100 / 5000 == pytest.approx(imb.baseline_steps * 100 / 1270, rel=0.02)
+  small = _load("mnist_imbalance", "small")
+  assert small.source == "embedded" and small.imbalance.proportions == (0.98,)
+  assert (small.imbalance.n_train, small.imbalance.n_test, small.imbalance.num_seeds,
+          small.imbalance.l2rw_steps, small.imbalance.baseline_steps) == (400, 200, 3, 4000, 8000)
+  assert small.runner.steps_per_call == 1 and _load("mnist_imbalance", "paper").runner.steps_per_call == 1
+  with pytest.raises(ValueError, match="':paper' or ':small', not both"):
+    mnist_imbalance.get_config("paper,small")
+
+
 def test_imbalance_rejects_a_proportion_the_data_cannot_give():
-  c = _load("mnist_imbalance", "0.99")       # embedded scale: n_train 400
+  c = _load("mnist_imbalance", "small,0.99")       # embedded scale: n_train 400
   with pytest.raises(imbalance.ConfigError, match="leaves -1 fours for training"):
     imbalance.validate(c)
-  c = _load("mnist_imbalance")
+  c = _load("mnist_imbalance", "small")
   c.imbalance.methods = ("hm",)
   with pytest.raises(imbalance.ConfigError, match=r"Unknown imbalance methods \['hm'\]"):
     imbalance.validate(c)
