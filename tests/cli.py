@@ -26,7 +26,7 @@ MIRRORED = ("--config.runner.distribute.strategy=mirrored",
             "--config.runner.distribute.cpu_devices=2")
 
 
-def _env(**extra):
+def run_env(**extra):
   """The environment of a run: this one, quiet TensorFlow, no GPU, and ``ROOT`` first on
   PYTHONPATH (a subprocess's ``sys.path`` is then its script's folder, ``ROOT``, the rest)."""
   inherited = os.environ.get("PYTHONPATH", "")
@@ -45,7 +45,7 @@ class _Server:
   def get(cls):
     if cls.proc is None or cls.proc.poll() is not None:
       cls.proc = subprocess.Popen([sys.executable, "-m", "tests.cli_server"], cwd=ROOT,
-                                  env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  env=run_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, text=True)
       cls.pending = b""
       atexit.register(cls.proc.kill)
@@ -74,7 +74,7 @@ def run(script, *args, timeout=300):
   server = _Server.get()
   with tempfile.TemporaryDirectory() as tmp:
     out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
-    server.stdin.write(json.dumps({"script": script, "args": list(args), "env": _env(),
+    server.stdin.write(json.dumps({"script": script, "args": list(args), "env": run_env(),
                                    "root": str(ROOT), "stdout": out, "stderr": err}) + "\n")
     server.stdin.flush()
     started = _reply(server, 600)   # the first waits for the import
@@ -94,7 +94,7 @@ def ok(proc):
 
 
 def start(script, *args, env=None):
-  return subprocess.Popen([sys.executable, script, *args], cwd=ROOT, env=env or _env(),
+  return subprocess.Popen([sys.executable, script, *args], cwd=ROOT, env=env or run_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -110,7 +110,7 @@ def start_workers(script, count, *args, workdir):
   return {f"worker{i}": start(
       script, *args, f"--workdir={workdir(i)}",
       "--config.runner.distribute.strategy=multi_worker_mirrored",
-      env=_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})))
+      env=run_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})))
           for i in range(count)}
 
 

@@ -49,8 +49,8 @@ def _held_out(folds):
   return [h.tolist() for _, h in folds]
 
 
-@pytest.mark.parametrize("counts, k", [((30, 12, 8), 4),    # stratified
-                                       ((30, 12, 2), 4)])   # a class smaller than k: K-fold
+@pytest.mark.parametrize("counts, k", [((30, 12, 8), 4), ((30, 12, 2), 4)],
+                         ids=["stratified", "kfold"])   # kfold: a class smaller than k
 def test_the_seed_decides_the_folds(counts, k):
   labels = np.repeat(np.arange(3), counts)
   same = [_held_out(confident.fold_indices(labels, k, seed=7)) for _ in range(2)]

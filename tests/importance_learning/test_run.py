@@ -413,7 +413,6 @@ def test_mixed_bfloat16_run_and_unsupported_setups_fail_fast(tmp_path):
 def test_two_worker_processes_multi_worker_mirrored_give_the_single_device_results(tmp_path):
   """MultiWorkerMirroredStrategy as on two machines: two processes on localhost with the
   usual TF_CONFIG, one CPU device each, each with its own workdir."""
-  import os
   import socket
   import subprocess
   import sys
@@ -425,8 +424,8 @@ def test_two_worker_processes_multi_worker_mirrored_give_the_single_device_resul
   cluster = {"worker": [f"localhost:{p}" for p in ports]}
   procs = []
   for i in range(2):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
-               TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+    env = cli.run_env(
+        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
     procs.append(subprocess.Popen(
         [sys.executable, "importance_learning/run.py", TINY, NO_EXTRAS,
          f"--workdir={tmp_path / str(i)}",
