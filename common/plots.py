@@ -146,6 +146,21 @@ def accuracy_curves(path, series, title="", ylabel="test accuracy"):
   finish(fig, path, title, dpi=110)
 
 
+def curve_panels(path, panels, xlabel, ylabel, title=""):
+  """One panel per key of ``panels`` (its title), each ``{label: (xs, ys)}``, one line each."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False,
+                           sharey=True)
+  for ax, (name, series) in zip(axes[0], panels.items()):
+    for label, (xs, ys) in series.items():
+      ax.plot(xs, ys, label=label, lw=1.3)
+    ax.set_title(name, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+  axes[0][0].set_ylabel(ylabel)
+  axes[0][-1].legend(fontsize=7)
+  finish(fig, path, title, dpi=110)
+
+
 def detection_curves(path, scores, title=""):
   """ROC and precision-recall curves of corruption scores: ``scores[label] = (corrupted mask,
   score)``, higher score = more likely corrupted; each curve labelled with its area."""

@@ -373,11 +373,14 @@ def _data_parameters(cell, level):
   train = Batcher(d.x_noisy, d.y_noisy, int(deep.batch_size), cell.seed, phase)
   _train(cell, run_, phase, model, problem, method, lambda s: {"train": train.epoch_batch(s)},
          deep.epochs, cell.steps_per_epoch())
-  scores = None
-  if level == "instance":
-    # A corrupted example raises its temperature: trust = -sigma.
-    scores = -np.exp(dp.inst_parameters.numpy().astype(np.float64))
-  return _record(cell, run_, phase, model, scores=scores)
+  return _record(cell, run_, phase, model,
+                 scores=instance_trust(dp) if level == "instance" else None)
+
+
+def instance_trust(data_params):
+  """The trust score of learned instance temperatures: -sigma (a corrupted example raises its
+  temperature to flatten its softmax)."""
+  return -np.exp(data_params.inst_parameters.numpy().astype(np.float64))
 
 
 def train_dp_instance(cell):

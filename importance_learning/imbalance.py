@@ -271,6 +271,26 @@ def markdown(table, methods, runs=None):
   return text
 
 
+def step_curves(folder, runs):
+  """{f"p = {p}": {method: (steps, mean test accuracy over seeds)}}: where each method's
+  accuracy settles, from every run's evaluations in its metrics.jsonl."""
+  panels = {}
+  for p in dict.fromkeys(r["proportion"] for r in runs):
+    for method in dict.fromkeys(r["method"] for r in runs):
+      curves = []
+      for r in runs:
+        path = folder((p, method, r["seed"])) / "metrics.jsonl"
+        if r["proportion"] == p and r["method"] == method and path.exists():
+          steps, values = plots.epoch_curves(path).get("train", ([], []))
+          if steps:
+            curves.append((steps, values))
+      if curves:
+        n = min(len(c[1]) for c in curves)
+        panels.setdefault(f"p = {p}", {})[method] = (
+            curves[0][0][:n], np.mean([c[1][:n] for c in curves], axis=0))
+  return panels
+
+
 def run(config, workdir, log=print):
   validate(config)
   t_start = time.time()
@@ -313,7 +333,11 @@ def run(config, workdir, log=print):
        for m in imb.methods},
       xlabel="proportion of 9s in training", ylabel="test accuracy",
       title=f"MNIST 4 vs 9, mean ± std over {imb.num_seeds} seeds", categorical=True)
-  log(f"Results written to {workdir / 'results.json'}, results.md, accuracy_vs_proportion.png")
+  plots.curve_panels(workdir / "accuracy_vs_step.png", step_curves(folder, runs),
+                     xlabel="training step", ylabel="test accuracy",
+                     title="Test accuracy during training, mean over seeds")
+  log(f"Results written to {workdir / 'results.json'}, results.md, accuracy_vs_proportion.png, "
+      "accuracy_vs_step.png")
   return results
 
 

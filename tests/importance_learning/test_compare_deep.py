@@ -53,11 +53,23 @@ def test_deep_data_splits_are_disjoint_balanced_and_nested():
 
 
 def test_early_stopping_scores_the_best_clean_epoch_and_last_scores_the_end():
-  rec = {"test_curve": [0.5, 0.8, 0.7, 0.6], "clean_curve": [0.4, 0.9, 0.9, 0.5],
-         "test_accuracy": 0.6}
-  assert approaches.early_stopped(rec) == {"test_accuracy": 0.8, "epoch": 2,
-                                           "clean_accuracy": 0.9}
-  assert approaches.last_epoch(rec) == {"test_accuracy": 0.6, "epoch": 4}
+  # The clean split peaks at epoch 3 (the first of two ties), the test set at epoch 2.
+  rec = {"test_curve": [0.5, 0.8, 0.7, 0.6, 0.65], "clean_curve": [0.4, 0.9, 0.95, 0.5, 0.95],
+         "test_accuracy": 0.65}
+  assert approaches.early_stopped(rec) == {"test_accuracy": 0.7, "epoch": 3,
+                                           "clean_accuracy": 0.95}
+  assert approaches.last_epoch(rec) == {"test_accuracy": 0.65, "epoch": 5}
+
+
+def test_instance_temperatures_rank_the_hottest_examples_as_corrupted():
+  from common import metrics as metriclib
+  from common import problems
+  dp = problems.DataParameters(3, 5, learn_inst_parameters=True)
+  dp.inst_parameters.assign(np.log([1.0, 4.0, 0.5, 2.5, 1.2]).astype(np.float32))
+  trust = approaches.instance_trust(dp)
+  np.testing.assert_allclose(trust, -np.array([1.0, 4.0, 0.5, 2.5, 1.2]), rtol=1e-6)
+  corrupted = np.array([False, True, False, True, False])
+  assert metriclib.detection(trust, corrupted, np.median(trust))["roc_auc"] == 1.0
 
 
 def test_bad_comparisons_are_one_line_config_errors():
