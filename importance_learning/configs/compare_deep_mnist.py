@@ -88,6 +88,7 @@ def get_config(arg=None):
       "headline_seeds": 3,
   })
   c.runner = runner.default_config()
+  c.runner.steps_per_call = 10   # ten steps per compiled call (the same steps, less overhead)
   args = config_args.parse(arg, takes=("tiny",))
   if args.tiny:
     shrink_to_tiny(c)

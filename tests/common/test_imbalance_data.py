@@ -251,11 +251,11 @@ def test_l2rw_diagnostics_count_all_zero_batches_and_the_weight_share_on_4s():
   from importance_learning import imbalance as experiment
   d = experiment._Diagnostics()       # pylint: disable=protected-access
   labels = tf.constant([0, 1, 1, 1], tf.int64)          # one 4, three 9s
-  d.record(tf.constant([0.5, 0.5, 0.0, 0.0]), labels)   # half the weight on the 4
+  d.record(tf.constant([0.3, 0.7, 0.0, 0.0]), labels)   # 0.3 of the weight on the 4
   d.record(tf.constant([0.0, 0.0, 0.0, 0.0]), labels)   # all zero: no step's share
   d.record(tf.constant([1.0, 0.0, 0.0, 0.0]), labels)   # all on the 4
   d.record(tf.constant([0.0, 0.2, 0.3, 0.5]), labels)   # none on the 4
   out = d.summary()
   assert out["all_zero_weight_batch_fraction"] == pytest.approx(1 / 4)
-  assert out["mean_weight_share_on_4s"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+  assert out["mean_weight_share_on_4s"] == pytest.approx((0.3 + 1.0 + 0.0) / 3)
   assert experiment._Diagnostics().summary()["all_zero_weight_batch_fraction"] is None
