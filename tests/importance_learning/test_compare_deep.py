@@ -137,12 +137,16 @@ def test_tiny_deep_comparison_through_the_command_line(tmp_path):
   assert "## uniform0.7_clean10" in md and "noisy labels, early-stopped on the clean split" in md
   assert (work / "curves_uniform0.7_clean10.png").stat().st_size > 20_000
   assert "test accuracy" in proc.stdout
-  # A second invocation trains nothing; a third seed everywhere trains only the new cells.
+  # A second invocation trains nothing; a second seed of one approach everywhere trains only
+  # its new cell.
   again = cli.ok(cli.run("importance_learning/run.py", *args, timeout=900))
   assert "(cached)" in again.stdout and "epoch 1/" not in again.stdout
   wider = cli.ok(cli.run("importance_learning/run.py", *args, "--config.compare.seeds=2",
-                         timeout=900))
+                         "--config.compare.approaches=('noisy_last',)", timeout=900))
   trained = [line for line in wider.stdout.splitlines()
              if line.startswith("[compare]") and "test accuracy" in line
              and "(cached)" not in line]
-  assert trained and all("uniform0.7_clean5" in line and "seed 1" in line for line in trained)
+  assert len(trained) == 1 and "uniform0.7_clean5 noisy seed 1" in trained[0]
+  table = json.loads((work / "comparison.json").read_text())["rows"]
+  assert [(r["setting"], r["approach"], r["seeds"]) for r in table] == [
+      ("uniform0.7_clean10", "noisy_last", 2), ("uniform0.7_clean5", "noisy_last", 2)]
