@@ -4,7 +4,9 @@
   python importance_learning/run.py --config=importance_learning/configs/cifar10.py:0.5 \
       --config.data_dir=/data/cifar10 --workdir=runs/cifar10_50
   python importance_learning/run.py --config=importance_learning/configs/mnist_imbalance.py \
-      --workdir=runs/imbalance                            # L2RW's 4-vs-9 imbalance, offline
+      --config.data_dir=DIR --workdir=runs/imbalance      # L2RW's 4-vs-9 imbalance sweep
+  python importance_learning/run.py --config=importance_learning/configs/compare_deep_mnist.py \
+      --config.data_dir=DIR --workdir=runs/deep   # approaches on a network that memorises
   python importance_learning/run.py --config=importance_learning/configs/compare.py \
       --workdir=runs/compare          # approaches x noise levels: tables, ROC/PR curves
   python importance_learning/run.py --config=importance_learning/configs/detection_study.py \
