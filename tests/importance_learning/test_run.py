@@ -325,6 +325,14 @@ def test_imbalance_default_sweep_tiny_counts_cache_and_diagnostics(tmp_path):
   assert f"L2RW 38 + 5 clean / {nines} + 5 clean; baselines 43 / {nines + 5}" in md
   assert "all-zero batches" in md
   assert (work / "accuracy_vs_proportion.png").stat().st_size > 10_000
+  assert (work / "accuracy_vs_step.png").stat().st_size > 10_000
+  # The per-step curves are the seeds' mean of each run's evaluations (steps 3 and 6).
+  from importance_learning import imbalance
+  folder = lambda key: work / "runs" / f"p{key[0]}" / key[1] / f"seed{key[2]}"  # noqa: E731
+  panels = imbalance.step_curves(folder, res["runs"])
+  steps, mean = panels["p = 0.995"]["plain"]
+  assert list(steps) == [3, 6]
+  assert mean[-1] == pytest.approx(res["table"]["0.995"]["plain"]["mean"])
   # A per-run results.json is the cache: a second invocation trains nothing, a wider one only
   # the new cells.
   again = _ok(_run(*args))
