@@ -14,10 +14,11 @@ SGD, batch size, weight decay and number of epochs (``config.deep``); what diffe
 data it sees and the per-example weighting:
 
   noisy               uniform weights on the noisy training set
-  clean_only          uniform weights on the clean split alone, for as many steps as noisy
+  clean_only          uniform weights on the clean split alone, for as many steps as noisy, at
+                      ``deep.clean_lr``
   oracle              uniform weights on the noisy set's true labels + the clean split
   finetune            the noisy cell's final model, trained on the clean split
-                      (``deep.finetune_epochs`` passes over it)
+                      (``deep.finetune_epochs`` passes over it at ``deep.finetune_lr``)
   confident_learning  cleanlab's find_label_issues on K-fold out-of-sample probabilities of
                       the network (``deep.cl_folds`` folds of ``deep.cl_fold_epochs`` epochs on
                       the noisy set), then retrained on the points kept + the clean split
@@ -246,7 +247,8 @@ def train_noisy(cell):
 def train_clean_only(cell):
   d = cell.data
   run_, model = _uniform(cell, d.x_clean, d.y_clean, "clean_only",
-                         batch_size=min(int(cell.deep.batch_size), len(d.y_clean)))
+                         batch_size=min(int(cell.deep.batch_size), len(d.y_clean)),
+                         lr=cell.deep.clean_lr)
   return _record(cell, run_, "clean_only", model)
 
 
@@ -581,7 +583,7 @@ def validate(config):
   for key in ("batch_size", "val_batch_size", "epochs", "finetune_epochs", "cl_fold_epochs"):
     if int(deep[key]) < 1:
       raise ConfigError(f"deep.{key} must be >= 1, got {deep[key]}.")
-  for key in ("lr", "finetune_lr"):
+  for key in ("lr", "clean_lr", "finetune_lr"):
     if not float(deep[key]) >= 0.0:
       raise ConfigError(f"deep.{key} must be >= 0, got {deep[key]}.")
   if int(deep.cl_folds) < 2:
