@@ -44,7 +44,6 @@ initialisation and batch order.
 """
 
 import dataclasses
-import json
 import pathlib
 import time
 from typing import Callable
@@ -52,14 +51,13 @@ from typing import Callable
 import keras
 import ml_collections
 import numpy as np
-import tensorflow as tf
-
 from common import bilevel
 from common import confident
 from common import data as datalib
 from common import evaluators as evaluatorslib
 from common import metrics as metriclib
 from common import models
+from common import plots
 from common import problems as problemlib
 from common import records
 from common import runner as runnerlib
@@ -68,6 +66,8 @@ from common.data.batching import Batcher
 from common.data.sampling import ClassMatchedSampler
 from common.data.splits import Splits
 from common.errors import ConfigError
+from importance_learning import experiment
+from importance_learning.configs import base as base_lib
 
 
 # -- the data --------------------------------------------------------------------------------
@@ -182,20 +182,17 @@ class Cell:
 
 def curves(metrics_path, phase):
   """(test accuracies, clean-split accuracies) per epoch of ``phase`` in metrics.jsonl."""
-  test, clean = [], []
-  with open(metrics_path) as fh:
-    for line in fh:
-      rec = json.loads(line)
-      if rec.get("kind") == "epoch" and rec.get("phase") == phase and "test_accuracy" in rec:
-        test.append(float(rec["test_accuracy"]))
-        clean.append(float(rec.get("clean_accuracy", float("nan"))))
-  return test, clean
+  return tuple(plots.epoch_curves(metrics_path, key).get(phase, ([], []))[1]
+               for key in ("test_accuracy", "clean_accuracy"))
 
 
-def _train(cell, run_, phase, model, problem, method, batch_fn, epochs, steps_per_epoch):
+def _train(cell, run_, phase, model, problem, method, batch_fn, epochs, steps_per_epoch,
+           on_start=None):
+  """Phase ``phase``: ``epochs`` x ``steps_per_epoch`` steps of ``method``, the test and
+  clean-split accuracy at every epoch end."""
   run_.run_phase(phase, bilevel.combined_step(problem, method), batch_fn,
-                 int(epochs) * steps_per_epoch, steps_per_epoch, on_epoch_end=method.end_epoch,
-                 evaluators=cell.evaluators(model))
+                 int(epochs) * steps_per_epoch, steps_per_epoch, on_start=on_start,
+                 on_epoch_end=method.end_epoch, evaluators=cell.evaluators(model))
 
 
 def _record(cell, run_, phase, model, scores=None, **extra):
@@ -231,9 +228,8 @@ def _uniform(cell, x, y, phase, num_steps_epochs=None, init_from=None, batch_siz
   on_start = None
   if init_from is not None:
     on_start = lambda: model.set_weights(init_from)  # noqa: E731
-  run_.run_phase(phase, bilevel.combined_step(problem, method),
-                 lambda s: {"train": batcher.epoch_batch(s)}, epochs * per_epoch, per_epoch,
-                 on_start=on_start, evaluators=cell.evaluators(model))
+  _train(cell, run_, phase, model, problem, method, lambda s: {"train": batcher.epoch_batch(s)},
+         epochs, per_epoch, on_start=on_start)
   return run_, model
 
 
@@ -395,7 +391,6 @@ def train_dp_class(cell):
 
 def train_penalty(cell):
   """The importance-learning run of the config's ``penalty`` block on this cell's data."""
-  from importance_learning import experiment  # pylint: disable=import-outside-toplevel
   d = cell.data
   run_config = penalty_config(cell.config, cell.setting, cell.seed)
   splits = Splits(d.x_noisy, d.y_true, d.x_clean, d.y_clean, d.x_test, d.y_test, d.num_classes,
@@ -422,7 +417,6 @@ def penalty_config(config, setting, seed):
   and seed, the ``penalty`` block and the ``penalty_run`` lengths; no baselines (the
   comparison has its own) and no retraining (the paper's large-scale rows report the bilevel
   classifier)."""
-  from importance_learning.configs import base as base_lib  # pylint: disable=import-outside-toplevel
   noise_type, noise, _ = setting
   run = config.penalty_run
   c = base_lib.base()
@@ -596,7 +590,6 @@ def validate(config):
 
 def run(config, workdir, log=print):
   """Every (setting, trainer, seed) cell, cached; then the tables and figures."""
-  from common import plots  # pylint: disable=import-outside-toplevel
   validate(config)
   t_start = time.time()
   workdir = pathlib.Path(workdir)

@@ -93,10 +93,9 @@ def _cell_folder(workdir, method, noise):
 
 
 def run(config, workdir, log=print):
-  if "approaches" in config.compare:   # a deep-network comparison of declared approaches
-    config_checks.validated(approaches.validate, config)
-    return approaches.run(config, workdir, log)
   validate(config)
+  if "approaches" in config.compare:   # a comparison of declared approaches
+    return approaches.run(config, workdir, log)
   t_start = time.time()
   workdir = pathlib.Path(workdir)
   datalib.check_present(config.dataset, config.source, config.data_dir)  # before any write

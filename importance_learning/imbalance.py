@@ -72,6 +72,9 @@ def _validate(config):
   unknown = sorted(set(imb.methods) - set(METHODS))
   if unknown or not imb.methods:
     raise ConfigError(f"Unknown imbalance methods {unknown}; choose from {list(METHODS)}.")
+  if int(imb.n_train) < 0:
+    raise ConfigError(f"imbalance.n_train must be >= 0 (0: every 9 of the pool), got "
+                      f"{imb.n_train}.")
   if not imb.proportions:
     raise ConfigError("imbalance.proportions is empty.")
   for p in imb.proportions:
@@ -84,9 +87,6 @@ def _validate(config):
             f"proportion {p} with n_train {imb.n_train} leaves {fours} fours for training after "
             f"the {imb.n_val // 2} clean validation fours; drop it from imbalance.proportions or "
             "raise imbalance.n_train (the full MNIST files allow the paper's 5000).")
-  if int(imb.n_train) < 0:
-    raise ConfigError(f"imbalance.n_train must be >= 0 (0: every 9 of the pool), got "
-                      f"{imb.n_train}.")
   for key in ("n_val", "n_test", "batch_size", "num_seeds", "l2rw_steps",
               "baseline_steps", "eval_every_steps"):
     if int(imb[key]) < 1:

@@ -96,12 +96,13 @@ def four_vs_nine(x_pool, y_pool, x_test_pool, y_test_pool, proportion, n_train, 
                               int((y_pool == MAJORITY_DIGIT).sum()))
   half = n_val // 2
   if fours < 1:
-    rule = (f"int({n_train} * (1 - {proportion})) must exceed {half}" if n_train else
-            f"round({nines} * (1 - {proportion}) / {proportion}) is below 1")
+    rule = (f"int({n_train} * (1 - {proportion})) must exceed {half}. Use a smaller "
+            "proportion or a larger n_train" if n_train else
+            f"round({nines} * (1 - {proportion}) / {proportion}) is below 1 (n_train 0 takes "
+            "every 9 of the pool). Use a smaller proportion")
     raise ValueError(
         f"proportion {proportion} with n_train {n_train} leaves {fours} fours for training "
-        f"after the {half} validation fours: {rule}. Use a smaller proportion or a larger "
-        "n_train.")
+        f"after the {half} validation fours: {rule}.")
   rng = np.random.default_rng(seed)
   picked = {}
   for digit, need in ((MINORITY_DIGIT, fours + half), (MAJORITY_DIGIT, nines + half)):

@@ -104,6 +104,10 @@ def test_imbalance_rejects_a_proportion_the_data_cannot_give():
   c = _load("mnist_imbalance", "small,0.99")       # embedded scale: n_train 400
   with pytest.raises(imbalance.ConfigError, match="leaves -1 fours for training"):
     imbalance.validate(c)
+  c = _load("mnist_imbalance")
+  c.imbalance.n_train = -1
+  with pytest.raises(imbalance.ConfigError, match=r"n_train must be >= 0 \(0: every 9"):
+    imbalance.validate(c)
   c = _load("mnist_imbalance", "small")
   c.imbalance.methods = ("hm",)
   with pytest.raises(imbalance.ConfigError, match=r"Unknown imbalance methods \['hm'\]"):
