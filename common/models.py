@@ -121,6 +121,24 @@ def small_cnn(input_shape=(32, 32, 3), num_classes=10):
   ], name="small_cnn")
 
 
+def compact_cnn(input_shape=(32, 32, 3), num_classes=10):
+  """The CIFAR-10 network of the deep comparison: three 3x3 conv blocks (16, 32, 64 channels,
+  ReLU, 2x2 max-pooling after each), a 256-unit ReLU layer, logits (288,554 parameters on
+  32x32x3). The dense layer lets it memorise wrong labels within tens of epochs; no batch norm
+  or dropout, so it trains the same in either layer mode."""
+  blocks = []
+  for width in (16, 32, 64):
+    blocks += [layers.Conv2D(width, 3, padding="same", activation="relu"),
+               layers.MaxPooling2D(2)]
+  return keras.Sequential([
+      keras.Input(input_shape),
+      *blocks,
+      layers.Flatten(),
+      layers.Dense(256, activation="relu"),
+      layers.Dense(num_classes),
+  ], name="compact_cnn")
+
+
 def mlp(input_shape=(16,), num_classes=10):
   """One hidden layer of 256 ReLU units (custom feature data, e.g. a CSV), logits."""
   return keras.Sequential([
@@ -139,6 +157,7 @@ def auto(input_shape, num_classes):
 MODELS = {
     "auto": auto,
     "small_cnn": small_cnn,
+    "compact_cnn": compact_cnn,
     "mlp": mlp,
     "mnist_logreg": mnist_logreg,
     "mnist_linear_nobias": mnist_linear_nobias,

@@ -11,6 +11,7 @@ from common import models
     ("mnist_cnn", (28, 28, 1), 1_389_578),
     ("cifar10_cnn", (32, 32, 3), 1_172_410),
     ("svhn_cnn", (32, 32, 1), 1_340_650),
+    ("compact_cnn", (32, 32, 3), 288_554),
 ])
 def test_reference_parameter_counts(name, shape, count):
   model = models.build(name, shape, 10)

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from importance_learning import approaches
+from importance_learning.configs import compare_deep_cifar10
 from importance_learning.configs import compare_deep_mnist
 from tests import cli
-from tests.importance_learning.test_run import _write_t10k
+from tests.importance_learning.test_run import CIFAR, _write_t10k
+from tests.importance_learning.test_run import cifar_subset  # noqa: F401 (a fixture)
 
 
 def _pool(per_class=40, k=10, seed=0):
@@ -50,6 +52,19 @@ def test_deep_data_splits_are_disjoint_balanced_and_nested():
   again = approaches.deep_data(c, pool, "uniform", 0.7, 10, seed=0)
   flipped = lambda d: ids(d.x_noisy[d.corrupted])  # noqa: E731
   assert flipped(other) != flipped(big) and flipped(again) == flipped(big)
+
+
+def test_background_flips_send_every_corrupted_label_to_one_other_class():
+  c = compare_deep_cifar10.get_config()
+  c.deep.clean_max_per_class = 10
+  d = approaches.deep_data(c, _pool(), "background", 0.4, 10, seed=3)
+  # The CIFAR config keeps the source's test set: the pool's 50 test images, untouched.
+  assert len(d.y_test) == 50 and len(d.y_noisy) == 350 - 100
+  assert d.corrupted.sum() == int(0.4 * len(d.y_true))
+  background = set(d.y_noisy[d.corrupted].tolist())
+  assert len(background) == 1
+  assert (d.y_true[d.corrupted] != background.pop()).all()
+  assert (d.y_noisy[~d.corrupted] == d.y_true[~d.corrupted]).all()
 
 
 def test_early_stopping_scores_the_best_clean_epoch_and_last_scores_the_end():
@@ -150,3 +165,27 @@ def test_tiny_deep_comparison_through_the_command_line(tmp_path):
   table = json.loads((work / "comparison.json").read_text())["rows"]
   assert [(r["setting"], r["approach"], r["seeds"]) for r in table] == [
       ("uniform0.7_clean10", "noisy_last", 2), ("uniform0.7_clean5", "noisy_last", 2)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR.is_dir(), reason="needs ../shared/data/cifar10 (CIFAR-10 subset)")
+def test_tiny_cifar10_comparison_through_the_command_line(tmp_path, cifar_subset):  # noqa: F811
+  work = tmp_path / "work"
+  cli.ok(cli.run("importance_learning/run.py",
+                 "--config=importance_learning/configs/compare_deep_cifar10.py:tiny",
+                 f"--config.data_dir={cifar_subset}", f"--workdir={work}", timeout=900))
+  res = json.loads((work / "comparison.json").read_text())
+  rows = {(r["setting"], r["approach"]): r for r in res["rows"]}
+  assert {s for s, _ in rows} == {"uniform0.4_clean10", "background0.4_clean10"}
+  assert len(rows) == 2 * len(compare_deep_cifar10.APPROACHES)
+  assert rows[("uniform0.4_clean10", "oracle")]["seeds"] == 2
+  assert rows[("background0.4_clean10", "oracle")]["seeds"] == 1
+  for setting in ("uniform0.4_clean10", "background0.4_clean10"):
+    cl = json.loads((work / "cells" / setting / "confident_learning" / "seed0" /
+                     "record.json").read_text())
+    assert cl["detection"]["corrupted"] == int(0.4 * 512)
+    # The test set is the source's own: 50 images of each class, so accuracy is k / 500.
+    for r in (rows[(setting, a)] for a in compare_deep_cifar10.APPROACHES):
+      assert all(abs(v * 500 - round(v * 500)) < 1e-6 for v in r["test_accuracy"]["values"])
+  assert "compact_cnn" in (work / "comparison.md").read_text()
+  assert (work / "curves_background0.4_clean10.png").stat().st_size > 20_000

@@ -10,7 +10,7 @@ from importance_learning import imbalance
 
 IMBALANCE_CONFIGS = ("mnist_imbalance",)
 # Deep-network comparisons of declared approaches (importance_learning/approaches.py).
-DEEP_CONFIGS = ("compare_deep_mnist",)
+DEEP_CONFIGS = ("compare_deep_mnist", "compare_deep_cifar10")
 # custom.py names the user's files: validated below with files.
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] /
                                   "importance_learning" / "configs").glob("*.py")
