@@ -421,6 +421,8 @@ def penalty_config(config, setting, seed):
   run = config.penalty_run
   c = base_lib.base()
   c.dataset = config.dataset
+  # Validation only (the cell hands experiment.run its own splits): the dataset's default.
+  c.split = datalib.DATASETS[config.dataset].default_split
   c.model = config.model
   c.noise_type, c.noise = noise_type, float(noise)
   c.noise_as_coded = bool(config.noise_as_coded)

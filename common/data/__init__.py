@@ -328,7 +328,8 @@ class Entry:
 
 
 REGISTRY = {
-    **{name: Entry("splits", spec.sources, load, ("default", *spec.splits))
+    **{name: Entry("splits", spec.sources, load,
+                   ("default", *(s for s in spec.splits if s != "default")))
        for name, spec in DATASETS.items()},
     "omniglot": Entry("classes", omniglot.SOURCES, omniglot.load_omniglot),
     "miniimagenet": Entry("classes", ("files",), miniimagenet.load_miniimagenet),
