@@ -117,6 +117,27 @@ def train_mode(config):
   return bool(config.train_mode_layers or config.get("dropout_in_training", False))
 
 
+def fit_batches_to_data(config, data, reweighting, log):
+  """``batches_follow_data`` (the own-data config): a batch larger than the part of the split
+  it is drawn from is lowered to that part's size, with a note. Returns the config (a copy
+  when a size changed), resolved before the run records it, so a resumed run resolves the
+  same sizes."""
+  if not config.get("batches_follow_data", False):
+    return config
+  n_train, n_val = data.n_train, len(data.ds.x_val)
+  val_used = n_val and (not reweighting or bilevel.get_method(config.method).uses_clean_batches)
+  limits = {"batch_size": [n_train], "val_batch_size": [n_val] if val_used else []}
+  if n_val and not reweighting and config.pretrain.epochs:
+    limits["batch_size"].append(n_val)      # the pretraining batches come from the trusted set
+  for key, bounds in limits.items():
+    if bounds and int(config[key]) > min(bounds):
+      log(f"NOTE: {key} lowered from {config[key]} to {min(bounds)}, the size of the data it "
+          "is drawn from (batches_follow_data).")
+      config = config.copy_and_resolve_references()
+      config[key] = int(min(bounds))
+  return config
+
+
 def _check_batches(config, data, reweighting):
   """Batch sizes against the split this data gave (before anything is written)."""
   n_train, n_val = data.n_train, len(data.ds.x_val)
@@ -551,6 +572,7 @@ def run(config, workdir, log=print, splits=None):
     raise ConfigError(f"method {config.method!r} needs clean validation batches, but split "
                       f"{data.ds.info['split']!r} holds no validation images; choose another "
                       "split.")
+  config = fit_batches_to_data(config, data, reweighting, log)
   _check_batches(config, data, reweighting)
   if config.get("dropout_in_training"):
     log("NOTE: dropout_in_training is the old name of train_mode_layers; it still works.")
@@ -606,6 +628,12 @@ def run(config, workdir, log=print, splits=None):
       title=f"{config.dataset}, {config.noise:.0%} noise, {config.method}")
   run_.write_results(results, summary(results))
   return results
+
+
+def training_data(config, splits=None):
+  """The training set a run of ``config`` trains on (``.ds``: the split; ``.y_noisy``,
+  ``.corrupted``: the labels after the config's noise), read the way ``run`` reads it."""
+  return _Data(config, lambda *a, **k: None, splits)
 
 
 def _write_label_issues(config, data, protocol, workdir):

@@ -24,7 +24,8 @@ def main():
            {"default": "importance_learning.experiment",
             "imbalance": "importance_learning.imbalance",
             "compare": "importance_learning.compare",
-            "detection_study": "importance_learning.study"})
+            "detection_study": "importance_learning.study",
+            "ranking_study": "importance_learning.ranking_study"})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ pool is held out for testing.
 
 Beside the usual outputs the run writes ``label_issues.csv`` (every training point, most
 suspicious first, with the label the final classifier suggests) and, for images,
-``label_issues.png`` (the most suspicious images). ``noise`` > 0 corrupts that fraction of the
+``label_issues.png`` (the most suspicious images). Batches larger than the data they are drawn from (a trusted subset of 60 points) are lowered to
+its size, with a note (``batches_follow_data``). ``noise`` > 0 corrupts that fraction of the
 training labels first (to measure how well a method finds known corruptions); the default 0
 uses your labels as they are.
 
@@ -39,6 +40,7 @@ def get_config(arg=None):
   c.noise_type = "first_fraction"   # on the pool's fixed shuffled order: random points
   c.batch_size = 100
   c.val_batch_size = 100
+  c.batches_follow_data = True  # a batch larger than its data (a small trusted set) shrinks
   c.epochs = 15
   c.penalty.lr_u = 0.03
   c.penalty.inner_steps = 5     # the paper rows use T = 20: four times the cost per step
