@@ -37,11 +37,17 @@ def epoch_curves(metrics_path, key="test_accuracy"):
 
 
 def importance_figure(path, importances, corrupted, curves, title=""):
-  """Histogram of learned importances (clean vs corrupted) and test accuracy per epoch."""
+  """Histogram of learned importances (clean vs corrupted; ``corrupted`` None: labels without
+  ground truth, one histogram) and test accuracy per epoch."""
   fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
   bins = np.linspace(0.0, max(1.0, float(np.max(importances))), 41)
-  ax0.hist(importances[~corrupted], bins=bins, alpha=0.6, label=f"clean ({(~corrupted).sum()})")
-  ax0.hist(importances[corrupted], bins=bins, alpha=0.6, label=f"corrupted ({corrupted.sum()})")
+  if corrupted is None:
+    ax0.hist(importances, bins=bins, alpha=0.6, label=f"training points ({len(importances)})")
+  else:
+    ax0.hist(importances[~corrupted], bins=bins, alpha=0.6,
+             label=f"clean ({(~corrupted).sum()})")
+    ax0.hist(importances[corrupted], bins=bins, alpha=0.6,
+             label=f"corrupted ({corrupted.sum()})")
   ax0.set_xlabel("learned importance a")
   ax0.set_ylabel("training points")
   ax0.legend()

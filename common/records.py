@@ -43,8 +43,22 @@ def write_text(path, text):
     tmp.write_text(text)
 
 
+def finite_or_null(obj):
+  """``obj`` with every NaN or infinite float (also numpy's) replaced by None: strict JSON,
+  where ``null`` says "not defined" (a precision with nothing flagged, an AUC with one
+  class)."""
+  if isinstance(obj, dict):
+    return {k: finite_or_null(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite_or_null(v) for v in obj]
+  if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+    return None
+  return obj
+
+
 def write_json(path, obj):
-  write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
+  write_text(path, json.dumps(finite_or_null(obj), indent=2, sort_keys=True,
+                              default=json_default) + "\n")
 
 
 def save_npy(path, array):

@@ -61,6 +61,8 @@ def validate(config, splits=None):
 def _validate(config, splits=None):
   config_checks.check_data_and_model(config)
   method = bilevel.get_method(config.method)
+  label_issues.check_rule(config.get("label_issues_ranking", "auto"), config.method,
+                          "confident_learning" in config.baselines.run)
   if config.dataset == "custom":
     if "custom" not in config:
       raise ValueError("dataset 'custom' reads its files from a config block 'custom': start "
@@ -184,8 +186,12 @@ class _Data:
         config.noise_type, ds.y_train, config.noise, ds.num_classes, config.seed,
         as_coded=config.noise_as_coded)
     self.n_train = len(ds.x_train)
-    log(f"{config.dataset} ({ds.info['source']}): train {self.n_train} "
-        f"({int(self.corrupted.sum())} labels corrupted, {config.noise_type} noise), "
+    # A user's own labels, not corrupted by the run: nothing to judge a detection against.
+    self.has_truth = not (config.dataset == "custom" and float(config.noise) == 0.0)
+    labels = (f"{int(self.corrupted.sum())} labels corrupted, {config.noise_type} noise"
+              if self.has_truth else "your labels as given: no ground truth, no detection "
+              "metrics")
+    log(f"{config.dataset} ({ds.info['source']}): train {self.n_train} ({labels}), "
         f"val {len(ds.x_val)}, test {len(ds.x_test)}.")
     self.augment = augmentlib.AUGMENTATIONS[config.augmentation]
     self.transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
@@ -204,7 +210,8 @@ class _Data:
   def evaluators(self, model, every, last=None, **context):
     """The config's evaluators this phase can serve (``context``: the fields of
     ``evaluators.Context`` it offers beyond the model and the test set)."""
-    return evaluatorslib.build(self.config.evaluators, evaluatorslib.Context(
+    names = [e for e in self.config.evaluators if self.has_truth or e != "detection"]
+    return evaluatorslib.build(names, evaluatorslib.Context(
         model=model, test=self.test, **context), every, last)
 
 
@@ -249,6 +256,10 @@ class _Protocol:
       # model and trainer, reset to their initial state before each.
       self.extra_models = {}
       for name in c.baselines.run:
+        if name == "oracle" and not self.data.has_truth:
+          self.log("[baselines] no oracle: without ground truth it would train on the given "
+                   "labels, as the noisy baseline does.")
+          continue
         self.extra_models[name] = self.data.build_model()
         self.plain[name] = (self.make_finetuner(self.extra_models[name]) if name == "finetune"
                             else self.make_baseline(self.extra_models[name]))
@@ -438,8 +449,9 @@ class _Protocol:
     quality, flagged = out["quality"], out["flagged"].astype(bool)
     return {"test_accuracy": float(out["test_accuracy"]),
             "train_points": int((~flagged).sum()) + len(d.ds.x_val),
-            "detection": metriclib.detection(quality, d.corrupted, flagged=flagged),
-            "scores": quality}
+            "detection": (metriclib.detection(quality, d.corrupted, flagged=flagged)
+                          if d.has_truth else None),
+            "scores": quality, "flags": flagged}
 
 
 class ImportanceVariables(_Protocol):
@@ -589,16 +601,18 @@ def run(config, workdir, log=print, splits=None):
   # 3. Bilevel importance learning, or per-step reweighting.
   protocol.bilevel_phase(run_)
 
-  problem, corrupted = protocol.problem, data.corrupted
+  problem, corrupted, truth = protocol.problem, data.corrupted, data.has_truth
   a = problem.scores()
   results = {
       "dataset": config.dataset, "method": config.method, "noise": config.noise,
       "model": config.model, "data": data.ds.info,
-      "num_corrupted": int(corrupted.sum()),
+      "num_corrupted": int(corrupted.sum()) if truth else None,
       "bilevel_model_test_accuracy": data.test_accuracy(protocol.clf_model),
-      "detection": metriclib.detection(a, corrupted, problem.detection_threshold),
+      "detection": (metriclib.detection(a, corrupted, problem.detection_threshold)
+                    if truth else None),
       "detection_threshold": problem.detection_threshold,
-      "mean_importance_clean": float(a[~corrupted].mean()) if (~corrupted).any() else None,
+      "mean_importance_clean": (float(a[~corrupted].mean())
+                                if truth and (~corrupted).any() else None),
       "mean_importance_corrupted": float(a[corrupted].mean()) if corrupted.any() else None,
   }
   # 4. The penalty paper's small-scale protocol retrains on the confident points; the
@@ -609,25 +623,43 @@ def run(config, workdir, log=print, splits=None):
 
   if config.baseline.enabled:
     results["baseline_test_accuracy"] = data.test_accuracy(protocol.base_model)
-  results["baselines"] = {name: {k: v for k, v in row.items() if k != "scores"}
+  results["baselines"] = {name: {k: v for k, v in row.items() if k not in ("scores", "flags")}
                           for name, row in extra.items()}
   for name, row in extra.items():
     if "scores" in row:     # confident learning's label-quality score (low = corrupted)
       records.save_npy(run_.workdir / f"{name}_quality.npy", row["scores"])
   results["method_test_accuracy"] = results.get("retrained_test_accuracy",
                                                 results["bilevel_model_test_accuracy"])
+  results["warnings"] = _warnings(results, data.ds.num_classes)
   results["wall_seconds_this_invocation"] = time.time() - t_start
   # Learned importances, or for per-step reweighting each point's mean weight over the run
   # (x batch size; 1 = uniform).
   records.save_npy(run_.workdir / "importances.npy", a)
   records.save_npy(run_.workdir / "corrupted.npy", corrupted)   # which labels the noise changed
-  _write_label_issues(config, data, protocol, run_.workdir)
+  results["label_issues"] = _write_label_issues(config, data, protocol, run_.workdir, extra,
+                                                log)
   plots.importance_figure(
-      run_.workdir / "importances.png", a, corrupted,
+      run_.workdir / "importances.png", a, corrupted if truth else None,
       plots.epoch_curves(run_.metrics_path),
       title=f"{config.dataset}, {config.noise:.0%} noise, {config.method}")
   run_.write_results(results, summary(results))
   return results
+
+
+def _warnings(results, num_classes):
+  """One line for each way the method's final model fails its user: at or below chance, or
+  below the noisy baseline it is meant to beat."""
+  out = []
+  acc, chance = results["method_test_accuracy"], 1.0 / num_classes
+  if acc <= chance:
+    out.append(f"the {results['method']} model's test accuracy {acc:.4f} is at or below chance "
+               f"({chance:.4f} for {num_classes} classes): it did not learn; try more epochs "
+               "or another learning rate.")
+  base = results.get("baseline_test_accuracy")
+  if base is not None and acc < base:
+    out.append(f"the {results['method']} model's test accuracy {acc:.4f} is below the noisy "
+               f"baseline's {base:.4f}: on this data the baseline is the better model.")
+  return out
 
 
 def training_data(config, splits=None):
@@ -636,18 +668,31 @@ def training_data(config, splits=None):
   return _Data(config, lambda *a, **k: None, splits)
 
 
-def _write_label_issues(config, data, protocol, workdir):
-  """label_issues.csv (every training point ranked by score, with the label the final
-  classifier suggests) and, for images, the contact sheet label_issues.png."""
+def _write_label_issues(config, data, protocol, workdir, extra, log):
+  """label_issues.csv (every training point ranked by ``label_issues.choose``'s ranking of the
+  run's scores, each score a column, with the label the final classifier suggests) and, for
+  images, the contact sheet label_issues.png; returns what results.json says of it."""
   model = protocol.final_model()
   ds = data.ds
   probs = metriclib.probabilities(model, evaluable(ds.x_train, data.transform),
                                   config.eval_batch_size)
-  label_issues.write(workdir, protocol.problem.scores(), data.y_noisy, probs, ds.class_names,
-                     protocol.problem.detection_threshold, images=ds.x_train,
-                     ids=ds.train_ids, true_labels=ds.y_train if config.noise > 0 else None,
-                     title=f"{config.dataset}: the {config.method} run's most suspicious labels "
-                           "(given -> suggested)")
+  problem = protocol.problem
+  method_score = problem.scores()
+  confident = {name: (row["scores"], row["flags"]) for name, row in extra.items()
+               if "flags" in row}
+  offered = label_issues.rankings(config.method, method_score,
+                                  method_score <= problem.detection_threshold, confident)
+  name = label_issues.choose(offered, config.get("label_issues_ranking", "auto"),
+                             config.method, log)
+  score, flags = offered[name]
+  columns = {n: offered[n][0] for n in (config.method, *confident)}
+  label_issues.write(workdir, score, data.y_noisy, probs, ds.class_names, None,
+                     images=ds.x_train, ids=ds.train_ids,
+                     true_labels=ds.y_train if config.noise > 0 else None,
+                     title=f"{config.dataset}: the run's most suspicious labels, by {name} "
+                           "(given -> suggested)", flagged=flags, columns=columns)
+  return {"path": str(workdir / "label_issues.csv"), "ranked_by": name,
+          "flagged": int(flags.sum()), "columns": list(columns)}
 
 
 BASELINE_LABELS = {
@@ -676,6 +721,14 @@ def summary(results):
     rows.append({"what": f"{method} (retrained on a > threshold)",
                  "acc": results["retrained_test_accuracy"]})
   table = records.summary_table(rows, [("what", "model"), ("acc", "test accuracy")])
+  for line in results.get("warnings", ()):
+    table += f"\nWARNING: {line}"
+  issues = results.get("label_issues")
+  where = (f"\n\nlabel issues: {issues['path']} ({issues['flagged']} flagged, ranked by "
+           f"{issues['ranked_by']})") if issues else ""
+  if results["detection"] is None:
+    return (f"{table}\n\nno ground truth (your labels as given): no detection metrics; the "
+            f"ranking of your labels is the output.{where}")
   detectors = [(f"{method} (weight <= {results['detection_threshold']:g})",
                 results["detection"])]
   for name in ("confident_learning", "confident_learning_trusted"):
@@ -688,4 +741,4 @@ def summary(results):
       ("recall", "recall"), ("f1", "F1"), ("roc_auc", "ROC AUC"),
       ("average_precision", "avg precision")])
   corrupted = results["detection"]["corrupted"]
-  return (f"{table}\n\nnoisy-point detection ({corrupted} corrupted labels):\n{det_table}")
+  return f"{table}\n\nnoisy-point detection ({corrupted} corrupted labels):\n{det_table}{where}"

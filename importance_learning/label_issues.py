@@ -7,6 +7,12 @@ importance, or the mean example weight; low = suspicious), its rank (1 = most su
 whether the run flags it (score <= the method's detection threshold). Where the run corrupted
 the labels itself (``noise`` > 0) two more columns say which points were corrupted and their
 true label, so the ranking can be judged.
+
+A run computes several corruption scores: its method's (``rankings``: the learned importance or
+mean example weight) and, when its confident-learning baselines ran, cleanlab's label quality
+of each variant (out-of-fold probabilities of the run's own network, with and without the
+trusted subset in every fold). Each is a column of the table; ``ranked_by`` names the one (or
+the rank average of several) that orders the rows and sets ``flagged``.
 """
 
 import csv
@@ -14,9 +20,52 @@ import csv
 import numpy as np
 
 from common import records
+from common.errors import ConfigError
+
+# The ranking "auto" picks when the run offers it (measured: importance_learning/assets/
+# ranking_study).
+DEFAULT_RANKING = "rank_average(cl, cl_trusted)"
 
 COLUMNS = ("rank", "id", "given_label", "suggested_label", "suggested_probability", "score",
            "flagged")
+
+
+def rank_average(*scores):
+  """Mean of each score's normalised ascending rank (0 = the lowest score, the most
+  suspicious; ties in the data's order): an ensemble that ignores the scores' scales."""
+  ranks = [np.argsort(np.argsort(np.asarray(s, np.float64), kind="stable"), kind="stable")
+           / max(len(s) - 1, 1) for s in scores]
+  return np.mean(ranks, axis=0)
+
+
+def top_k(score, k):
+  """Flags of the ``k`` lowest scores (ties in the data's order)."""
+  flags = np.zeros(len(score), bool)
+  flags[ranking(score)[:int(k)]] = True
+  return flags
+
+
+CL_SHORT = {"confident_learning": "cl", "confident_learning_trusted": "cl_trusted"}
+
+
+def rankings(method, method_score, method_flags, confident=None):
+  """{name: (score, flags)}: every ranking a run can offer. ``method``'s own score and flags;
+  each confident-learning variant's quality and cleanlab's flags (``confident``: {variant:
+  (quality, flags)}); with both variants, rank averages, which flag as many points as the
+  trusted-fold variant's cleanlab flags (its estimate of how many labels are wrong)."""
+  out = {method: (np.asarray(method_score, np.float64), np.asarray(method_flags, bool))}
+  for variant, (quality, flags) in (confident or {}).items():
+    out[variant] = (np.asarray(quality, np.float64), np.asarray(flags, bool))
+  if "confident_learning" in out and "confident_learning_trusted" in out:
+    cl, clt = out["confident_learning"], out["confident_learning_trusted"]
+    k = int(clt[1].sum())
+    for parts in (("confident_learning", "confident_learning_trusted"),
+                  (method, "confident_learning_trusted"),
+                  (method, "confident_learning", "confident_learning_trusted")):
+      name = "rank_average(" + ", ".join(CL_SHORT.get(p, p) for p in parts) + ")"
+      score = rank_average(*(out[p][0] for p in parts))
+      out[name] = (score, top_k(score, k))
+  return out
 
 
 def ranking(scores):
@@ -25,9 +74,45 @@ def ranking(scores):
   return np.argsort(np.asarray(scores, np.float64), kind="stable")
 
 
-def table(scores, given, probs, class_names, threshold, ids=None, true_labels=None):
-  """Rows (dicts) of every point, in ``ranking`` order."""
+def possible(method, confident_learning=True):
+  """Every ranking name a run of ``method`` can offer (with its confident-learning baselines,
+  when ``confident_learning``), plus "auto"."""
+  if not confident_learning:
+    return ["auto", method]
+  dummy = {v: (np.zeros(2), np.zeros(2, bool)) for v in CL_SHORT}
+  return ["auto", *rankings(method, np.zeros(2), np.zeros(2, bool), dummy)]
+
+
+def check_rule(rule, method, confident_learning=True):
+  """``label_issues_ranking`` before any work (ConfigError, one line)."""
+  names = possible(method, confident_learning)
+  if rule not in names:
+    raise ConfigError(f"label_issues_ranking={rule!r} is not a ranking a {method} run "
+                      f"offers{'' if confident_learning else ' without confident learning'}; "
+                      f"choose one of {names}.")
+
+
+def choose(offered, rule, method, log=print):
+  """The name of the ranking of ``offered`` (``rankings``) that orders the table: ``rule``
+  is one of its names, or "auto": DEFAULT_RANKING where the run offers it, else ``method``'s
+  own score (also when ``rule`` needs a score this run did not compute, with a note)."""
+  if rule != "auto" and rule not in offered:
+    log(f"NOTE: label_issues_ranking={rule!r} needs a score this run did not compute (no "
+        "trusted subset for confident learning's trusted folds?); ranking as 'auto'.")
+    rule = "auto"
+  if rule == "auto":
+    return DEFAULT_RANKING if DEFAULT_RANKING in offered else method
+  return rule
+
+
+def table(scores, given, probs, class_names, threshold, ids=None, true_labels=None,
+          flagged=None, columns=None):
+  """Rows (dicts) of every point, in ``ranking`` order: flagged where ``scores`` <=
+  ``threshold``, or where the mask ``flagged`` says; ``columns``: {name: per-point score},
+  each written as a column."""
   scores = np.asarray(scores, np.float64)
+  flagged = scores <= threshold if flagged is None else np.asarray(flagged, bool)
+  columns = {k: np.asarray(v, np.float64) for k, v in (columns or {}).items()}
   order = ranking(scores)
   suggested = np.argmax(probs, axis=1)
   ids = np.arange(len(scores)).astype(str) if ids is None else np.asarray(ids).astype(str)
@@ -36,7 +121,8 @@ def table(scores, given, probs, class_names, threshold, ids=None, true_labels=No
     row = {"rank": rank, "id": ids[i], "given_label": class_names[given[i]],
            "suggested_label": class_names[suggested[i]],
            "suggested_probability": round(float(probs[i, suggested[i]]), 4),
-           "score": round(float(scores[i]), 6), "flagged": bool(scores[i] <= threshold)}
+           "score": round(float(scores[i]), 6), "flagged": bool(flagged[i]),
+           **{k: round(float(v[i]), 6) for k, v in columns.items()}}
     if true_labels is not None:
       row["corrupted"] = bool(true_labels[i] != given[i])
       row["true_label"] = class_names[true_labels[i]]
@@ -78,10 +164,11 @@ def contact_sheet(path, images, rows, indices, count=32, columns=8, title=""):
 
 
 def write(workdir, scores, given, probs, class_names, threshold, images=None, ids=None,
-          true_labels=None, title=""):
+          true_labels=None, title="", flagged=None, columns=None):
   """``label_issues.csv`` in ``workdir`` and, for images, ``label_issues.png``; returns the
   rows."""
-  rows = table(scores, given, probs, class_names, threshold, ids, true_labels)
+  rows = table(scores, given, probs, class_names, threshold, ids, true_labels, flagged,
+               columns)
   write_csv(workdir / "label_issues.csv", rows)
   if images is not None and np.ndim(images) == 4 and rows:
     contact_sheet(workdir / "label_issues.png", images, rows, ranking(scores),

@@ -36,6 +36,7 @@ from common import config_checks
 from common import metrics as metriclib
 from common import records
 from importance_learning import experiment
+from importance_learning import label_issues
 
 DATASETS = ("mnist_npz", "digits_png", "cancer_csv")
 
@@ -155,43 +156,19 @@ def cleanlab_logreg(x, y, seed=0, folds=5):
   return flags, quality, time.time() - t0
 
 
-def rank_average(*scores):
-  """Mean of each score's normalised ascending rank (0 = the lowest score, the most
-  suspicious): an ensemble that ignores the scores' scales."""
-  ranks = [np.argsort(np.argsort(np.asarray(s, np.float64), kind="stable"), kind="stable")
-           / max(len(s) - 1, 1) for s in scores]
-  return np.mean(ranks, axis=0)
-
-
-def top_k(score, k):
-  """Flags of the ``k`` lowest scores."""
-  flags = np.zeros(len(score), bool)
-  flags[np.argsort(score, kind="stable")[:int(k)]] = True
-  return flags
-
-
 def candidates(folder):
   """{name: (score, flags)}: every ranking an own-data run can offer, from its files."""
   folder = pathlib.Path(folder)
   res = json.loads((folder / "results.json").read_text())
   method = np.load(folder / "importances.npy")
-  out = {res["method"]: (method, method <= float(res["detection_threshold"]))}
+  confident = {}
   for variant in experiment.CL_VARIANTS:
     path = folder / "confident_learning" / f"{variant}.npz"
     if path.exists():
       with np.load(path) as z:
-        out[variant] = (z["quality"], z["flagged"].astype(bool))
-  cl, clt = out.get("confident_learning"), out.get("confident_learning_trusted")
-  if cl is not None and clt is not None:
-    # Ensembles flag as many points as cleanlab's trusted-fold variant estimates are wrong.
-    k = int(clt[1].sum())
-    for name, parts in ((f"rank_average({res['method']}, cl_trusted)", (method, clt[0])),
-                        ("rank_average(cl, cl_trusted)", (cl[0], clt[0])),
-                        (f"rank_average({res['method']}, cl, cl_trusted)",
-                         (method, cl[0], clt[0]))):
-      score = rank_average(*parts)
-      out[name] = (score, top_k(score, k))
-  return out
+        confident[variant] = (z["quality"], z["flagged"].astype(bool))
+  return label_issues.rankings(res["method"], method,
+                               method <= float(res["detection_threshold"]), confident)
 
 
 def _detection(score, corrupted, flags):

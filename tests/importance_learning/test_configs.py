@@ -11,11 +11,12 @@ from importance_learning import imbalance
 IMBALANCE_CONFIGS = ("mnist_imbalance",)
 # Deep-network comparisons of declared approaches (importance_learning/approaches.py).
 DEEP_CONFIGS = ("compare_deep_mnist", "compare_deep_cifar10")
-# custom.py names the user's files: validated below with files.
+# custom.py names the user's files: validated below with files; the ranking study writes its
+# own files (tests/importance_learning/test_ranking_study.py).
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[2] /
                                   "importance_learning" / "configs").glob("*.py")
-                 if p.stem not in ("__init__", "base", "custom") + IMBALANCE_CONFIGS
-                 + DEEP_CONFIGS)
+                 if p.stem not in ("__init__", "base", "custom", "ranking_study")
+                 + IMBALANCE_CONFIGS + DEEP_CONFIGS)
 
 
 def _load(name, arg=None):
