@@ -40,6 +40,7 @@ from common.data.batching import Batcher, evaluable
 from common.data.sampling import ClassMatchedSampler
 from common.problems import Classification, ExampleReweighting
 from common.problems import ImportanceProblem
+from common.problems import DataParameters, TemperatureScaledClassification
 from importance_learning import label_issues
 
 PHASES = ("baseline", "pretrain", "bilevel", "retrain")
@@ -78,8 +79,15 @@ def _validate(config, splits=None):
                        "(a file of ids of custom.train), or use method 'proximal', which needs "
                        "none.")
   usable = sorted(n for n, m in bilevel.METHODS.items()
-                  if (m.needs_outer_variables or m.learns_example_weights) and n in config)
-  if not (method.needs_outer_variables or method.learns_example_weights):
+                  if (m.needs_outer_variables or m.learns_example_weights
+                      or n == "data_parameters") and n in config)
+  if config.method == "data_parameters":
+    if "data_parameters" in config and \
+        not config.data_parameters.data_params.learn_inst_parameters:
+      raise ValueError("method 'data_parameters' scores each training point by its learned "
+                       "temperature: set data_parameters.data_params.learn_inst_parameters="
+                       "True.")
+  elif not (method.needs_outer_variables or method.learns_example_weights):
     raise ValueError(f"method {config.method!r} learns no importances (the plain baseline runs "
                      f"in every experiment anyway); choose one of {usable}.")
   if config.method not in config:
@@ -137,6 +145,16 @@ def fit_batches_to_data(config, data, reweighting, log):
           "is drawn from (batches_follow_data).")
       config = config.copy_and_resolve_references()
       config[key] = int(min(bounds))
+  if config.method == "proximal":
+    batch, splits = int(config.batch_size), int(config.proximal.splits)
+    if batch % splits:
+      fits = [d for d in range(2, batch + 1) if batch % d == 0]
+      lower = [d for d in fits if d <= splits]
+      chosen = lower[-1] if lower else fits[0]
+      log(f"NOTE: proximal.splits changed from {splits} to {chosen}, a divisor of the batch "
+          f"size {batch} (batches_follow_data).")
+      config = config.copy_and_resolve_references()
+      config.proximal.splits = chosen
   return config
 
 
@@ -561,6 +579,43 @@ class PerStepReweighting(_Protocol):
     return lambda s: {"train": train_b.indexed_batch(sampler.batch_indices(s), s)}
 
 
+class TrustedTemperatures(TemperatureScaledClassification):
+  """The data-parameters loss, with each training point's trust 1 / sigma_i as its score
+  (low = suspicious: a point whose label the model cannot fit raises its temperature to
+  flatten its softmax), flagged below the initial 1 / sigma."""
+
+  def scores(self):
+    dp = self.data_params
+    return np.exp(-dp.inst_parameters.numpy().astype(np.float64))
+
+  @property
+  def detection_threshold(self):
+    return 1.0 / float(self.init_inst_param)
+
+
+class DataParameterRun(PerStepReweighting):
+  """Data parameters (Saxena et al.): the model and a temperature per training point (and
+  per class, if learned) descend the temperature-scaled loss together, on the noisy set
+  alone. As for the per-step methods, no pretraining and no retraining; the baseline is the
+  same training without temperatures (uniform weights, the method's rate and momentum)."""
+
+  def make_problem(self, model):
+    c, d = self.config, self.data
+    cfg = self.method_cfg.data_params
+    self.data_params = DataParameters.from_config(cfg, d.ds.num_classes, d.n_train)
+    problem = TrustedTemperatures(model, self.data_params, train_mode(c))
+    problem.init_inst_param = float(cfg.init_inst_param)
+    return problem
+
+  def build(self, setup):
+    state = super().build(setup)
+    state["data_params"] = self.data_params
+    return state
+
+  def batches(self, train_b):
+    return lambda s: {"train": train_b.epoch_batch(s)}
+
+
 def run(config, workdir, log=print, splits=None):
   """Run the whole protocol (resuming from ``workdir``) and return the results dict.
 
@@ -579,7 +634,9 @@ def run(config, workdir, log=print, splits=None):
 
   data = _Data(config, log, splits)
   method_class = bilevel.get_method(config.method)
-  reweighting = method_class.learns_example_weights
+  # Per-step training (no pretraining, no importance variables): the reweighting methods and
+  # data parameters.
+  reweighting = method_class.learns_example_weights or config.method == "data_parameters"
   if reweighting and method_class.uses_clean_batches and len(data.ds.x_val) == 0:
     raise ConfigError(f"method {config.method!r} needs clean validation batches, but split "
                       f"{data.ds.info['split']!r} holds no validation images; choose another "
@@ -588,7 +645,10 @@ def run(config, workdir, log=print, splits=None):
   _check_batches(config, data, reweighting)
   if config.get("dropout_in_training"):
     log("NOTE: dropout_in_training is the old name of train_mode_layers; it still works.")
-  protocol = (PerStepReweighting if reweighting else ImportanceVariables)(config, data, log)
+  protocol_class = (DataParameterRun if config.method == "data_parameters" else
+                    PerStepReweighting if method_class.learns_example_weights
+                    else ImportanceVariables)
+  protocol = protocol_class(config, data, log)
   state = protocol.build(setup)
   run_ = runnerlib.Runner(workdir, config.runner, state, protocol.phases(), run_config=config,
                           log=log, setup=setup)

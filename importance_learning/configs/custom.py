@@ -25,7 +25,9 @@ thousand examples: set ``epochs`` and the phases' ``epochs`` for more. Any metho
 data needed). Config arguments: ``tiny`` (a few steps).
 """
 
+from common.bilevel import DataParameterDescent
 from common.data import custom
+from common.problems import DataParameters
 from importance_learning.configs import base as base_lib
 
 
@@ -54,6 +56,15 @@ def get_config(arg=None):
   c.baseline.lr = 1e-3
   c.l2rw.lr = 1e-2
   c.proximal.lr = 1e-2
+  # Data parameters (--config.method=data_parameters): the CIFAR-100 recipe's instance
+  # temperatures (init 1, lr 0.2, no decay) with the model at the per-step methods' rate; no
+  # learning-rate milestones (own runs are short).
+  dp = DataParameterDescent.default_config()
+  dp.update({"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.0, "lr_milestones_epochs": ()})
+  dp.data_params = DataParameters.default_config()
+  dp.data_params.update({"learn_inst_parameters": True, "init_inst_param": 1.0,
+                         "lr_inst_param": 0.2, "wd_inst_param": 0.0, "momentum": 0.9})
+  c.data_parameters = dp
   c.eval_every_epochs = 1
   c.eval_batch_size = 500
   return base_lib.apply_args(c, arg, default_noise=0.0)
