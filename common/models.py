@@ -224,14 +224,19 @@ def build(spec, input_shape, num_classes, **builder_kwargs):
   if out.shape[1:] != (num_classes,):
     raise ConfigError(f"Model {spec!r} maps inputs of shape {tuple(input_shape)} to "
                      f"{out.shape[1:]}, expected logits of shape ({num_classes},).")
-  final = _final_activation(model)
-  if final in ("softmax", "sigmoid"):
-    raise ConfigError(f"Model {spec!r} ends in a {final}: return logits instead (drop the final "
-                     "activation); the losses apply the softmax / sigmoid themselves.")
+  check_ends_in_logits(model, f"Model {spec!r}")
   if num_classes > 1 and np.all(out >= 0) and np.allclose(out.sum(-1), 1.0, atol=1e-5):
     raise ConfigError(f"Model {spec!r} returns probabilities (each output row sums to 1): "
                      "return logits instead; the losses apply the softmax themselves.")
   return model
+
+
+def check_ends_in_logits(model, what="The model"):
+  """ConfigError (one line) when ``model``'s last layer applies a softmax or sigmoid."""
+  final = _final_activation(model)
+  if final in ("softmax", "sigmoid"):
+    raise ConfigError(f"{what} ends in a {final}: return logits instead (drop the final "
+                      "activation); the losses apply the softmax / sigmoid themselves.")
 
 
 def _final_activation(model):

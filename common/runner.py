@@ -383,8 +383,13 @@ class Runner:
             self.record(name, step + 1, epoch_metrics, kind="epoch")
           # Print about ten epoch lines per phase; every epoch is in metrics.jsonl.
           if epoch_metrics and (epoch % max(1, num_epochs // 10) == 0 or epoch == num_epochs):
-            bar.write(f"[{name}] epoch {epoch}/{num_epochs}: " + ", ".join(
-                f"{k}={records.fmt(v)}" for k, v in epoch_metrics.items()))
+            line = f"[{name}] epoch {epoch}/{num_epochs}: " + ", ".join(
+                f"{k}={records.fmt(v)}" for k, v in epoch_metrics.items())
+            # Above the bar when it shows; through the run's log otherwise (silenceable).
+            if self.config.progress_bar:
+              bar.write(line)
+            else:
+              self.log(line)
         if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == num_steps:
           self.manager.save(checkpoint_number=self._checkpoint_number())
           last_saved = step + 1

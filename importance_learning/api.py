@@ -10,13 +10,15 @@ It runs the same protocol as the command line (``importance_learning/configs/cus
 phases of ``importance_learning.experiment``): a baseline, pretraining on the trusted data,
 the bilevel epochs, retraining, the configured baselines. Anything of that config can be
 changed through ``overrides`` (a dict of dotted keys, e.g. ``{"penalty.lr_u": 0.1,
-"baselines.run": ()}``). The run's files go to ``workdir`` (a temporary folder unless given;
-give one to keep them and to resume).
+"baselines.run": ()}``). The run's files go to ``workdir``: give one to keep them and to
+resume; without it they go to a temporary folder that is removed when the call returns
+(``Result.workdir`` is then None). ``log=None`` silences the run: no lines, no progress bars.
 """
 
 import csv
 import dataclasses
 import pathlib
+import shutil
 import tempfile
 
 import numpy as np
@@ -34,15 +36,24 @@ class Result:
   importances: np.ndarray   # per training point, in the order given; low = suspicious
   label_issues: list        # rows of label_issues.csv, most suspicious first
   results: dict             # what results.json holds
-  workdir: pathlib.Path
+  workdir: pathlib.Path     # None: the run's temporary folder, removed
 
 
 def _as_inputs(x, what):
   x = np.asarray(x)
-  if x.ndim not in (2, 4) or len(x) == 0:
-    raise ConfigError(f"{what} must be features [N, D] or images [N, H, W, C] with N > 0; "
-                      f"got shape {x.shape}.")
-  return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+  if x.ndim not in (2, 3, 4) or len(x) == 0:
+    raise ConfigError(f"{what} must be features [N, D] or images [N, H, W, C] / [N, H, W] "
+                      f"with N > 0; got shape {x.shape}.")
+  if x.ndim == 3:
+    x = x[..., None]      # [N, H, W] greyscale, as the .npz loader reads it
+  if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+    raise ConfigError(f"{what} must hold numbers; got dtype {x.dtype}.")
+  x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+  bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+  if bad.any():
+    raise ConfigError(f"{what}: {int(bad.sum())} rows hold NaN or infinite values (the first: "
+                      f"row {int(np.flatnonzero(bad)[0])}); impute or drop them first.")
+  return x
 
 
 def _as_labels(y, n, k, what):
@@ -51,7 +62,8 @@ def _as_labels(y, n, k, what):
     raise ConfigError(f"{what} must be {n} integer class ids; got shape {y.shape}, dtype "
                       f"{y.dtype}.")
   if len(y) and (y.min() < 0 or y.max() >= k):
-    raise ConfigError(f"{what} holds labels outside the {k} classes 0..{k - 1}.")
+    raise ConfigError(f"{what} holds labels outside the {k} classes 0..{k - 1} of y (e.g. "
+                      f"{int(y[(y < 0) | (y >= k)][0])}).")
   return y.astype(np.int64)
 
 
@@ -82,13 +94,22 @@ def learn_importances(x, y, x_trusted, y_trusted, x_test=None, y_test=None, *,
   x, x_trusted = _as_inputs(x, "x"), _as_inputs(x_trusted, "x_trusted")
   x_test = x_trusted if x_test is None else _as_inputs(x_test, "x_test")
   y_test = y_trusted if y_test is None else y_test
-  k = int(num_classes or max(int(np.max(y)), int(np.max(y_trusted))) + 1)
+  # The classes are the training labels' (as on the command line), unless num_classes says.
+  y = _as_labels(y, len(x), np.inf, "y")
+  k = int(num_classes or int(np.max(y)) + 1)
   y = _as_labels(y, len(x), k, "y")
   y_trusted = _as_labels(y_trusted, len(x_trusted), k, "y_trusted")
   y_test = _as_labels(y_test, len(x_test), k, "y_test")
   for other, what in ((x_trusted, "x_trusted"), (x_test, "x_test")):
     if other.shape[1:] != x.shape[1:]:
       raise ConfigError(f"{what} has inputs of shape {other.shape[1:]}, x {x.shape[1:]}.")
+  if num_classes is None:
+    empty = np.flatnonzero(np.bincount(y, minlength=k) == 0)
+    if len(empty):
+      raise ConfigError(f"y names classes 0..{k - 1} but {len(empty)} of them have no training "
+                        f"points (e.g. {int(empty[0])}); pass num_classes=K if that is meant.")
+  if len(np.unique(y)) < 2:
+    raise ConfigError("y holds one class; a classifier needs two or more.")
   names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(k))
   if len(names) != k:
     raise ConfigError(f"class_names has {len(names)} names for {k} classes.")
@@ -108,21 +129,36 @@ def learn_importances(x, y, x_trusted, y_trusted, x_test=None, y_test=None, *,
       config_args.set_field(config, key, value)
     except (KeyError, AttributeError, TypeError) as e:
       raise ConfigError(f"overrides: the config has no field {key!r} ({e}).") from None
+  if log is None:
+    config.runner.progress_bar = False
+    log = lambda *a, **k: None  # noqa: E731
+  experiment.validate(config, splits)        # before any folder is made
+  temporary = not workdir
   workdir = pathlib.Path(workdir) if workdir else pathlib.Path(
       tempfile.mkdtemp(prefix="importances_"))
-  results = experiment.run(config, workdir, log=log, splits=splits)
-  # In the order given: nothing is permuted for data passed in memory.
-  importances = np.load(workdir / "importances.npy")
-  with open(workdir / "label_issues.csv", newline="") as fh:
-    rows = [_typed(r) for r in csv.DictReader(fh)]
-  return Result(importances, rows, results, workdir)
+  try:
+    results = experiment.run(config, workdir, log=log, splits=splits)
+    # In the order given: nothing is permuted for data passed in memory.
+    importances = np.load(workdir / "importances.npy")
+    with open(workdir / "label_issues.csv", newline="") as fh:
+      rows = [_typed(r) for r in csv.DictReader(fh)]
+  finally:
+    if temporary:
+      shutil.rmtree(workdir, ignore_errors=True)
+  if temporary:
+    results = dict(results, label_issues=dict(results.get("label_issues") or {}, path=None))
+  return Result(importances, rows, results, None if temporary else workdir)
+
+
+TEXT_COLUMNS = ("id", "given_label", "suggested_label", "true_label")
 
 
 def _typed(row):
-  """A label_issues.csv row with its numbers and flags as Python values."""
-  out = dict(row, rank=int(row["rank"]), score=float(row["score"]),
-             suggested_probability=float(row["suggested_probability"]),
-             flagged=row["flagged"] == "True")
+  """A label_issues.csv row with its numbers and flags as Python values (ids and labels stay
+  text; every score column becomes a float)."""
+  out = {k: (v if k in TEXT_COLUMNS else float(v)) for k, v in row.items()
+         if k not in ("rank", "flagged", "corrupted")}
+  out.update(rank=int(row["rank"]), flagged=row["flagged"] == "True")
   if "corrupted" in row:
     out["corrupted"] = row["corrupted"] == "True"
   return out

@@ -13,6 +13,9 @@ Adding a method: subclass ``base.Method``, add it to ``METHODS`` below, and give
 ``tests/common/test_methods.py`` (the suite fails for a registered method it does not cover).
 """
 
+import keras
+
+from common import models
 from common.bilevel.approxgrad import ApproxGrad
 from common.bilevel.base import (BilevelProblem, Method, ReweightingProblem, TemperatureProblem,
                                   combined_step)
@@ -55,6 +58,13 @@ def build_method(name, problem, config):
   """Instantiate method ``name`` on ``problem`` with its config block ``config``; an error
   naming both when the problem lacks the interface the method works on."""
   method = get_method(name)
+  model = getattr(problem, "model", None)
+  if isinstance(model, keras.Model):
+    if not model.weights:
+      raise ConfigError(f"The model of method {name!r} has no weights yet: a subclassed Keras "
+                        "model creates them when first called; call it on a batch "
+                        "(model(x[:1])) before building the problem.")
+    models.check_ends_in_logits(model, f"The model of method {name!r}")
   if not isinstance(problem, method.problem_interface):
     raise ConfigError(f"method {name!r} works on a {method.problem_interface.__name__}; "
                       f"{type(problem).__name__} is not one.")

@@ -338,7 +338,9 @@ def inner_of(problem, method_name):
   v_vars = list(problem.inner_variables)
   if not v_vars:
     raise ValueError(f"{method_name} needs inner variables (the model's trainable weights); "
-                     "the problem has none.")
+                     "the problem has none. A subclassed Keras model has no weights until it "
+                     "is called: call it on a batch (model(x[:1])) before building the "
+                     "problem.")
   return v_vars
 
 

@@ -220,17 +220,51 @@ def _is_float(s):
 def _read(path, cfg):
   fmt = source_format(path)
   if fmt == "folder":
-    return _read_folder(path, int(cfg.image_size), int(cfg.channels))
-  if fmt == "npz":
-    return _read_npz(path)
-  return _read_csv(path, cfg.label_column, cfg.id_column)
+    table = _read_folder(path, int(cfg.image_size), int(cfg.channels))
+  elif fmt == "npz":
+    table = _read_npz(path)
+  else:
+    table = _read_csv(path, cfg.label_column, cfg.id_column)
+  _check_table(table)
+  return table
+
+
+def _check_table(t):
+  """What would silently give a wrong result: empty labels, repeated ids, non-finite inputs
+  (DataError, one line, naming the first offending row)."""
+  labels = t.labels.astype(str) if t.labels.dtype.kind in "US" else None
+  if labels is not None:
+    empty = np.flatnonzero(np.char.str_len(np.char.strip(labels)) == 0)
+    if len(empty):
+      raise DataError(f"{t.where}: {len(empty)} rows have an empty label (the first: id "
+                      f"{str(t.ids[empty[0]])!r}); give every row its class or drop it.")
+  ids, counts = np.unique(t.ids, return_counts=True)
+  if (counts > 1).any():
+    dup = ids[counts > 1]
+    raise DataError(f"{t.where}: {len(dup)} ids occur more than once (e.g. {str(dup[0])!r}); ids "
+                    "must name one row each (fix the id column, or leave custom.id_column empty "
+                    "to use row numbers).")
+  if np.issubdtype(t.x.dtype, np.floating):
+    bad = ~np.isfinite(t.x.reshape(len(t.x), -1)).all(axis=1)
+    if bad.any():
+      raise DataError(f"{t.where}: {int(bad.sum())} rows hold NaN or infinite values (the "
+                      f"first: id {str(t.ids[np.flatnonzero(bad)[0]])!r}); impute or drop them "
+                      "first.")
 
 
 def _class_ids(train, others):
   """(class names, label ids of train, [label ids of each other table]); labels of the other
   tables outside train's classes are a DataError."""
-  if np.issubdtype(train.labels.dtype, np.integer) or all(
-      l.lstrip("-").isdigit() for l in train.labels):
+  integer = np.issubdtype(train.labels.dtype, np.integer)
+  if not integer:
+    digits = np.array([l.lstrip("-").isdigit() for l in train.labels.tolist()])
+    if digits.any() and not digits.all():
+      named = np.flatnonzero(~digits)
+      raise DataError(f"{train.where}: labels mix integers and names ({int(digits.sum())} "
+                      f"integers, {len(named)} names such as {str(train.labels[named[0]])!r} at id "
+                      f"{str(train.ids[named[0]])!r}); use one kind.")
+    integer = bool(digits.all())
+  if integer:
     y = [_int_labels(t) for t in [train] + others]
     k = len(train.class_names) or int(y[0].max()) + 1
     names = train.class_names or tuple(str(i) for i in range(k))
@@ -239,6 +273,15 @@ def _class_ids(train, others):
       if bad.any():
         raise DataError(f"{t.where}: label {int(yt[bad][0])} (id {t.ids[bad][0]}) is outside "
                         f"the {k} classes 0..{k - 1} of {train.where}.")
+    if not train.class_names:
+      empty = np.flatnonzero(np.bincount(y[0], minlength=k) == 0)
+      if len(empty):
+        top = int(y[0].max())
+        raise DataError(f"{train.where}: integer labels name classes 0..{top}, but "
+                        f"{len(empty)} of them have no rows (e.g. {int(empty[0])}); class ids "
+                        f"must be 0..K-1, each used (is label {top} at id "
+                        f"{str(train.ids[np.flatnonzero(y[0] == top)[0]])!r} a typo?).")
+    _check_classes(train, names, y[0])
     return names, y[0], y[1:]
   names = tuple(sorted(set(train.labels.tolist())))
   index = {n: i for i, n in enumerate(names)}
@@ -249,7 +292,14 @@ def _class_ids(train, others):
       raise DataError(f"{t.where}: label {unknown[0]!r} is not one of the classes of "
                       f"{train.where} ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''}).")
     out.append(np.asarray([index[l] for l in t.labels.tolist()], np.int64))
+  _check_classes(train, names, out[0])
   return names, out[0], out[1:]
+
+
+def _check_classes(train, names, y):
+  if len(np.unique(y)) < 2:
+    raise DataError(f"{train.where} holds one class ({names[int(y[0])]!r}); a classifier needs "
+                    "two or more.")
 
 
 def _int_labels(t):

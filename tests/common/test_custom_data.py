@@ -244,3 +244,50 @@ def test_label_issue_files(tmp_path):
                      rng.dirichlet(np.ones(3), 5), ("a", "b", "c"), 0.5,
                      images=rng.random((5, 4)))  # features: no contact sheet
   assert not (tmp_path / "f" / "label_issues.png").exists()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("one_class", r"holds one class \('ham'\); a classifier needs two"),
+    ("label_99", r"classes 0..99, but 96 of them have no rows .* label 99 at id 'r5' a typo"),
+    ("mixed", r"labels mix integers and names \(11 integers, 1 names such as 'dog' at id 'r3'"),
+    ("empty_label", r"1 rows have an empty label \(the first: id 'r4'\)"),
+    ("duplicate_ids", r"1 ids occur more than once \(e.g. 'r2'\)"),
+    ("nan_row", r"1 rows hold NaN or infinite values \(the first: id 'r6'\)"),
+])
+def test_labels_ids_and_values_that_would_give_a_wrong_result_are_refused(tmp_path, case,
+                                                                          message):
+  labels = [str(i % 3) for i in range(12)]
+  ids = [f"r{i}" for i in range(12)]
+  feats = [(i, 2 * i) for i in range(12)]
+  if case == "one_class":
+    labels = ["ham"] * 12
+  elif case == "label_99":
+    labels[5] = "99"
+  elif case == "mixed":
+    labels[3] = "dog"
+  elif case == "empty_label":
+    labels[4] = ""
+  elif case == "duplicate_ids":
+    ids[7] = "r2"
+  elif case == "nan_row":
+    feats[6] = ("nan", 12)
+  rows = [(*f, l, i) for f, l, i in zip(feats, labels, ids)]
+  _csv(tmp_path / "train.csv", rows, ("f1", "f2", "label", "id"))
+  with pytest.raises(DataError, match=message) as e:
+    custom.load(_cfg(train=str(tmp_path / "train.csv"), id_column="id", test_fraction=0.25))
+  assert "\n" not in str(e.value) and "train.csv" in str(e.value)
+  # The test file is checked the same way.
+  if case == "nan_row":
+    good = [(i, 2 * i, l, f"r{i}") for i, l in enumerate(labels)]
+    _csv(tmp_path / "good.csv", good, ("f1", "f2", "label", "id"))
+    with pytest.raises(DataError, match=r"train.csv: 1 rows hold NaN"):
+      custom.load(_cfg(train=str(tmp_path / "good.csv"), test=str(tmp_path / "train.csv"),
+                       id_column="id"))
+
+
+def test_npz_labels_out_of_range_are_refused(tmp_path):
+  x = np.zeros((9, 4), np.float32)
+  y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 99])
+  np.savez(tmp_path / "t.npz", x=x + np.arange(9)[:, None], y=y)
+  with pytest.raises(DataError, match=r"classes 0..99, but 96 of them have no rows"):
+    custom.load(_cfg(train=str(tmp_path / "t.npz")))

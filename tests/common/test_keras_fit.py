@@ -84,3 +84,92 @@ def test_importance_methods_and_missing_clean_batches_are_refused():
   rw = problems.ExampleReweighting(model, BATCH, num_train=N)
   with pytest.raises(ValueError, match="pass clean="):
     MethodTrainer(model, rw, bilevel.build_method("l2rw", rw, bilevel.L2RW.default_config()))
+
+
+def test_reduce_lr_on_plateau_changes_the_rate_the_method_steps_with():
+  noisy, clean = _data()
+  model, problem, method = _build("uniform")
+  method.config.lr_decay_every_epochs = 0       # only the callback moves the rate
+  trainer = MethodTrainer(model, problem, method)
+  rate = method.scheduled_rates()[0]
+  assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+  # monitor a metric that never improves: every epoch after the first is a plateau.
+  history = trainer.fit(noisy, epochs=3, verbose=0, callbacks=[
+      keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: logs.update(zero=1.0)),
+      keras.callbacks.ReduceLROnPlateau(monitor="zero", patience=0, factor=0.5,
+                                        min_delta=1.0, mode="min")])
+  assert float(rate.numpy()) == pytest.approx(0.05 * 0.5 ** 2)
+  assert history.history["lr"][-1] == pytest.approx(0.05 * 0.5)   # epoch 3 stepped at 0.025
+  sched = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.01 * (epoch + 1))
+  trainer.fit(noisy, epochs=2, verbose=0, callbacks=[sched])
+  assert float(rate.numpy()) == pytest.approx(0.02)
+
+
+def test_logs_are_epoch_means_with_the_methods_loss():
+  noisy, clean = _data()
+  model, problem, method = _build("l2rw")
+  step = tf.function(bilevel.combined_step(problem, method))
+  clean_batch = next(iter(clean))
+  per_batch = [step({"train": b, "val": clean_batch}) for b in noisy]
+  expected = np.mean([float(m["weighted_loss"]) for m in per_batch])
+  model, problem, method = _build("l2rw")
+  trainer = MethodTrainer(model, problem, method, clean=clean)
+  history = trainer.fit(noisy, epochs=1, verbose=0, validation_data=noisy)
+  assert history.history["loss"][0] == pytest.approx(expected, rel=1e-5)
+  assert history.history["weighted_loss"][0] == pytest.approx(expected, rel=1e-5)
+  # Validation over all six batches, not the last one.
+  x = np.concatenate([b["x"].numpy() for b in noisy])
+  y = np.concatenate([b["y"].numpy() for b in noisy])
+  acc = float(np.mean(np.argmax(model(x), -1) == y))
+  assert history.history["val_accuracy"][0] == pytest.approx(acc)
+
+
+def test_arrays_fit_and_bad_inputs_are_one_line_errors(tmp_path):
+  from common.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(N, 3)).astype(np.float32)
+  y = (x[:, 0] > 0).astype(np.int64)
+  model, problem, method = _build("uniform")
+  method.config.lr_decay_every_epochs = 0
+  trainer = MethodTrainer(model, problem, method)
+  # Built at construction: a checkpoint callback can save the weights from the first epoch.
+  path = str(tmp_path / "w.weights.h5")
+  history = trainer.fit(x, y, epochs=10, verbose=0, callbacks=[
+      keras.callbacks.ModelCheckpoint(path, save_weights_only=True)])
+  assert (tmp_path / "w.weights.h5").exists()
+  assert history.history["loss"][-1] < history.history["loss"][0]
+  assert np.mean(np.argmax(model(x), -1) == y) > 0.9
+  assert problem.scores().shape == (N,)
+  trainer.fit(x, y.astype(np.float32), epochs=1, verbose=0)     # whole numbers: accepted
+  with pytest.raises(ConfigError, match=r"class ids .* such as \[[01]\.5"):
+    trainer.fit(x, np.where(y == 1, 1.5, 0.5), epochs=1, verbose=0)
+  with pytest.raises(ConfigError, match="differs from the problem's batch size 40"):
+    trainer.fit(x, y, batch_size=32, epochs=1, verbose=0)
+  no_index = tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(BATCH)
+  with pytest.raises(ConfigError, match=r"batches of \{'x', 'y', 'index'\}.*got \['x', 'y'\]"):
+    trainer.fit(no_index, epochs=1, verbose=0)
+  floats = tf.data.Dataset.from_tensor_slices({"x": x, "y": y.astype(np.float32),
+                                               "index": np.arange(N)}).batch(BATCH)
+  with pytest.raises(ConfigError, match="labels 'y' are float32"):
+    trainer.fit(floats, epochs=1, verbose=0)
+
+
+def test_softmax_and_unbuilt_models_are_refused_with_what_to_do():
+  from common.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  soft = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+  rw = problems.ExampleReweighting(soft, BATCH, num_train=N)
+  with pytest.raises(ConfigError, match="ends in a softmax: return logits"):
+    bilevel.build_method("uniform", rw, bilevel.UniformWeights.default_config())
+
+  class Net(keras.Model):
+    def __init__(self):
+      super().__init__()
+      self.dense = keras.layers.Dense(2)
+
+    def call(self, x):
+      return self.dense(x)
+
+  net = Net()
+  rw = problems.ExampleReweighting(net, BATCH, num_train=N)
+  with pytest.raises(ConfigError, match=r"call it on a batch \(model\(x\[:1\]\)\)"):
+    bilevel.build_method("uniform", rw, bilevel.UniformWeights.default_config())

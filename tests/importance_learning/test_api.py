@@ -69,3 +69,37 @@ def test_api_bad_input_is_a_config_error(tmp_path):
     api.learn_importances(x, np.arange(10) % 2, x, np.arange(10) % 2,
                           overrides={"penalty.lr_x": 1}, workdir=tmp_path)
   assert not any(tmp_path.iterdir())      # nothing written
+
+
+def test_api_refuses_what_the_command_line_refuses_and_leaves_no_folder(tmp_path,
+                                                                        monkeypatch):
+  monkeypatch.setattr(api.tempfile, "tempdir", str(tmp_path))
+  x = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+  y = np.arange(12) % 3
+  with pytest.raises(ConfigError, match=r"y_trusted holds labels outside the 3 classes 0..2 of "
+                                        r"y \(e.g. 9\)"):
+    api.learn_importances(x, y, x[:4], np.array([0, 1, 2, 9]))
+  with pytest.raises(ConfigError, match="y holds one class"):
+    api.learn_importances(x, np.zeros(12, int), x[:4], np.zeros(4, int))
+  bad = x.copy()
+  bad[5, 1] = np.nan
+  with pytest.raises(ConfigError, match=r"x: 1 rows hold NaN .* row 5"):
+    api.learn_importances(bad, y, x[:4], y[:4])
+  with pytest.raises(ConfigError, match="no field"):
+    api.learn_importances(x, y, x[:4], y[:4], overrides={"penalty.nope": 1})
+  assert not list(tmp_path.iterdir())     # no temporary workdir left behind
+
+
+@pytest.mark.slow
+def test_api_greyscale_arrays_silent_and_cleaned_up(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(api.tempfile, "tempdir", str(tmp_path))
+  rng = np.random.default_rng(0)
+  y = np.arange(60) % 2
+  x = (rng.random((60, 6, 6)) * 0.3 + y[:, None, None] * 0.6).astype(np.float32)  # [N, H, W]
+  out = api.learn_importances(x, y, x[:20], y[:20], epochs=1, log=None,
+                              overrides={"batch_size": 20, "val_batch_size": 10, "pretrain.epochs": 2,
+                               "baseline.epochs": 1, "baselines.run": (), "retrain.epochs": 1})
+  assert out.workdir is None and not list(tmp_path.iterdir())
+  assert out.importances.shape == (60,) and len(out.label_issues) == 60
+  captured = capsys.readouterr()
+  assert captured.out == "" and "step/s" not in captured.err and "bilevel" not in captured.err
