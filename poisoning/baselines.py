@@ -9,12 +9,24 @@
   given the attack's wrong label like the bilevel poisons. Clipped to the same pixel box.
 """
 
+import importlib.util
+
 import numpy as np
 import tensorflow as tf
-from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
-from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
 BASELINES = ("random_label", "fgsm", "pgd")
+# The baselines made with cleverhans (an optional dependency: pip install '.[cleverhans]').
+CLEVERHANS = ("fgsm", "pgd")
+
+
+def check_available(names):
+  """ValueError (one line, before any work) when a baseline of ``names`` needs cleverhans and
+  it is not installed."""
+  wanted = [n for n in names if n in CLEVERHANS]
+  if wanted and importlib.util.find_spec("cleverhans") is None:
+    raise ValueError(f"baselines {wanted} are made with cleverhans, which is not installed: "
+                     "pip install '.[cleverhans]' (see the README), or drop them, e.g. "
+                     "--config.baselines=random_label.")
 
 
 def adversarial_poisons(kind, model, x, y_true, config, box=(0.0, 1.0)):
@@ -23,6 +35,9 @@ def adversarial_poisons(kind, model, x, y_true, config, box=(0.0, 1.0)):
   ``config`` holds ``eps`` (L-infinity radius), and for PGD ``step_size``, ``iterations`` and
   ``rand_init`` (a uniform start in the ball, seeded by ``seed``).
   """
+  # pylint: disable=import-outside-toplevel  (optional: check_available has run)
+  from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
+  from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
   x = tf.convert_to_tensor(x, tf.float32)
   y = tf.convert_to_tensor(y_true, tf.int64)
   model_fn = lambda images: model(images, training=False)  # noqa: E731  (logits)

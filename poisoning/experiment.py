@@ -92,6 +92,7 @@ def _validate(config):
   for name in base:
     if name not in baselinelib.BASELINES:
       raise ValueError(f"Unknown baseline {name!r}; choose from {list(baselinelib.BASELINES)}.")
+  baselinelib.check_available(base)
   if len(set(attackers + base)) != len(attackers + base):
     raise ValueError("attackers and baselines must not repeat a name.")
   for key in ("train_size", "val_size", "test_size", "num_poisons", "pretrain_steps",

@@ -206,3 +206,14 @@ def test_bilevel_attacks_raise_the_validation_loss_more_than_random_label_poison
     poisons, _ = _attack(d, pretrained, name, c, outer=100, inner=5)
     attacked = _val_loss(_train(d, poisons), d)
     assert attacked > random_label + 0.03, (name, attacked, random_label)
+
+
+def test_missing_cleverhans_is_a_one_line_error_before_any_work(monkeypatch):
+  from poisoning import baselines  # pylint: disable=import-outside-toplevel
+  real = baselines.importlib.util.find_spec
+  monkeypatch.setattr(baselines.importlib.util, "find_spec",
+                      lambda name: None if name == "cleverhans" else real(name))
+  with pytest.raises(ValueError, match=r"baselines \['fgsm'\] are made with cleverhans, which "
+                                       r"is not installed: pip install '\.\[cleverhans\]'"):
+    baselines.check_available(("random_label", "fgsm"))
+  baselines.check_available(("random_label",))      # needs nothing
