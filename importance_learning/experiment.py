@@ -145,6 +145,16 @@ def fit_batches_to_data(config, data, reweighting, log):
           "is drawn from (batches_follow_data).")
       config = config.copy_and_resolve_references()
       config[key] = int(min(bounds))
+  min_steps = int(config.get("per_step_min_steps", 0))
+  if reweighting and min_steps and not config.get("steps", 0):
+    per_epoch = n_train // int(config.batch_size)
+    epochs = -(-min_steps // per_epoch)
+    if epochs > int(config.epochs):
+      log(f"NOTE: epochs raised from {config.epochs} to {epochs}: {per_epoch} steps an epoch, "
+          f"and {config.method} needs at least {min_steps} steps to train "
+          "(per_step_min_steps).")
+      config = config.copy_and_resolve_references()
+      config.epochs = epochs
   if config.method == "proximal":
     batch, splits = int(config.batch_size), int(config.proximal.splits)
     if batch % splits:

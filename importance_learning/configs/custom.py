@@ -13,7 +13,8 @@ pool is held out for testing.
 Beside the usual outputs the run writes ``label_issues.csv`` (every training point, most
 suspicious first, with the label the final classifier suggests) and, for images,
 ``label_issues.png`` (the most suspicious images). Batches larger than the data they are drawn from (a trusted subset of 60 points) are lowered to
-its size, with a note (``batches_follow_data``). ``noise`` > 0 corrupts that fraction of the
+its size, with a note (``batches_follow_data``); the per-step methods train for at least
+``per_step_min_steps`` steps (more epochs on small data, with a note). ``noise`` > 0 corrupts that fraction of the
 training labels first (to measure how well a method finds known corruptions); the default 0
 uses your labels as they are.
 
@@ -21,8 +22,9 @@ Defaults: the penalty method with the small-step values of the detection study (
 and T = 5 inner steps (the paper rows use 20), the ``auto`` model (a small CNN for images, an MLP for features), batches of 100 and short
 phases (pretraining, bilevel epochs, retraining and the baselines) sized for a CPU and a few
 thousand examples: set ``epochs`` and the phases' ``epochs`` for more. Any method:
-``--config.method=l2rw`` (example weights from trusted batches) or ``proximal`` (no trusted
-data needed). Config arguments: ``tiny`` (a few steps).
+``--config.method=l2rw`` (example weights from trusted batches), ``proximal`` (no trusted data
+needed) or ``data_parameters`` (a learned temperature per point; no trusted data needed).
+Config arguments: ``tiny`` (a few steps).
 """
 
 from common.bilevel import DataParameterDescent
@@ -43,6 +45,10 @@ def get_config(arg=None):
   c.batch_size = 100
   c.val_batch_size = 100
   c.batches_follow_data = True  # a batch larger than its data (a small trusted set) shrinks
+  # The per-step methods (l2rw, proximal, data_parameters) train for at least this many
+  # steps: 15 epochs of 1,287 points are 180 steps, after which the 8x8 digits' CNN is at 0.30
+  # test accuracy; at 1,800 steps at 0.97 (measured, 30% flips).
+  c.per_step_min_steps = 2000
   c.epochs = 15
   c.penalty.lr_u = 0.03
   c.penalty.inner_steps = 5     # the paper rows use T = 20: four times the cost per step
@@ -67,4 +73,5 @@ def get_config(arg=None):
   c.data_parameters = dp
   c.eval_every_epochs = 1
   c.eval_batch_size = 500
-  return base_lib.apply_args(c, arg, default_noise=0.0)
+  return base_lib.apply_args(c, arg, default_noise=0.0,
+                             on_tiny=lambda c: setattr(c, "per_step_min_steps", 0))
