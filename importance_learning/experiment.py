@@ -752,8 +752,10 @@ def _write_label_issues(config, data, protocol, workdir, extra, log):
                if "flags" in row}
   offered = label_issues.rankings(config.method, method_score,
                                   method_score <= problem.detection_threshold, confident)
+  per_step = bilevel.get_method(config.method).learns_example_weights or \
+      config.method == "data_parameters"
   name = label_issues.choose(offered, config.get("label_issues_ranking", "auto"),
-                             config.method, log)
+                             config.method, log, per_step)
   score, flags = offered[name]
   columns = {n: offered[n][0] for n in (config.method, *confident)}
   label_issues.write(workdir, score, data.y_noisy, probs, ds.class_names, None,

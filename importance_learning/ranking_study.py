@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from common import bilevel
 from common import config_checks
 from common import metrics as metriclib
 from common import records
@@ -181,7 +182,10 @@ def measure(config, folder, paths, noise, log):
   folder = pathlib.Path(folder)
   corrupted = np.load(folder / "corrupted.npy").astype(bool)
   res = json.loads((folder / "results.json").read_text())
-  rows = [{"ranking": name, **_detection(score, corrupted, flags)}
+  per_step = bilevel.get_method(res["method"]).learns_example_weights or \
+      res["method"] == "data_parameters"
+  default = label_issues.default_ranking(res["method"], per_step)
+  rows = [{"ranking": name, "default": name == default, **_detection(score, corrupted, flags)}
           for name, (score, flags) in candidates(folder).items()]
   rows[0]["seconds"] = float(res.get("wall_seconds_this_invocation", float("nan")))
   data = experiment.training_data(cell_config(config, paths, noise))
@@ -229,7 +233,8 @@ def markdown(table):
            "recall | s |", "|---|---|---|---|---|---|---|---|---|"]
   for r in table:
     s = r.get("seconds")
-    lines.append(f"| {r['dataset']} | {r['noise']:g} | {r['ranking']} | {r['roc_auc']:.3f} | "
+    name = f"**{r['ranking']}** (default)" if r.get("default") else r["ranking"]
+    lines.append(f"| {r['dataset']} | {r['noise']:g} | {name} | {r['roc_auc']:.3f} | "
                  f"{r['average_precision']:.3f} | {r['flagged']} | {r['precision']:.3f} | "
                  f"{r['recall']:.3f} | {'' if s is None else f'{s:.0f}'} |")
   return "\n".join(lines) + "\n"

@@ -50,7 +50,9 @@ def test_auto_picks_the_default_when_offered_and_the_method_otherwise():
   full = label_issues.rankings("penalty", np.arange(4.0), np.zeros(4, bool),
                                {v: (np.arange(4.0), np.zeros(4, bool))
                                 for v in experiment.CL_VARIANTS})
-  assert label_issues.choose(full, "auto", "penalty") == label_issues.DEFAULT_RANKING
+  assert label_issues.choose(full, "auto", "penalty") == "rank_average(penalty, cl_trusted)"
+  assert label_issues.choose(full, "auto", "penalty", per_step=True) == \
+      "rank_average(cl, cl_trusted)"
   assert label_issues.choose(full, "confident_learning", "penalty") == "confident_learning"
   notes = []
   assert label_issues.choose(offered, "confident_learning_trusted", "penalty",
