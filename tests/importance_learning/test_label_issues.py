@@ -11,13 +11,15 @@ from importance_learning.configs import custom
 
 
 def test_rank_average_is_the_mean_normalised_rank_and_top_k_flags_the_lowest():
-  a = np.array([0.1, 0.9, 0.5, 0.3])        # ranks 0 3 2 1
-  b = np.array([10.0, 20.0, -5.0, 0.0])     # ranks 2 3 0 1
-  np.testing.assert_allclose(label_issues.rank_average(a, b), [1 / 3, 1.0, 1 / 3, 1 / 3])
-  np.testing.assert_allclose(label_issues.rank_average(a), [0, 1, 2 / 3, 1 / 3])
-  # Ties keep the data's order: of the three at 1/3, the first two are the lowest.
+  a = np.array([0.5, 0.1, 0.9, 0.3])        # ranks 2 0 3 1 (its argsort is 1 3 0 2)
+  b = np.array([20.0, -5.0, 0.0, 10.0])     # ranks 3 0 1 2
+  np.testing.assert_allclose(label_issues.rank_average(a, b), [5 / 6, 0, 2 / 3, 1 / 2])
+  np.testing.assert_allclose(label_issues.rank_average(a), [2 / 3, 0, 1, 1 / 3])
   assert label_issues.top_k(label_issues.rank_average(a, b), 2).tolist() == \
-      [True, False, True, False]
+      [False, True, False, True]
+  # Ties keep the data's order: of the three equal scores, the first two are the lowest.
+  assert label_issues.top_k(np.array([0.2, 0.2, 0.1, 0.2]), 3).tolist() == \
+      [True, True, True, False]
 
 
 def test_rankings_offer_every_score_and_ensembles_flag_as_many_as_cleanlab_trusted():

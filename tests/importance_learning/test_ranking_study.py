@@ -39,6 +39,10 @@ def test_the_default_ranking_beats_cleanlab_on_a_logistic_regression(tmp_path):
                         f"--workdir={work}", timeout=900))
   rows = list(csv.DictReader((work / "label_issues.csv").open()))
   res = json.loads((work / "results.json").read_text())
+  # Pretraining draws its batches from the 60 trusted points: both batch sizes follow them.
+  assert "NOTE: batch_size lowered from 100 to 60" in proc.stdout
+  saved = json.loads((work / "config.json").read_text())
+  assert saved["batch_size"] == saved["val_batch_size"] == 60
   assert res["label_issues"]["ranked_by"] == "rank_average(penalty, cl_trusted)"
   assert f"label issues: {work / 'label_issues.csv'}" in proc.stdout
   # Every score is a column; the rows follow the default (the rank average of two of them).
