@@ -13,8 +13,9 @@ pool is held out for testing.
 Beside the usual outputs the run writes ``label_issues.csv`` (every training point, most
 suspicious first, with the label the final classifier suggests) and, for images,
 ``label_issues.png`` (the most suspicious images). Batches larger than the data they are drawn from (a trusted subset of 60 points) are lowered to
-its size, with a note (``batches_follow_data``); the per-step methods train for at least
-``per_step_min_steps`` steps (more epochs on small data, with a note). ``noise`` > 0 corrupts that fraction of the
+its size, with a note (``batches_follow_data``); the per-step reweighting methods (l2rw,
+proximal) train for at least ``per_step_min_steps`` steps (more epochs on small data, with a
+note). ``noise`` > 0 corrupts that fraction of the
 training labels first (to measure how well a method finds known corruptions); the default 0
 uses your labels as they are.
 
@@ -45,7 +46,7 @@ def get_config(arg=None):
   c.batch_size = 100
   c.val_batch_size = 100
   c.batches_follow_data = True  # a batch larger than its data (a small trusted set) shrinks
-  # The per-step methods (l2rw, proximal, data_parameters) train for at least this many
+  # The per-step reweighting methods (l2rw, proximal) train for at least this many
   # steps: 15 epochs of 1,287 points are 180 steps, after which the 8x8 digits' CNN is at 0.30
   # test accuracy; at 1,800 steps at 0.97 (measured, 30% flips).
   c.per_step_min_steps = 2000
