@@ -151,6 +151,16 @@ class MethodTrainer(keras.Model):
         raise ConfigError("fit(x, y): the labels must be class ids (whole numbers 0..K-1), "
                           f"got values such as {y[~(y == np.round(y))][:3].tolist()}.")
       y = y.astype(np.int64)
+    outputs = self.inner.outputs[0].shape[-1] if getattr(self.inner, "outputs", None) else None
+    if outputs and outputs > 1 and (y.min() < 0 or y.max() >= outputs):
+      raise ConfigError(f"fit(x, y): labels must be 0..{outputs - 1} for the model's {outputs} "
+                        f"outputs, got {int(y.min())}..{int(y.max())}.")
+    if np.issubdtype(x.dtype, np.floating):
+      bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+      if bad.any():
+        raise ConfigError(f"fit(x, y): {int(bad.sum())} rows of x hold NaN or infinite values "
+                          f"(the first: row {int(np.flatnonzero(bad)[0])}); impute or drop "
+                          "them first.")
     n = len(y)
     size = self._batch_size(batch_size)
     if n < size:

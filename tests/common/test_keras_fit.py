@@ -143,6 +143,13 @@ def test_arrays_fit_and_bad_inputs_are_one_line_errors(tmp_path):
   trainer.fit(x, y.astype(np.float32), epochs=1, verbose=0)     # whole numbers: accepted
   with pytest.raises(ConfigError, match=r"class ids .* such as \[[01]\.5"):
     trainer.fit(x, np.where(y == 1, 1.5, 0.5), epochs=1, verbose=0)
+  with pytest.raises(ConfigError, match=r"labels must be 0..1 for the model's 2 outputs, got "
+                                        r"0..2"):
+    trainer.fit(x, np.where(y == 1, 2, 0), epochs=1, verbose=0)
+  nan = x.copy()
+  nan[7, 2] = np.nan
+  with pytest.raises(ConfigError, match=r"1 rows of x hold NaN .* row 7"):
+    trainer.fit(nan, y, epochs=1, verbose=0)
   with pytest.raises(ConfigError, match="differs from the problem's batch size 40"):
     trainer.fit(x, y, batch_size=32, epochs=1, verbose=0)
   no_index = tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(BATCH)
