@@ -148,6 +148,41 @@ def _config_path_arg(argv, root, configs):
   return out
 
 
+def _flat(config, prefix=""):
+  """(dotted key, value) of every field of ``config``, blocks flattened."""
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      yield from _flat(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}", value
+
+
+def help_text(doc, config_path, config_arg=""):
+  """--help: the family's usage, its two flags and every field of the config (the one given
+  with --config, else the default) with its value."""
+  from ml_collections.config_flags import config_flags as cf  # pylint: disable=import-outside-toplevel
+  lines = [doc.strip(), "", "Flags:",
+           "  --config=FILE[:ARGS]   the experiment config (default: "
+           f"{pathlib.Path(config_path).name}); ARGS comma-separated, e.g. :0.25,tiny",
+           "  --workdir=DIR          output folder; the same folder resumes the run",
+           "  --config.FIELD=VALUE   any field below, e.g. --config.noise=0.25", ""]
+  try:
+    config = cf._LoadConfigModule("config", str(config_path)).get_config(  # pylint: disable=protected-access
+        *((config_arg,) if config_arg else ()))
+  except Exception as e:  # pylint: disable=broad-except
+    return "\n".join(lines + [f"(the config {config_path} could not be read: {e})"])
+  name = pathlib.Path(config_path).name + (f":{config_arg}" if config_arg else "")
+  lines.append(f"Fields of {name} (current values):")
+  for key, value in _flat(config):
+    text = repr(value)
+    lines.append(f"  --config.{key}={text if len(text) <= 70 else text[:67] + '...'}")
+  return "\n".join(lines)
+
+
+def _help_requested(argv):
+  return any(a in ("--help", "-h", "--helpshort") for a in argv[1:])
+
+
 def main(family, default_config, experiments, footer=None):
   """Run ``family``'s command line.
 
@@ -189,4 +224,10 @@ def main(family, default_config, experiments, footer=None):
     run_experiment(argv, experiment, config, workdir_flag.value, footer)
 
   sys.argv = _config_path_arg(sys.argv, configs.parents[1], configs)
+  if _help_requested(sys.argv):
+    given = [a[len("--config="):] for a in sys.argv if a.startswith("--config=")]
+    path, _, arg = (given[-1] if given else str(configs / default_config)).partition(":")
+    main_module = sys.modules.get("__main__")
+    print(help_text(getattr(main_module, "__doc__", None) or family, path, arg))
+    sys.exit(0)
   app.run(run, flags_parser=parse_flags)
