@@ -9,6 +9,7 @@ exits 0.
 """
 
 import importlib
+import importlib.util
 import os
 import pathlib
 import re
@@ -160,15 +161,16 @@ def _flat(config, prefix=""):
 def help_text(doc, config_path, config_arg=""):
   """--help: the family's usage, its two flags and every field of the config (the one given
   with --config, else the default) with its value."""
-  from ml_collections.config_flags import config_flags as cf  # pylint: disable=import-outside-toplevel
   lines = [doc.strip(), "", "Flags:",
            "  --config=FILE[:ARGS]   the experiment config (default: "
            f"{pathlib.Path(config_path).name}); ARGS comma-separated, e.g. :0.25,tiny",
            "  --workdir=DIR          output folder; the same folder resumes the run",
            "  --config.FIELD=VALUE   any field below, e.g. --config.noise=0.25", ""]
   try:
-    config = cf._LoadConfigModule("config", str(config_path)).get_config(  # pylint: disable=protected-access
-        *((config_arg,) if config_arg else ()))
+    spec = importlib.util.spec_from_file_location("help_config", str(config_path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(*((config_arg,) if config_arg else ()))
   except Exception as e:  # pylint: disable=broad-except
     return "\n".join(lines + [f"(the config {config_path} could not be read: {e})"])
   name = pathlib.Path(config_path).name + (f":{config_arg}" if config_arg else "")

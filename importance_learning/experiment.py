@@ -121,6 +121,12 @@ def _validate(config, splits=None):
                      f"{config.baselines.steps_per_call}.")
 
 
+def per_step(method):
+  """Whether ``method`` trains per step on the noisy set (no pretraining, no importance
+  variables): the reweighting methods, and data parameters."""
+  return bilevel.get_method(method).learns_example_weights or method == "data_parameters"
+
+
 def train_mode(config):
   """Whether forward passes run in training mode (``train_mode_layers``, or its deprecated
   name ``dropout_in_training``)."""
@@ -162,9 +168,9 @@ def fit_batches_to_data(config, data, reweighting, log):
   if config.method == "proximal":
     batch, splits = int(config.batch_size), int(config.proximal.splits)
     if batch % splits:
-      fits = [d for d in range(2, batch + 1) if batch % d == 0]
-      lower = [d for d in fits if d <= splits]
-      chosen = lower[-1] if lower else fits[0]
+      # The largest divisor of the batch up to the configured splits, else its smallest one.
+      chosen = next((d for d in range(splits, 1, -1) if batch % d == 0), None) or \
+          next(d for d in range(2, batch + 1) if batch % d == 0)
       log(f"NOTE: proximal.splits changed from {splits} to {chosen}, a divisor of the batch "
           f"size {batch} (batches_follow_data).")
       config = config.copy_and_resolve_references()
@@ -598,6 +604,10 @@ class TrustedTemperatures(TemperatureScaledClassification):
   (low = suspicious: a point whose label the model cannot fit raises its temperature to
   flatten its softmax), flagged below the initial 1 / sigma."""
 
+  def __init__(self, model, data_params, training, init_inst_param):
+    super().__init__(model, data_params, training)
+    self.init_inst_param = float(init_inst_param)
+
   def scores(self):
     dp = self.data_params
     return np.exp(-dp.inst_parameters.numpy().astype(np.float64))
@@ -617,9 +627,7 @@ class DataParameterRun(PerStepReweighting):
     c, d = self.config, self.data
     cfg = self.method_cfg.data_params
     self.data_params = DataParameters.from_config(cfg, d.ds.num_classes, d.n_train)
-    problem = TrustedTemperatures(model, self.data_params, train_mode(c))
-    problem.init_inst_param = float(cfg.init_inst_param)
-    return problem
+    return TrustedTemperatures(model, self.data_params, train_mode(c), cfg.init_inst_param)
 
   def build(self, setup):
     state = super().build(setup)
@@ -648,9 +656,7 @@ def run(config, workdir, log=print, splits=None):
 
   data = _Data(config, log, splits)
   method_class = bilevel.get_method(config.method)
-  # Per-step training (no pretraining, no importance variables): the reweighting methods and
-  # data parameters.
-  reweighting = method_class.learns_example_weights or config.method == "data_parameters"
+  reweighting = per_step(config.method)
   if reweighting and method_class.uses_clean_batches and len(data.ds.x_val) == 0:
     raise ConfigError(f"method {config.method!r} needs clean validation batches, but split "
                       f"{data.ds.info['split']!r} holds no validation images; choose another "
@@ -756,10 +762,8 @@ def _write_label_issues(config, data, protocol, workdir, extra, log):
                if "flags" in row}
   offered = label_issues.rankings(config.method, method_score,
                                   method_score <= problem.detection_threshold, confident)
-  per_step = bilevel.get_method(config.method).learns_example_weights or \
-      config.method == "data_parameters"
   name = label_issues.choose(offered, config.get("label_issues_ranking", "auto"),
-                             config.method, log, per_step)
+                             config.method, log, per_step(config.method))
   score, flags = offered[name]
   columns = {n: offered[n][0] for n in (config.method, *confident)}
   label_issues.write(workdir, score, data.y_noisy, probs, ds.class_names, None,

@@ -32,7 +32,6 @@ import time
 
 import numpy as np
 
-from common import bilevel
 from common import config_checks
 from common import metrics as metriclib
 from common import records
@@ -182,9 +181,7 @@ def measure(config, folder, paths, noise, log):
   folder = pathlib.Path(folder)
   corrupted = np.load(folder / "corrupted.npy").astype(bool)
   res = json.loads((folder / "results.json").read_text())
-  per_step = bilevel.get_method(res["method"]).learns_example_weights or \
-      res["method"] == "data_parameters"
-  default = label_issues.default_ranking(res["method"], per_step)
+  default = label_issues.default_ranking(res["method"], experiment.per_step(res["method"]))
   rows = [{"ranking": name, "default": name == default, **_detection(score, corrupted, flags)}
           for name, (score, flags) in candidates(folder).items()]
   rows[0]["seconds"] = float(res.get("wall_seconds_this_invocation", float("nan")))

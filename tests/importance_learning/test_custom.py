@@ -77,15 +77,21 @@ def test_bad_custom_data_stops_in_one_line_before_writing(tmp_path):
   assert not work.exists()
 
 
-@pytest.mark.slow
-def test_data_parameters_on_own_data_scores_labels_by_temperature(tmp_path):
+def _run_on_table(tmp_path, *flags):
+  """The own-data command at 30% flips on the ranking study's breast-cancer CSV (400 training
+  rows, 60 trusted, the rest test), without baselines. Returns (workdir, process)."""
   from importance_learning import ranking_study  # pylint: disable=import-outside-toplevel
   paths = ranking_study.write_dataset("cancer_csv", tmp_path / "data")
   work = tmp_path / "run"
   proc = cli.ok(cli.run("importance_learning/run.py", f"{CUSTOM}:0.3",
                         *(f"--config.custom.{k}={v}" for k, v in paths.items()),
-                        "--config.method=data_parameters", "--config.epochs=60",
-                        "--config.baselines.run=()", f"--workdir={work}"))
+                        *flags, "--config.baselines.run=()", f"--workdir={work}"))
+  return work, proc
+
+
+@pytest.mark.slow
+def test_data_parameters_on_own_data_scores_labels_by_temperature(tmp_path):
+  work, proc = _run_on_table(tmp_path, "--config.method=data_parameters", "--config.epochs=60")
   # The 60-point trusted set caps the batches (100 by default): a note, not an error.
   assert "NOTE: batch_size lowered from 100 to" not in proc.stdout   # no pretraining here
   res = json.loads((work / "results.json").read_text())
@@ -107,13 +113,7 @@ def test_data_parameters_on_own_data_scores_labels_by_temperature(tmp_path):
 @pytest.mark.slow
 def test_small_own_data_runs_l2rw_with_the_defaults(tmp_path):
   # 400 training rows and a trusted set of 60: smaller than the default batches of 100.
-  from importance_learning import ranking_study  # pylint: disable=import-outside-toplevel
-  paths = ranking_study.write_dataset("cancer_csv", tmp_path / "data")
-  work = tmp_path / "run"
-  proc = cli.ok(cli.run("importance_learning/run.py", f"{CUSTOM}:0.3",
-                        *(f"--config.custom.{k}={v}" for k, v in paths.items()),
-                        "--config.method=l2rw", "--config.baselines.run=()",
-                        f"--workdir={work}"))
+  work, proc = _run_on_table(tmp_path, "--config.method=l2rw")
   assert "NOTE: val_batch_size lowered from 100 to 60" in proc.stdout
   # 400 // 100 = 4 steps an epoch: 500 epochs reach the 2,000 steps L2RW needs.
   assert "NOTE: epochs raised from 15 to 500" in proc.stdout
