@@ -20,6 +20,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from common import config_checks
 from common import errors
 
 DEBUG_ENV = "BILEVEL_DEBUG"
@@ -41,7 +42,7 @@ def _config_file_error(e):
     field = re.search(r"'([^']+)'", raw)
     hint = re.search(r"Did you mean [^?]*\?", raw)
     return (f"the config has no field {field.group(1) if field else raw.strip()!r}"
-            + (f"; {hint.group(0)}" if hint else "."))
+            + (f"; {hint.group(0)}" if hint else "; --help lists the fields of this config."))
   lines = [l.strip() for l in str(e).splitlines() if l.strip()]
   tried = [l for l in lines if l.startswith("/") or l.endswith(".py")]
   reason = lines[-1] if lines else type(e).__name__
@@ -185,7 +186,7 @@ def _help_requested(argv):
   return any(a in ("--help", "-h", "--helpshort") for a in argv[1:])
 
 
-def main(family, default_config, experiments, footer=None):
+def main(family, default_config, experiments, footer=None, precheck=None):
   """Run ``family``'s command line.
 
   Args:
@@ -196,14 +197,24 @@ def main(family, default_config, experiments, footer=None):
       field ("default" when the config has none); each module has ``run(config, workdir)``
       and ``summary(results)``.
     footer: printed after the summary (``{workdir}`` is filled in).
+    precheck: the family's checks of a config that need no TensorFlow (``f(config)``, raising
+      a ConfigError), run with ``config_checks.precheck`` before TensorFlow is imported.
+
+  TensorFlow is imported after the flags, the config, the workdir and the prechecks are read
+  (the configs and these checks import none of it), so such a mistake costs about a second.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  import_tensorflow_quietly()
   configs = pathlib.Path(__file__).resolve().parents[1] / family / "configs"
-  config_flag = config_flags.DEFINE_config_file(
-      "config", str(configs / default_config),
-      "Experiment config file, with arguments after a colon, comma-separated (e.g. FILE.py:0.25"
-      ",tiny; the grammar: common/config_args.py).", lock_config=True)
+  try:
+    # Without --config, the default file is read here, with the --config.FIELD overrides.
+    config_flag = config_flags.DEFINE_config_file(
+        "config", str(configs / default_config),
+        "Experiment config file, with arguments after a colon, comma-separated (e.g. "
+        "FILE.py:0.25,tiny; the grammar: common/config_args.py).", lock_config=True)
+  except Exception as e:  # pylint: disable=broad-except
+    if _debug():
+      raise
+    sys.exit(f"error (config): {_config_file_error(e)}")
   workdir_flag = flags.DEFINE_string("workdir", f"runs/{family}/default",
                                      "Output folder; re-running with the same folder resumes.")
 
@@ -222,6 +233,15 @@ def main(family, default_config, experiments, footer=None):
     if name not in experiments:
       sys.exit(f"error (ConfigError): unknown experiment {name!r}; choose one of "
                f"{sorted(experiments)}.")
+    try:
+      config_checks.validated(config_checks.precheck, config)
+      if precheck:
+        config_checks.validated(precheck, config)
+    except errors.USER_ERRORS as e:
+      if _debug():
+        raise
+      sys.exit(f"error ({type(e).__name__}): {e}")
+    import_tensorflow_quietly()
     experiment = importlib.import_module(experiments[name])
     run_experiment(argv, experiment, config, workdir_flag.value, footer)
 

@@ -33,25 +33,15 @@ part's ``replication_refusal`` (a one-line reason and what to do instead) when i
 
 import contextlib
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common import precision
 
 STRATEGIES = ("none", "mirrored", "multi_worker_mirrored", "tpu")
 
-
-def default_config():
-  return ml_collections.ConfigDict({
-      # none | mirrored (the GPUs of one machine, or `devices`) | multi_worker_mirrored
-      # (several machines, described by the TF_CONFIG environment variable) | tpu
-      "strategy": "none",
-      "devices": (),          # mirrored: device names, e.g. ("/gpu:0", "/gpu:1"); () = all GPUs
-      # > 0: split the CPU into this many logical devices and mirror over them (tests, and
-      # trying a distributed config on a laptop). Must be set before TensorFlow starts.
-      "cpu_devices": 0,
-      "tpu": "",              # tpu: the TPU's name or grpc:// address ("" = local / Colab)
-  })
+# The runner's distribute block (common/defaults.py).
+default_config = defaults.distribute
 
 
 # -- strategies ------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 import math
 
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from common import defaults
 from common import distribute
 from common import models
 from common.bilevel import BilevelProblem
@@ -238,8 +238,7 @@ class ImportanceProblem(BilevelProblem):
 
 # sigma in [1/20, 20], written as the original writes its clamp config: log-space bounds
 # (the original's keys say "sigma" but hold log(sigma)).
-LOG_SIGMA_MIN = float(np.log(1 / 20))
-LOG_SIGMA_MAX = float(np.log(20))
+LOG_SIGMA_MIN, LOG_SIGMA_MAX = defaults.LOG_SIGMA_MIN, defaults.LOG_SIGMA_MAX
 
 
 class DataParameters(tf.Module):
@@ -252,24 +251,7 @@ class DataParameters(tf.Module):
   the baseline: sigma = 1 and logits pass through unchanged.
   """
 
-  @staticmethod
-  def default_config():
-    """The original's flags with its argparse defaults (§4.1) and its clamp config (§2.4)."""
-    return ml_collections.ConfigDict({
-        "learn_class_parameters": False,
-        "learn_inst_parameters": False,
-        "init_class_param": 1.0,      # sigma at init; stored as log(init)
-        "init_inst_param": 1.0,
-        "lr_class_param": 0.1,
-        "lr_inst_param": 0.1,
-        "wd_class_param": 0.0,        # coefficient of the explicit mini-batch penalty
-        "wd_inst_param": 0.0,
-        "skip_clamp_data_param": False,
-        # Log-sigma bounds, keyed as in the original's config dict (its "sigma" keys hold logs).
-        "clamp_cls_sigma": {"min": LOG_SIGMA_MIN, "max": LOG_SIGMA_MAX},
-        "clamp_inst_sigma": {"min": LOG_SIGMA_MIN, "max": LOG_SIGMA_MAX},
-        "momentum": 0.9,              # hard-coded in the original, not one of its flags
-    })
+  default_config = staticmethod(defaults.data_parameters)
 
   @classmethod
   def from_config(cls, config, num_classes, num_instances, dtype=tf.float32):

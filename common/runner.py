@@ -22,11 +22,11 @@ import pathlib
 import sys
 import time
 
-import ml_collections
 import numpy as np
 import tensorflow as tf
 import tqdm
 
+from common import defaults
 from common import distribute
 from common import evaluators as evaluatorslib
 from common import lock
@@ -34,45 +34,10 @@ from common import precision
 from common import records
 from common.errors import CheckpointError, ConfigError, Interrupted, NonFiniteError
 
+# The runner block of every family's config, and its smoke-run version (common/defaults.py).
+default_config = defaults.runner
+shrink_for_tiny = defaults.shrink_runner_for_tiny
 
-def default_config():
-  return ml_collections.ConfigDict({
-      "jit_compile": False,      # XLA: helps on GPU, often not on CPU; measure.
-      "eager": False,            # run steps eagerly (debugging); slow
-      "checkpoint_every": 500,   # steps; also at the end of every phase
-      "log_every": 10,           # steps between metrics.jsonl / TensorBoard records
-      "progress_bar": True,
-      # Stop cleanly (after a checkpoint) once this many steps ran in this invocation; re-run
-      # the same command to continue. For time-limited jobs; 0 means no limit.
-      "max_steps_per_invocation": 0,
-      # Steps per call from Python (Orbit's steps_per_loop): one compiled call runs this many
-      # steps on stacked batches and returns every step's metrics, so the NaN guard and the
-      # records stay per step. Calls end at epoch ends, checkpoints and the phase end. One
-      # device only; 1 is the plain loop.
-      "steps_per_call": 1,
-      # Data-parallel training (common/distribute.py): none | mirrored | multi_worker_mirrored
-      # | tpu, with its devices. The global batch is split evenly over the replicas.
-      "distribute": distribute.default_config(),
-      # float32 | mixed_bfloat16 | mixed_float16 (common/precision.py); loss_scale: the static
-      # scale of float16 gradients.
-      "precision": "float32",
-      "loss_scale": 1024.0,
-      # Resume although the config changed (say, more epochs): the old config is appended to
-      # config_history.jsonl and the new one saved. What a checkpoint holds comes from the
-      # checkpoint (weights, optimiser moments, learning rates as decayed so far), so a changed
-      # learning rate does not reach a phase already started; checkpoints must still fit the
-      # new config (same model and methods).
-      "allow_config_change": False,
-  })
-
-
-def shrink_for_tiny(config, checkpoint_every=2):
-  """A ``runner`` block for smoke runs (``tiny``): no progress bar, every step logged, and a
-  checkpoint every ``checkpoint_every`` steps (None: unchanged)."""
-  config.progress_bar = False
-  config.log_every = 1
-  if checkpoint_every is not None:
-    config.checkpoint_every = checkpoint_every
 
 
 class Setup:

@@ -1,4 +1,4 @@
-"""Curriculum by data parameters (learned class and instance temperatures).
+r"""Curriculum by data parameters (learned class and instance temperatures).
 
   python curriculum/run.py                      # embedded MNIST, 40% noise, offline
   python curriculum/run.py --config=curriculum/configs/cifar100_instance.py:0.4 \

@@ -1,4 +1,4 @@
-"""Few-shot learning with the penalty method (or ApproxGrad): Omniglot and Mini-ImageNet.
+r"""Few-shot learning with the penalty method (or ApproxGrad): Omniglot and Mini-ImageNet.
 
   python few_shot/run.py --config=few_shot/configs/omniglot.py:5way,1shot \
       --config.data_dir=/data/omniglot --workdir=runs/fs_omniglot_5w1s

@@ -62,8 +62,7 @@ def validate(config, splits=None):
 def _validate(config, splits=None):
   config_checks.check_data_and_model(config)
   method = bilevel.get_method(config.method)
-  label_issues.check_rule(config.get("label_issues_ranking", "auto"), config.method,
-                          "confident_learning" in config.baselines.run)
+  label_issues.precheck(config)
   if config.dataset == "custom":
     if "custom" not in config:
       raise ValueError("dataset 'custom' reads its files from a config block 'custom': start "

@@ -97,6 +97,14 @@ def check_rule(rule, method, confident_learning=True):
                       f"choose one of {names}.")
 
 
+def precheck(config):
+  """A config's ``label_issues_ranking`` (where it has one) against its method: the check the
+  command line runs before it imports TensorFlow, and the run repeats."""
+  if "label_issues_ranking" in config:
+    check_rule(config.label_issues_ranking, config.method,
+               "confident_learning" in config.baselines.run)
+
+
 def choose(offered, rule, method, log=print, per_step=False):
   """The name of the ranking of ``offered`` (``rankings``) that orders the table: ``rule``
   is one of its names, or "auto": ``default_ranking`` where the run offers it, else

@@ -1,4 +1,4 @@
-"""Data denoising by importance learning and example reweighting; class imbalance.
+r"""Data denoising by importance learning and example reweighting; class imbalance.
 
   python importance_learning/run.py                      # embedded MNIST, 50% noise, offline
   python importance_learning/run.py --config=importance_learning/configs/cifar10.py:0.5 \
@@ -16,6 +16,7 @@ Re-running the same command resumes from --workdir.
 """
 
 from common import cli
+from importance_learning import label_issues
 
 
 def main():
@@ -25,7 +26,8 @@ def main():
             "imbalance": "importance_learning.imbalance",
             "compare": "importance_learning.compare",
             "detection_study": "importance_learning.study",
-            "ranking_study": "importance_learning.ranking_study"})
+            "ranking_study": "importance_learning.ranking_study"},
+           precheck=label_issues.precheck)
 
 
 if __name__ == "__main__":

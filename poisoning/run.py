@@ -1,4 +1,4 @@
-"""Training-data poisoning with the penalty method (and ApproxGrad), against simple baselines.
+r"""Training-data poisoning with the penalty method (and ApproxGrad), against simple baselines.
 
   python poisoning/run.py                      # untargeted MNIST attack, offline
   python poisoning/run.py --config=poisoning/configs/mnist_targeted.py

@@ -15,6 +15,7 @@ Adding a method: subclass ``base.Method``, add it to ``METHODS`` below, and give
 
 import keras
 
+from common import defaults
 from common import models
 from common.bilevel.approxgrad import ApproxGrad
 from common.bilevel.base import (BilevelProblem, Method, ReweightingProblem, TemperatureProblem,
@@ -83,8 +84,5 @@ __all__ = ["ApproxGrad", "BatchRatioWeights", "BilevelProblem", "ClassRatioWeigh
            "shrink_for_tiny"]
 
 
-def shrink_for_tiny(config):
-  """Let every method whose block is in ``config`` shrink it for a smoke run (``tiny``)."""
-  for name, method in METHODS.items():
-    if name in config:
-      method.shrink_for_tiny(config[name])
+# Shrink every method block in a config for a smoke run (``tiny``; common/defaults.py).
+shrink_for_tiny = defaults.shrink_methods_for_tiny

@@ -18,9 +18,9 @@ Epoch-based families call
 (lr_p is never decayed).
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common.bilevel import base
 from common.bilevel import optim
 from common.bilevel.optim import Adam
@@ -29,23 +29,9 @@ from common.bilevel.optim import Adam
 class ApproxGrad(base.Method):
 
   supports_replication = True
-  loop_keys = ("inner_steps", "p_steps")
+  loop_keys = defaults.LOOP_KEYS["approxgrad"]
 
-  @staticmethod
-  def default_config():
-    """MNIST large-scale values of the original; families override them."""
-    return ml_collections.ConfigDict({
-        "lr_u": 1.0,
-        "lr_v": 1e-6,
-        "lr_p": 1e-5,
-        "sigma": 1e-3,
-        "inner_steps": 20,
-        "p_steps": 20,
-        "adam_epsilon": 1e-8,
-        "correction": "all_groups",     # or "first_group": the multi-group original's quirk
-        # lr_u and lr_v (not lr_p) x 0.5 every 20 epochs, for epoch-based families.
-        **optim.epoch_decay_defaults(every_epochs=20),
-    })
+  default_config = staticmethod(defaults.approxgrad)
 
   def __init__(self, problem, config):
     super().__init__(name="approxgrad")

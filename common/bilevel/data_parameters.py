@@ -20,9 +20,9 @@ concatenates into the global batch's rows, so every replica applies the same spa
 the same rows of its copy (the rows a batch touches: the per-example state of the step).
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common.bilevel import base
 from common.bilevel import optim
 
@@ -35,21 +35,7 @@ class DataParameterDescent(base.Method):
   problem_interface = base.TemperatureProblem
   supports_replication = True
 
-  @staticmethod
-  def default_config():
-    """The model side of the CIFAR-100 recipe (§4.3) and the temperatures' optimiser flags
-    (§4.1); a family puts the problem's flags (``problems.DataParameters.default_config()``,
-    a superset) in ``data_params``."""
-    return ml_collections.ConfigDict({
-        "lr": 0.1,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,          # coupled L2 on all model weights
-        "lr_milestones_epochs": (80, 100),
-        "lr_decay_every_epochs": 0,
-        "lr_decay_factor": 0.1,
-        "data_params": {"lr_class_param": 0.1, "lr_inst_param": 0.1,
-                        "momentum": 0.9},   # hard-coded in the original, not one of its flags
-    })
+  default_config = staticmethod(defaults.data_parameter_descent)
 
   def __init__(self, problem, config):
     super().__init__(name="data_parameter_descent")

@@ -6,9 +6,9 @@ grad_u f(u, v*(u)) = 0, not to the bilevel optimum, whenever f depends on v; tha
 of the comparison.
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common.bilevel import base
 from common.bilevel import optim
 from common.bilevel.optim import Adam
@@ -17,18 +17,9 @@ from common.bilevel.optim import Adam
 class GD(base.Method):
 
   supports_replication = True
-  loop_keys = ("inner_steps",)
+  loop_keys = defaults.LOOP_KEYS["gd"]
 
-  @staticmethod
-  def default_config():
-    """The synthetic-test values of the original (lr_u 1e-3, lr_v 1e-4)."""
-    return ml_collections.ConfigDict({
-        "lr_u": 1e-3,
-        "lr_v": 1e-4,
-        "inner_steps": 10,
-        "adam_epsilon": 1e-8,
-        **optim.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
-    })
+  default_config = staticmethod(defaults.gd)
 
   def __init__(self, problem, config):
     super().__init__(name="gd")

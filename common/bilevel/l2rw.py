@@ -33,9 +33,9 @@ training mode), ``clean_cost(v, batch)`` (mean clean loss, a meta pass) and
 ``weight_decay(v)``; see ``common.problems.ExampleReweighting``.
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common import distribute
 from common.bilevel import base
 from common.bilevel import optim
@@ -48,22 +48,7 @@ class L2RW(base.Method):
   learns_example_weights = True
   problem_interface = base.ReweightingProblem
 
-  @staticmethod
-  def default_config():
-    """The official MNIST imbalance values (momentum 0.9, lr 1e-3)."""
-    return ml_collections.ConfigDict({
-        "lr": 1e-3,
-        "momentum": 0.9,
-        "look_ahead": False,            # True: Algorithm 1 with the look-ahead model
-        "alpha": 1.0,                   # look-ahead step; cancels after normalisation
-        "decay_in_clean_gradient": True,  # the official CIFAR path includes wd * theta
-        # With active dropout: "independent" masks for the clean, weight and update passes
-        # (the official code's separate models), or "shared": one fused pass (faster).
-        "dropout_masks": "independent",
-        # Learning-rate schedule (off): epoch decay and/or TF1 step boundaries, e.g. the
-        # official ResNet-32 run's x0.1 at steps 40k and 60k.
-        **optim.momentum_schedule_defaults(),
-    })
+  default_config = staticmethod(defaults.l2rw)
 
   def __init__(self, problem, config):
     super().__init__(name="l2rw")

@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from common import defaults
+
 
 # -- the functional core ------------------------------------------------------------------------
 
@@ -208,19 +210,9 @@ def multiply(learning_rates, factor):
     lr.assign(lr * factor)
 
 
-def epoch_decay_defaults(every_epochs=0):
-  """A method block's epoch-decay keys (``every_epochs`` 0: off)."""
-  return {"lr_decay_every_epochs": every_epochs, "lr_decay_factor": 0.5,
-          "lr_decay_epoch_offset": 0}
-
-
-def momentum_schedule_defaults():
-  """The momentum-SGD methods' schedule keys (both off): the epoch decay and the step
-  boundaries (``lr_boundaries_steps``, each multiplying the rate by ``lr_boundaries_factor``;
-  ``lr_boundaries_one_based``: a boundary counts steps from 1, as the official L2RW scheduler,
-  see ``Schedule``)."""
-  return {**epoch_decay_defaults(0), "lr_boundaries_steps": (), "lr_boundaries_factor": 0.1,
-          "lr_boundaries_one_based": False}
+# A method block's schedule keys (common/defaults.py).
+epoch_decay_defaults = defaults.epoch_decay
+momentum_schedule_defaults = defaults.momentum_schedule
 
 
 # -- the stateful wrappers ---------------------------------------------------------------------

@@ -14,16 +14,16 @@ All gradients come from automatic differentiation through grad_v g (Hessian-vect
 nothing is inverted.
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common.bilevel import base
 from common.bilevel import optim
 from common.bilevel.optim import Adam
 
 # The original tests a^2 + b^2 < eps^2 where a, b are already squared norms, i.e.
 # |grad_u h|^4 + |grad_v h|^4 < eps^2. The published schedules were tuned with it.
-TEST_LEGACY = "legacy_fourth_power"
+TEST_LEGACY = defaults.TEST_LEGACY
 TEST_SQUARED = "squared"
 
 
@@ -31,26 +31,9 @@ class Penalty(base.Method):
   """The penalty method with its state (rho, lambda, eps, nu, learning rates, Adam moments)."""
 
   supports_replication = True
-  loop_keys = ("inner_steps",)
+  loop_keys = defaults.LOOP_KEYS["penalty"]
 
-  @staticmethod
-  def default_config():
-    """Importance-learning values of the original (MNIST small); families override them."""
-    return ml_collections.ConfigDict({
-        "lr_u": 3.0,
-        "lr_v": 1e-4,
-        "rho0": 1e-2,
-        "lamb0": 1e-2,
-        "eps0": 1e-2,
-        "nu0": 1e-4,
-        "c_rho": 1.1,
-        "c_lamb": 0.9,
-        "c_eps": 0.9,
-        "lr_decay": 0.9,
-        "inner_steps": 20,
-        "convergence_test": TEST_LEGACY,
-        "adam_epsilon": 1e-8,
-    })
+  default_config = staticmethod(defaults.penalty)
 
   def __init__(self, problem, config):
     super().__init__(name="penalty")

@@ -5,9 +5,9 @@ pre-/re-training loop of the protocols (pretraining on the validation set, the s
 retraining on the selected points).
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common.bilevel import base
 from common.bilevel.optim import Adam, RMSProp
 
@@ -20,12 +20,7 @@ class Plain(base.Method):
   needs_outer_variables = False
   supports_replication = True
 
-  @staticmethod
-  def default_config():
-    # rmsprop: TF1's RMSPropOptimizer (decay 0.9, momentum 0, epsilon 1e-10, ms starting at
-    # one), which the clean-label attack's pre- and retraining use.
-    return ml_collections.ConfigDict({"lr": 1e-3, "adam_epsilon": 1e-8, "optimizer": "adam",
-                                      "rmsprop_decay": 0.9, "rmsprop_epsilon": 1e-10})
+  default_config = staticmethod(defaults.plain)
 
   def __init__(self, problem, config):
     super().__init__(name="plain")

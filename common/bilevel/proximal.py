@@ -22,9 +22,9 @@ the validation split, is the global batch's first split, and the weights and the
 one device's. As with every method, batch-norm moving averages are then updated per replica.
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common import distribute
 from common.bilevel import base
 from common.bilevel import optim
@@ -38,18 +38,7 @@ class ProximalReweighting(base.Method):
   uses_clean_batches = False     # split 0 of each noisy batch validates
   supports_replication = True    # when the replicas divide the splits (see the module doc)
 
-  @staticmethod
-  def default_config():
-    """The official CIFAR-10 values: 8 splits, mu 0.01, momentum 0.9, lr 0.1."""
-    return ml_collections.ConfigDict({
-        "splits": 8,
-        "mu": 0.01,
-        "lr": 0.1,
-        "momentum": 0.9,
-        "per_layer": False,
-        # Learning-rate schedule (off); the official CIFAR-10 run decays x0.95 every epoch.
-        **optim.momentum_schedule_defaults(),
-    })
+  default_config = staticmethod(defaults.proximal)
 
   def __init__(self, problem, config):
     super().__init__(name="proximal")

@@ -23,9 +23,9 @@ steps (a tape around a Python loop: the graph grows with T), with the projection
 again taken as the identity. This is a switch beyond the original, which unrolls plain GD only.
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common.bilevel import base
 from common.bilevel import optim
 
@@ -33,20 +33,9 @@ from common.bilevel import optim
 class RMD(base.Method):
 
   supports_replication = True
-  loop_keys = ("inner_steps",)
+  loop_keys = defaults.LOOP_KEYS["rmd"]
 
-  @staticmethod
-  def default_config():
-    """The synthetic-test values of the original (plain GD step sizes)."""
-    return ml_collections.ConfigDict({
-        "lr_u": 1e-3,
-        "lr_v": 1e-4,
-        "inner_steps": 10,
-        "legacy_skip_first_jacobian": False,
-        "inner_optimizer": "gd",       # or a rule of optim.RULES (autodiff through the loop)
-        "inner_optimizer_args": {},    # e.g. {"momentum": 0.9} or {"beta_1": 0.5}
-        **optim.epoch_decay_defaults(),   # as ApproxGrad's epoch schedule; off by default
-    })
+  default_config = staticmethod(defaults.rmd)
 
   def __init__(self, problem, config):
     super().__init__(name="rmd")

@@ -22,9 +22,9 @@ of the gathered global labels) and keeps this replica's rows; the weighted loss 
 across replicas.
 """
 
-import ml_collections
 import tensorflow as tf
 
+from common import defaults
 from common import distribute
 from common.bilevel import base
 from common.bilevel import optim
@@ -43,15 +43,7 @@ class RuleWeights(base.Method):
 
   @classmethod
   def default_config(cls):
-    return ml_collections.ConfigDict({
-        "rule": cls.RULE,
-        "class_weights": (),       # class_ratio: one weight per class id
-        "lr": 1e-3,
-        "momentum": 0.9,
-        "seed": 0,                 # random: the weight stream
-        "num_classes": 0,          # batch_ratio: K (0: the model's number of outputs)
-        **optim.momentum_schedule_defaults(),
-    })
+    return defaults.rule_weights(cls.RULE)
 
   def __init__(self, problem, config):
     super().__init__(name=f"rule_weights_{config.rule}")

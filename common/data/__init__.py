@@ -27,8 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from common.data import (cifar, cifar10, custom, dogfish, imagefolder, miniimagenet, mnist, omniglot,
-                         svhn)
+from common.data import cifar, cifar10, custom, dogfish, miniimagenet, mnist, omniglot, svhn
 from common.data.noise import flip_labels
 from common.data.splits import Pools, SplitSizes, Splits, apply_split, fixed_permutation
 from common.errors import DataError, DataNotFoundError
@@ -316,6 +315,13 @@ KINDS = {
 }
 
 
+def _load_folders(*args, **kwargs):
+  # imagefolder streams through tf.data: imported when used, so reading a config (and checking
+  # its dataset fields) does not start TensorFlow.
+  from common.data import imagefolder  # pylint: disable=import-outside-toplevel
+  return imagefolder.load_folders(*args, **kwargs)
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """One dataset: what its loader returns (``kind``, a key of KINDS), the sources it reads,
@@ -334,7 +340,7 @@ REGISTRY = {
     "omniglot": Entry("classes", omniglot.SOURCES, omniglot.load_omniglot),
     "miniimagenet": Entry("classes", ("files",), miniimagenet.load_miniimagenet),
     "dogfish": Entry("binary", ("files",), dogfish.load_dogfish),
-    "imagenet": Entry("folders", ("files",), imagefolder.load_folders),
+    "imagenet": Entry("folders", ("files",), _load_folders),
     # Your own data (an image folder, .npz or CSV, and a trusted subset): custom.load(block).
     "custom": Entry("splits", ("files",), custom.load, ("custom",)),
 }

@@ -8,9 +8,7 @@ steps, for smoke tests).
 import ml_collections
 
 from common import config_args
-from common import runner
-from common import problems
-from common.bilevel import DataParameterDescent
+from common import defaults
 
 
 def base():
@@ -32,8 +30,8 @@ def base():
   c.model_init = "pytorch"
   # The model side (momentum SGD lr 0.1, coupled wd 5e-4, x0.1 at epochs 80 and 100) and the
   # data-parameter flags, named as the original's command-line flags.
-  c.training = DataParameterDescent.default_config()
-  c.training.data_params = problems.DataParameters.default_config()
+  c.training = defaults.data_parameter_descent()
+  c.training.data_params = defaults.data_parameters()
   c.training.data_params.learn_inst_parameters = True
   c.training.data_params.init_inst_param = 1.0
   c.training.data_params.lr_inst_param = 0.2
@@ -48,7 +46,7 @@ def base():
   c.evaluators = ("accuracy", "temperatures")
   c.seed = 1                 # the original's seed
   c.deterministic = True
-  c.runner = runner.default_config()
+  c.runner = defaults.runner()
   return c
 
 
@@ -61,4 +59,4 @@ def shrink_to_tiny(c):
   """Two epochs, reported after the first."""
   c.epochs = 2
   c.report_epoch = 1
-  runner.shrink_for_tiny(c.runner)
+  defaults.shrink_runner_for_tiny(c.runner)

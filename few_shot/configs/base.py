@@ -7,10 +7,8 @@ and ``tiny`` (a few meta-iterations on small tasks, for smoke tests).
 
 import ml_collections
 
-from common import bilevel
 from common import config_args
-from common import runner
-from common.bilevel import ApproxGrad, Penalty
+from common import defaults
 
 
 def base():
@@ -38,8 +36,8 @@ def base():
   c.eval_steps = 100          # niter_simple: head-only Adam steps on each test support set
   c.eval_lr = 1e-3
   c.method = "penalty"
-  c.penalty = Penalty.default_config()
-  c.approxgrad = ApproxGrad.default_config()
+  c.penalty = defaults.penalty()
+  c.approxgrad = defaults.approxgrad()
   c.approxgrad.lr_decay_every_epochs = 0    # the multi-group original never decays
   c.seed = 0
   # True (the original's protocol): every evaluation draws new test tasks, keyed on
@@ -48,7 +46,7 @@ def base():
   # evaluation (lower variance between evaluations, not the original's).
   c.eval_fresh_tasks = True
   c.eval_seed = 12345         # the test tasks (and the test-time heads' initialisation)
-  c.runner = runner.default_config()
+  c.runner = defaults.runner()
   c.runner.log_every = 10
   c.runner.checkpoint_every = 100
   return c
@@ -83,6 +81,6 @@ def make_tiny(c):
   c.queries = 3
   c.eval_tasks = 4
   c.eval_steps = 3
-  bilevel.shrink_for_tiny(c)
-  runner.shrink_for_tiny(c.runner)
+  defaults.shrink_methods_for_tiny(c)
+  defaults.shrink_runner_for_tiny(c.runner)
   return c

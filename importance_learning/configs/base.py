@@ -8,10 +8,8 @@ the row's own words.
 
 import ml_collections
 
-from common import bilevel
 from common import config_args
-from common import runner
-from common.bilevel import GD, L2RW, RMD, ApproxGrad, Penalty, ProximalReweighting
+from common import defaults
 
 
 def base():
@@ -32,28 +30,28 @@ def base():
   # Model and method.
   c.model = "mnist_logreg"    # a name in common.models.MODELS or 'package.module:function'
   c.method = "penalty"
-  c.penalty = Penalty.default_config()
+  c.penalty = defaults.penalty()
   # ApproxGrad's MNIST large-scale values (the *_approxgrad.py rows set each dataset's).
-  c.approxgrad = ApproxGrad.default_config()
+  c.approxgrad = defaults.approxgrad()
   # GD and RMD were never run on importance learning by the original; these values are ours,
   # untuned: T = 20 as every denoising row, GD with the penalty rows' Adam learning rates,
   # RMD with plain-GD step sizes that move a freshly pretrained classifier. Note that f (the
   # validation loss) does not depend on the importances directly, so GD leaves them where
   # they were initialised: it is the "no implicit term" control.
-  c.gd = GD.default_config()
+  c.gd = defaults.gd()
   c.gd.update(dict(lr_u=3.0, lr_v=1e-4, inner_steps=20))
-  c.rmd = RMD.default_config()
+  c.rmd = defaults.rmd()
   c.rmd.update(dict(lr_u=30.0, lr_v=1e-2, inner_steps=20))
   # Learning to Reweight (official MNIST values: momentum SGD, lr 1e-3). It computes example
   # weights per step from a clean validation batch: no pretraining, no importance variables;
   # importances.npy then holds each point's mean weight over the run x batch size (1 =
   # uniform; the mean of every weight it received, not only its last).
-  c.l2rw = L2RW.default_config()
+  c.l2rw = defaults.l2rw()
   # Proximal mini-batch reweighting: batches of 8 class-matched splits, split 0 (noisy)
   # validates; the clean validation set is not used. Official momentum / mu / splits; the
   # learning rate is ours for the MNIST logistic regression (the official 0.1 is for its
   # Inception on CIFAR-10).
-  c.proximal = ProximalReweighting.default_config()
+  c.proximal = defaults.proximal()
   c.proximal.lr = 1e-3
   c.weight_decay = 0.0        # wd/2 |W|^2 on kernels, for per-step reweighting methods
   c.batch_size = 200          # training mini-batch (the importance slot)
@@ -100,7 +98,7 @@ def base():
   c.legacy_eval_divisor = False   # True: the original's ceil(N/200)*200 test divisor
   c.seed = 0
   c.deterministic = True          # tf op determinism: same seed, same numbers (CPU)
-  c.runner = runner.default_config()
+  c.runner = defaults.runner()
   return c
 
 
@@ -113,11 +111,11 @@ def apply_args(c, arg, default_noise, words=None, on_tiny=None):
 def shrink_to_tiny(c):
   """Seconds-long variant of any config (same code paths, a handful of steps)."""
   c.epochs = 2
-  bilevel.shrink_for_tiny(c)
+  defaults.shrink_methods_for_tiny(c)
   if c.steps:
     c.steps = 4
   c.pretrain.epochs = 1
   c.retrain.epochs = 1
   c.baseline.epochs = 1
   c.baselines.folds = 2
-  runner.shrink_for_tiny(c.runner)
+  defaults.shrink_runner_for_tiny(c.runner)

@@ -24,7 +24,6 @@ Config arguments: ``tiny`` (a few hundred images, one or two epochs, through the
 """
 
 from common import config_args
-from common import runner
 from importance_learning.configs import compare_deep_mnist
 
 APPROACHES = compare_deep_mnist.APPROACHES

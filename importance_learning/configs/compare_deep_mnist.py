@@ -21,9 +21,7 @@ Config arguments: ``tiny`` (a few hundred images, one or two epochs, through the
 import ml_collections
 
 from common import config_args
-from common import problems
-from common import runner
-from common.bilevel import Penalty, ProximalReweighting
+from common import defaults
 
 APPROACHES = ("noisy_last", "noisy_early_stopped", "clean_only", "finetune", "oracle",
               "confident_learning", "l2rw", "proximal", "dp_instance", "dp_class", "penalty")
@@ -32,10 +30,10 @@ APPROACHES = ("noisy_last", "noisy_early_stopped", "clean_only", "finetune", "or
 def data_parameter_blocks():
   """Instance level: the CIFAR-100 recipe's temperatures (init 1, lr 0.2, no decay); class
   level: the ImageNet recipe's (init 1, lr 0.1, wd 1e-4)."""
-  inst = problems.DataParameters.default_config()
+  inst = defaults.data_parameters()
   inst.update(dict(learn_inst_parameters=True, init_inst_param=1.0, lr_inst_param=0.2,
                    wd_inst_param=0.0))
-  cls = problems.DataParameters.default_config()
+  cls = defaults.data_parameters()
   cls.update(dict(learn_class_parameters=True, init_class_param=1.0, lr_class_param=0.1,
                   wd_class_param=1e-4))
   return ml_collections.ConfigDict({"instance": inst, "class": cls})
@@ -72,11 +70,11 @@ def get_config(arg=None):
       # memorising: their out-of-sample probabilities are what cleanlab ranks by.
       "cl_fold_epochs": 8,
   })
-  c.proximal = ProximalReweighting.default_config()   # 8 splits of 16, mu 0.01
+  c.proximal = defaults.proximal()   # 8 splits of 16, mu 0.01
   c.data_parameters = data_parameter_blocks()
   # The MNIST-large row's penalty values (lr_u 3, lr_v 1e-4, nu0 1e-6), cut for the CPU: T = 5
   # (paper 20) and 4 bilevel epochs (paper 101); one step at T = 20 costs about 85 SGD steps.
-  c.penalty = Penalty.default_config()
+  c.penalty = defaults.penalty()
   c.penalty.nu0 = 1e-6
   c.penalty.inner_steps = 5
   c.penalty_run = ml_collections.ConfigDict({
@@ -91,7 +89,7 @@ def get_config(arg=None):
       "headline": "uniform,0.7,10",
       "headline_seeds": 3,
   })
-  c.runner = runner.default_config()
+  c.runner = defaults.runner()
   c.runner.steps_per_call = 10   # ten steps per compiled call (the same steps, less overhead)
   args = config_args.parse(arg, takes=("tiny",))
   if args.tiny:
@@ -106,4 +104,4 @@ def shrink_to_tiny(c):
   c.penalty_run.update(dict(epochs=1, batch_size=50, val_batch_size=50, pretrain_epochs=1))
   c.compare.update(dict(noise=(0.7,), clean_per_class=(10, 5), seeds=1, headline_seeds=2,
                         headline="uniform,0.7,10"))
-  runner.shrink_for_tiny(c.runner)
+  defaults.shrink_runner_for_tiny(c.runner)

@@ -21,17 +21,17 @@ not in our reference.
 Arguments (comma-separated): a noise level, ``cifar100``, ``resnet32``, ``random``, ``tiny``.
 """
 
-from common.bilevel import BatchRatioWeights, RandomWeights
+from common import defaults
 from importance_learning.configs import base as base_lib
 
-# The fixed-rule rows a word switches to, and their config blocks.
-RULE_ROWS = {"random": RandomWeights, "batch_ratio": BatchRatioWeights}
+# The fixed-rule rows a word switches to (their config blocks: common/defaults.py).
+RULE_ROWS = ("random", "batch_ratio")
 
 
 def row(dataset="cifar10", model="wrn28_10", steps=60000, boundaries=(40000, 50000)):
   c = base_lib.base()
   c.dataset = dataset
-  c.batch_ratio = BatchRatioWeights.default_config()
+  c.batch_ratio = defaults.rule_weights("batch_ratio")
   c.batch_ratio.num_classes = 10
   c.split = "l2rw_uniform"
   c.model = model
@@ -52,8 +52,8 @@ def row(dataset="cifar10", model="wrn28_10", steps=60000, boundaries=(40000, 500
                      lr_boundaries_steps=boundaries, lr_boundaries_factor=0.1,
                      lr_boundaries_one_based=True))
   # The fixed-rule rows train with L2RW's optimiser and schedule.
-  for name, cls in RULE_ROWS.items():
-    c[name] = cls.default_config()
+  for name in RULE_ROWS:
+    c[name] = defaults.rule_weights(name)
     c[name].update({k: c.l2rw[k] for k in ("lr", "momentum", "lr_boundaries_steps",
                                            "lr_boundaries_factor", "lr_boundaries_one_based")})
   c.baselines.run = ("clean_only", "oracle", "confident_learning", "finetune")

@@ -33,8 +33,7 @@ two seeds, three methods; on the default, p 0.9 and 0.995 only).
 import ml_collections
 
 from common import config_args
-from common import runner
-from common.bilevel import L2RW
+from common import defaults
 
 PAPER_PROPORTIONS = (0.9, 0.95, 0.98, 0.99, 0.995)
 OFFICIAL_STEPS = {"l2rw_steps": 4000, "baseline_steps": 8000}
@@ -53,7 +52,7 @@ def get_config(arg=None):
   c.data_dir = ""
   c.tfds_download = False
   c.model = "l2rw_mnist_cnn"  # one logit, sigmoid cross-entropy
-  c.l2rw = L2RW.default_config()   # lr 1e-3, momentum 0.9; also the baselines' optimiser
+  c.l2rw = defaults.l2rw()   # lr 1e-3, momentum 0.9; also the baselines' optimiser
   c.imbalance = ml_collections.ConfigDict({
       "proportions": PAPER_PROPORTIONS,
       "methods": ("l2rw", "plain", "class_ratio", "random"),
@@ -72,7 +71,7 @@ def get_config(arg=None):
       "tutorial_train_split": True,
   })
   c.evaluators = ("accuracy",)   # every eval_every_steps (common/evaluators.py)
-  c.runner = runner.default_config()
+  c.runner = defaults.runner()
   c.runner.checkpoint_every = 1000
   c.runner.steps_per_call = 20   # 20 steps per compiled call: the same steps, ~10% less time
   args = config_args.parse(arg, takes=("number", "paper", "tiny"), words=("small",))
@@ -96,5 +95,5 @@ def get_config(arg=None):
                             methods=("l2rw", "plain", "random")))
     if c.imbalance.proportions == PAPER_PROPORTIONS and not args.paper:
       c.imbalance.proportions = (0.9, 0.995)     # the sweep's two ends
-    runner.shrink_for_tiny(c.runner, checkpoint_every=None)
+    defaults.shrink_runner_for_tiny(c.runner, checkpoint_every=None)
   return c

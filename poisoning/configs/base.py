@@ -8,10 +8,8 @@ of the same code path, for smoke tests).
 
 import ml_collections
 
-from common import bilevel
 from common import config_args
-from common import runner
-from common.bilevel import GD, ApproxGrad, Penalty
+from common import defaults
 
 
 def base():
@@ -38,13 +36,13 @@ def base():
   c.attackers = "penalty,approxgrad"
   c.baselines = "random_label,fgsm,pgd"
   c.attack_steps = ml_collections.ConfigDict({"penalty": 5000, "approxgrad": 5000, "gd": 1000})
-  c.penalty = Penalty.default_config()
-  c.approxgrad = ApproxGrad.default_config()
+  c.penalty = defaults.penalty()
+  c.approxgrad = defaults.approxgrad()
   # The poisoning scripts halve lr_u and lr_v every 1000 iterations; full batch makes every
   # iteration an epoch of the family's schedule. Where the halving falls depends on how the
   # script counts its loop: each attack's config sets lr_decay_epoch_offset.
   c.approxgrad.lr_decay_every_epochs = 1000
-  c.gd = GD.default_config()      # not in the paper's poisoning runs; for comparisons
+  c.gd = defaults.gd()      # not in the paper's poisoning runs; for comparisons
   c.gd.update(dict(lr_u=0.1, lr_v=1e-3, inner_steps=20))
   c.fgsm = ml_collections.ConfigDict({"eps": 0.3})
   c.pgd = ml_collections.ConfigDict({"eps": 0.3, "step_size": 0.01, "iterations": 40,
@@ -53,7 +51,7 @@ def base():
                                  # attacked model every this many outer iterations
   c.evaluators = ("val_loss", "accuracy")   # common/evaluators.py (accuracy: the test metric)
   c.seed = 0
-  c.runner = runner.default_config()
+  c.runner = defaults.runner()
   c.runner.log_every = 100
   c.runner.checkpoint_every = 1000
   return c
@@ -69,10 +67,10 @@ def make_tiny(c):
   c.retrain_steps = 30
   for name in c.attack_steps:
     c.attack_steps[name] = 3
-  bilevel.shrink_for_tiny(c)
+  defaults.shrink_methods_for_tiny(c)
   c.pgd.iterations = 3
   c.eval_every = 2
-  runner.shrink_for_tiny(c.runner, checkpoint_every=10)
+  defaults.shrink_runner_for_tiny(c.runner, checkpoint_every=10)
   return c
 
 

@@ -3,10 +3,8 @@ seconds."""
 
 import ml_collections
 
-from common import bilevel
 from common import config_args
-from common import runner
-from common.bilevel import ApproxGrad, Penalty
+from common import defaults
 
 
 def base():
@@ -28,15 +26,15 @@ def base():
   c.train_lr = 1e-3
   c.attack_steps = 201
   c.method = "penalty"
-  c.penalty = Penalty.default_config()
+  c.penalty = defaults.penalty()
   c.penalty.update(dict(lr_u=1e-2, lr_v=1e-3, rho0=1.0, lamb0=1.0, eps0=1.0, nu0=0.0, c_rho=1.1,
                         c_lamb=0.9, c_eps=0.9, lr_decay=0.9, inner_steps=10))
-  c.approxgrad = ApproxGrad.default_config()
+  c.approxgrad = defaults.approxgrad()
   c.approxgrad.update(dict(lr_u=1e-2, lr_v=1e-3, lr_p=1e-2, inner_steps=10, p_steps=10,
                            lr_decay_every_epochs=0))
   c.save_images = 30             # successful target/base/poison triples kept for the figure
   c.seed = 0
-  c.runner = runner.default_config()
+  c.runner = defaults.runner()
   c.runner.log_every = 50
   c.runner.checkpoint_every = 1000
   return c
@@ -46,11 +44,11 @@ def make_tiny(c):
   c.num_targets = 2
   c.train_steps = 20
   c.attack_steps = 3
-  bilevel.shrink_for_tiny(c)
+  defaults.shrink_methods_for_tiny(c)
   if c.train_extractor:
     c.extractor_steps = 5
     c.extractor_batch = 32
-  runner.shrink_for_tiny(c.runner, checkpoint_every=10)
+  defaults.shrink_runner_for_tiny(c.runner, checkpoint_every=10)
   return c
 
 

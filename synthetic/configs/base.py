@@ -6,8 +6,7 @@ Config arguments (after the colon in ``--config=...py:ARG``): ``tiny`` (seconds,
 import ml_collections
 
 from common import config_args
-from common import distribute
-from common.bilevel import GD, RMD, ApproxGrad, Penalty
+from common import defaults
 
 C_RHO = 1.1
 
@@ -31,17 +30,17 @@ def base():
   # loss_scale 1: these gradients are O(1) to O(100) and never underflow in float16, while
   # the usual 1024 would overflow them.
   c.runner = ml_collections.ConfigDict({
-      "distribute": distribute.default_config(),
+      "distribute": defaults.distribute(),
       "precision": "float32",
       "loss_scale": 1.0,
   })
 
   # Per-method settings of the original synthetic test. ``inner_steps`` is set from the sweep.
-  c.gd = GD.default_config()                  # Adam(1e-4) on g over v, Adam(1e-3) on f over u
-  c.rmd = RMD.default_config()                # plain GD step sizes 1e-4 (v) and 1e-3 (u)
-  c.approxgrad = ApproxGrad.default_config()
+  c.gd = defaults.gd()                  # Adam(1e-4) on g over v, Adam(1e-3) on f over u
+  c.rmd = defaults.rmd()                # plain GD step sizes 1e-4 (v) and 1e-3 (u)
+  c.approxgrad = defaults.approxgrad()
   c.approxgrad.update(dict(lr_u=1e-3, lr_v=1e-4, lr_p=1e-4, sigma=1e-6))
-  c.penalty = Penalty.default_config()
+  c.penalty = defaults.penalty()
   # The synthetic variant: nu starts at 0; on a passed test rho *= 1.1 while lambda, eps and
   # both learning rates are divided by 1.1.
   c.penalty.update(dict(lr_u=1e-3, lr_v=1e-4, rho0=1.0, lamb0=10.0, eps0=1.0, nu0=0.0,

@@ -143,8 +143,8 @@ def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
   assert not workdir.exists(), "nothing may be written before the input is validated"
 
 
-@pytest.mark.parametrize("case", ["missing", "broken", "misspelt", "workdir_file",
-                                  "workdir_under_file"])
+@pytest.mark.parametrize("case", ["missing", "broken", "misspelt", "unknown", "ranking",
+                                  "workdir_file", "workdir_under_file"])
 def test_config_file_and_workdir_errors_are_one_line(tmp_path, case):
   (tmp_path / "broken.py").write_text("def get_config(:\n")
   (tmp_path / "afile").write_text("not a folder")
@@ -157,6 +157,14 @@ def test_config_file_and_workdir_errors_are_one_line(tmp_path, case):
                  "at line 1"),
       "misspelt": ([TINY, "--config.nosie=0.5", f"--workdir={workdir}"],
                    "error (config): the config has no field 'nosie'; Did you mean \"noise\""),
+      "unknown": ([TINY, "--config.data_parameters.lr=0.1", f"--workdir={workdir}"],
+                  "error (config): the config has no field 'data_parameters'; --help lists the "
+                  "fields of this config."),
+      "ranking": (["--config=importance_learning/configs/custom.py:tiny",
+                   f"--config.custom.train={tmp_path / 'afile'}",
+                   "--config.label_issues_ranking=bogus", f"--workdir={workdir}"],
+                  "error (ConfigError): label_issues_ranking='bogus' is not a ranking a penalty "
+                  "run offers; choose one of ['auto', 'penalty', "),
       "workdir_file": ([TINY, f"--workdir={tmp_path / 'afile'}"],
                        f"error (workdir): --workdir={tmp_path / 'afile'} is a file, not a folder"),
       "workdir_under_file": ([TINY, f"--workdir={tmp_path / 'afile' / 'w'}"],
