@@ -82,11 +82,10 @@ def runner():
       # scale of float16 gradients.
       "precision": "float32",
       "loss_scale": 1024.0,
-      # Resume although the config changed (say, more epochs): the old config is appended to
-      # config_history.jsonl and the new one saved. What a checkpoint holds comes from the
-      # checkpoint (weights, optimiser moments, learning rates as decayed so far), so a changed
-      # learning rate does not reach a phase already started; checkpoints must still fit the
-      # new config (same model and methods).
+      # Resume although jit_compile, eager or steps_per_call changed (how the same steps
+      # execute: float rounding at most); the old config is appended to config_history.jsonl.
+      # A change of anything the data, labels or results depend on is refused whatever this
+      # says (common/records.py: check_or_write_config).
       "allow_config_change": False,
   })
 

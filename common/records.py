@@ -99,37 +99,72 @@ def git_commit():
     return "unknown"
 
 
-def check_or_write_config(workdir, run_config, ignore=("runner",), allow_change=False):
+# Runner fields that only say how a run is watched and sliced: they may differ between the
+# invocations of one run, and are not compared.
+FREE_FIELDS = ("runner.progress_bar", "runner.log_every", "runner.checkpoint_every",
+               "runner.max_steps_per_invocation", "runner.allow_config_change")
+# Runner fields that choose how the same steps execute (eagerly or compiled, with XLA, several
+# steps per compiled call): at most float rounding differs, never the data or the method.
+# ``runner.allow_config_change=True`` lets them change on resume; nothing else may.
+EXECUTION_FIELDS = ("runner.jit_compile", "runner.eager", "runner.steps_per_call")
+
+
+def _flat(tree, prefix=""):
+  out = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict) and value:
+      out.update(_flat(value, name + "."))
+    else:
+      out[name] = value
+  return out
+
+
+def check_or_write_config(workdir, run_config, ignore=(), allow_change=False):
   """Save ``run_config`` as workdir/config.json, or check it against the one saved there.
 
-  Fields in ``ignore`` (runner settings: progress bar, checkpoint frequency, ...) may change
-  between invocations of one run; everything else defines the run, and a difference is a
-  ``ConfigMismatchError`` raised before anything is written, unless ``allow_change``: then the
-  saved config is appended to config_history.jsonl (with the time and the fields that
-  differ), the new one replaces it, and the differing fields are returned. The workdir's lock
-  is taken first (``common.lock``): a second live run there is refused.
+  A resume never mixes two configurations. ``FREE_FIELDS`` (and the top-level fields in
+  ``ignore``) may change between invocations; ``EXECUTION_FIELDS`` may change with
+  ``allow_change`` (the saved config is then appended to config_history.jsonl, with the time
+  and the fields that differ, the new one replaces it, and those fields are returned). Any
+  other difference changes the data, the labels or the results: a ``ConfigMismatchError``,
+  before anything is written, that says to start a new workdir. The workdir's lock is taken
+  first (``common.lock``): a second live run there is refused.
   """
   lock.claim(workdir)
   path = pathlib.Path(workdir) / "config.json"
   current = json.loads(run_config.to_json_best_effort())
-  strip = lambda d: {k: v for k, v in d.items() if k not in ignore}
   if not path.exists():
     write_json(path, current)
     return []
-  saved = json.loads(path.read_text())
-  if strip(saved) == strip(current):
+  try:
+    saved = json.loads(path.read_text())
+  except (ValueError, UnicodeDecodeError) as e:
+    raise ConfigMismatchError(
+        f"{path} is damaged ({e}): it is the record of the config this workdir's run was made "
+        "with, so the run cannot be checked; use another --workdir, or delete this one to start "
+        "over.") from None
+  free = lambda k: k in FREE_FIELDS or k.split(".")[0] in ignore
+  old, new = _flat(saved), _flat(current)
+  diff = sorted(k for k in set(old) | set(new) if not free(k) and old.get(k) != new.get(k))
+  if not diff:
     return []
-  diff = sorted(k for k in set(saved) | set(current)
-                if k not in ignore and saved.get(k) != current.get(k))
+  defining = [k for k in diff if k not in EXECUTION_FIELDS]
+  if defining:
+    raise ConfigMismatchError(
+        f"{workdir} holds a run made with a different config: {defining} would change the "
+        "data, the labels or the results, so this run cannot continue with them. Start a new "
+        "--workdir (or delete this one to start over).")
   if not allow_change:
     raise ConfigMismatchError(
-        f"{workdir} holds a run made with a different config (top-level fields that differ: "
-        f"{diff}). Use another --workdir, delete this one to start over, or add "
-        "--config.runner.allow_config_change=True to continue this run with the new values.")
+        f"{workdir} holds a run made with other execution settings ({diff}): they change how "
+        "the steps run (float rounding at most), not the data or the method. Add "
+        "--config.runner.allow_config_change=True to continue this run with them, or use "
+        "another --workdir.")
   history = pathlib.Path(workdir) / "config_history.jsonl"
-  old = history.read_text() if history.exists() else ""
+  previous = history.read_text() if history.exists() else ""
   entry = {"replaced_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": diff, "config": saved}
-  write_text(history, old + json.dumps(entry, default=json_default) + "\n")
+  write_text(history, previous + json.dumps(entry, default=json_default) + "\n")
   write_json(path, current)
   return diff
 
@@ -141,7 +176,9 @@ def check_or_write_sweep_config(workdir, config, block, growing):
   with defining.unlocked():
     for key in growing:
       del defining[block][key]
-  return check_or_write_config(workdir, defining)
+  return check_or_write_config(
+      workdir, defining,
+      allow_change=bool(config.get("runner", {}).get("allow_config_change", False)))
 
 
 # -- text --------------------------------------------------------------------------------------

@@ -78,39 +78,79 @@ def test_sweep_computes_each_key_once_and_a_failed_key_leaves_nothing(tmp_path):
     own.run("e", lambda: {"v": 2})
 
 
-def test_a_changed_config_is_refused_unless_allowed_and_then_recorded(tmp_path):
+def test_a_resume_never_mixes_two_configurations(tmp_path):
   import ml_collections  # pylint: disable=import-outside-toplevel
   from common import errors  # pylint: disable=import-outside-toplevel
-  first = ml_collections.ConfigDict({"epochs": 2, "lr": 0.1, "runner": {"log_every": 1}})
+  first = ml_collections.ConfigDict({"epochs": 2, "noise": 0.5, "penalty": {"lr_u": 3.0},
+                                     "runner": {"log_every": 1, "jit_compile": False,
+                                                "precision": "float32"}})
   assert records.check_or_write_config(tmp_path, first) == []
-  runner_only = first.copy_and_resolve_references()
-  runner_only.runner.log_every = 5                  # runner settings may always change
-  assert records.check_or_write_config(tmp_path, runner_only) == []
-  longer = first.copy_and_resolve_references()
-  longer.epochs = 4
-  with pytest.raises(errors.ConfigMismatchError, match=r"\['epochs'\].*allow_config_change"):
-    records.check_or_write_config(tmp_path, longer)
-  assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 2
-  assert records.check_or_write_config(tmp_path, longer, allow_change=True) == ["epochs"]
-  assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 4
+
+  def changed(**fields):
+    c = first.copy_and_resolve_references()
+    for key, value in fields.items():
+      *path, last = key.split("__")
+      target = c
+      for part in path:
+        target = target[part]
+      target[last] = value
+    return c
+  # Watching and slicing a run may always change, without a record.
+  assert records.check_or_write_config(
+      tmp_path, changed(runner__log_every=5, runner__max_steps_per_invocation=3)) == []
+  # What the data, labels or results depend on is refused, even with allow_config_change,
+  # each field named (nested ones by their path).
+  for fields, name in (({"noise": 0.3}, "noise"), ({"epochs": 4}, "epochs"),
+                       ({"penalty__lr_u": 1.0}, "penalty.lr_u"),
+                       ({"runner__precision": "mixed_float16"}, "runner.precision")):
+    for allow in (False, True):
+      with pytest.raises(errors.ConfigMismatchError,
+                         match=rf"\['{name}'\] would change the data.*Start a new --workdir"):
+        records.check_or_write_config(tmp_path, changed(**fields), allow_change=allow)
+  assert json.loads((tmp_path / "config.json").read_text()) == json.loads(first.to_json())
+  assert not (tmp_path / "config_history.jsonl").exists()
+  # How the steps execute may change with allow_config_change, and is recorded.
+  compiled = changed(runner__jit_compile=True)
+  with pytest.raises(errors.ConfigMismatchError,
+                     match=r"\['runner.jit_compile'\].*allow_config_change=True"):
+    records.check_or_write_config(tmp_path, compiled)
+  assert records.check_or_write_config(tmp_path, compiled, allow_change=True) == \
+      ["runner.jit_compile"]
+  assert json.loads((tmp_path / "config.json").read_text())["runner"]["jit_compile"] is True
   (entry,) = [json.loads(l) for l in (tmp_path / "config_history.jsonl").open()]
-  assert entry["changed"] == ["epochs"] and entry["config"]["epochs"] == 2
-  assert records.check_or_write_config(tmp_path, longer) == []      # now the saved config
+  assert entry["changed"] == ["runner.jit_compile"]
+  assert entry["config"]["runner"]["jit_compile"] is False
+  assert records.check_or_write_config(tmp_path, compiled) == []      # now the saved config
 
 
-def test_every_allowed_config_change_is_kept_in_the_history_in_order(tmp_path):
+def test_a_damaged_config_record_is_named_with_the_fix(tmp_path):
   import ml_collections  # pylint: disable=import-outside-toplevel
-  configs = [ml_collections.ConfigDict({"epochs": 2, "lr": 0.1, "runner": {"log_every": 1}})]
-  for key, value in (("epochs", 4), ("lr", 0.01)):     # two changes, one field each
-    configs.append(configs[-1].copy_and_resolve_references())
-    configs[-1][key] = value
-  assert records.check_or_write_config(tmp_path, configs[0]) == []
-  assert records.check_or_write_config(tmp_path, configs[1], allow_change=True) == ["epochs"]
-  assert records.check_or_write_config(tmp_path, configs[2], allow_change=True) == ["lr"]
-  history = [json.loads(l) for l in (tmp_path / "config_history.jsonl").read_text().splitlines()]
-  # One entry per change, oldest first, each holding the config it replaced.
-  assert [e["changed"] for e in history] == [["epochs"], ["lr"]]
-  assert [(e["config"]["epochs"], e["config"]["lr"]) for e in history] == [(2, 0.1), (4, 0.1)]
-  assert history[0]["replaced_at"] <= history[1]["replaced_at"]
-  saved = json.loads((tmp_path / "config.json").read_text())
-  assert (saved["epochs"], saved["lr"]) == (4, 0.01)
+  from common import errors  # pylint: disable=import-outside-toplevel
+  (tmp_path / "config.json").write_bytes(b"\x00\xffgarbage{")
+  with pytest.raises(errors.ConfigMismatchError,
+                     match=r"config.json is damaged .*use another --workdir, or delete"):
+    records.check_or_write_config(tmp_path, ml_collections.ConfigDict({"epochs": 2}))
+  assert (tmp_path / "config.json").read_bytes() == b"\x00\xffgarbage{"
+
+
+def test_a_sweep_follows_the_same_rule_and_honours_the_switch(tmp_path):
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from common import errors  # pylint: disable=import-outside-toplevel
+  first = ml_collections.ConfigDict({"compare": {"seeds": 2, "lr": 0.1},
+                                     "runner": {"eager": False,
+                                                "allow_config_change": False}})
+  records.check_or_write_sweep_config(tmp_path, first, "compare", ("seeds",))
+  wider = first.copy_and_resolve_references()
+  wider.compare.seeds = 5                    # a growing field: more cells, same sweep
+  assert records.check_or_write_sweep_config(tmp_path, wider, "compare", ("seeds",)) == []
+  eager = first.copy_and_resolve_references()
+  eager.runner.eager = True
+  with pytest.raises(errors.ConfigMismatchError, match="allow_config_change=True"):
+    records.check_or_write_sweep_config(tmp_path, eager, "compare", ("seeds",))
+  eager.runner.allow_config_change = True
+  assert records.check_or_write_sweep_config(tmp_path, eager, "compare", ("seeds",)) == \
+      ["runner.eager"]
+  other = eager.copy_and_resolve_references()
+  other.compare.lr = 0.01
+  with pytest.raises(errors.ConfigMismatchError, match=r"\['compare.lr'\] would change"):
+    records.check_or_write_sweep_config(tmp_path, other, "compare", ("seeds",))

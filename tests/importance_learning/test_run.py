@@ -206,10 +206,13 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
   assert "last good checkpoint" in err and "fresh --workdir" in err
   assert (tmp_path / "checkpoints").is_dir()   # the finished baseline phase is kept
   assert not (tmp_path / "results.json").exists()
-  # Another config on the same workdir is refused in one line that names the switch.
-  refused = _run(TINY, f"--workdir={tmp_path}", "--config.pretrain.lr=1e-4")
-  assert refused.returncode == 1 and "ConfigMismatchError" in refused.stderr
-  assert "allow_config_change" in refused.stderr.strip().splitlines()[-1]
+  # Another learning rate on the same workdir is refused in one line, the switch too: the
+  # finished baseline phase and the rest would come from two configs.
+  for extra in ((), ("--config.runner.allow_config_change=True",)):
+    refused = _run(TINY, f"--workdir={tmp_path}", "--config.pretrain.lr=1e-4", *extra)
+    assert refused.returncode == 1 and "ConfigMismatchError" in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "['pretrain.lr'] would change the data" in last and "Start a new --workdir" in last
 
 
 @pytest.mark.slow
@@ -570,3 +573,25 @@ def test_l2rw_clean_only_steps_and_finetune_rows(tmp_path):
   first = {r["phase"]: r["mean_loss"] for r in recs if r["step"] == 1 and r["kind"] == "step"}
   assert first["finetune"] < first["clean_only"] - 0.5, first
   assert 0.0 < rows["finetune"]["test_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_a_resume_with_other_noise_is_refused_even_with_the_switch(tmp_path):
+  # Stopped mid-way at noise 0.5, resumed at 0.3: the baseline and pretraining would have used
+  # the 0.5 labels and the rest the 0.3 labels. Refused, nothing rewritten.
+  _ok(_run(TINY, NO_EXTRAS, "--config.runner.max_steps_per_invocation=3",
+           f"--workdir={tmp_path}"))
+  files = lambda: {p.name: p.read_bytes() for p in tmp_path.iterdir()
+                   if p.is_file() and p.name != ".lock"}   # the lock holds the pid
+  before = files()
+  proc = _run(TINY, NO_EXTRAS, "--config.noise=0.3", "--config.runner.allow_config_change=True",
+              f"--workdir={tmp_path}")
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      f"error (ConfigMismatchError): {tmp_path} holds a run made with a different config: "
+      "['noise'] would change the data, the labels or the results"), proc.stderr
+  assert files() == before
+  # The same command, sliced differently, continues the run to its end.
+  _ok(_run(TINY, NO_EXTRAS, "--config.runner.max_steps_per_invocation=0",
+           f"--workdir={tmp_path}"))
+  assert json.loads((tmp_path / "results.json").read_text())["noise"] == 0.5
