@@ -238,11 +238,24 @@ class Runner:
     """Drop records logged after the checkpoint we resume from (they will be logged again)."""
     if not self.metrics_path.exists():
       return
-    kept = []
-    for line in self.metrics_path.read_text().splitlines():
-      rec = json.loads(line)
+    kept, damaged = [], []
+    lines = self.metrics_path.read_bytes().decode("utf-8", "replace").splitlines()
+    for number, line in enumerate(lines, 1):
+      try:
+        rec = json.loads(line)
+      except ValueError:
+        rec = None
+      if not isinstance(rec, dict):
+        # A kill or a full disk mid-write leaves a partial line: dropped (a record past the
+        # checkpoint, logged again), with a notice.
+        damaged.append(number)
+        continue
       if rec.get("step", 0) <= done.get(rec.get("phase"), 0):
         kept.append(line)
+    if damaged:
+      self.log(f"NOTE: {self.metrics_path} had {len(damaged)} unreadable line(s) (line "
+               f"{', '.join(map(str, damaged[:5]))}{', ...' if len(damaged) > 5 else ''}: a "
+               "write cut short by a kill or a full disk); dropped.")
     records.write_text(self.metrics_path, "".join(k + "\n" for k in kept))
 
   def steps_done(self, phase):
@@ -452,10 +465,19 @@ class Runner:
 
 
 def _write_checkpoint_index(folder, latest, numbers):
-  """TF's ``checkpoint`` index file, naming ``ckpt-<latest>`` and the intact ``numbers``."""
-  paths = [str(folder / f"ckpt-{m}") for m in sorted(numbers)]
-  tf.compat.v1.train.update_checkpoint_state(str(folder), str(folder / f"ckpt-{latest}"),
-                                             all_model_checkpoint_paths=paths)
+  """TF's ``checkpoint`` index file (a text proto), naming ``ckpt-<latest>`` and the intact
+  ``numbers``, each with its file time. The times matter: CheckpointManager deletes only the
+  recovered checkpoints younger than ``last_preserved_timestamp`` (0 here), so every one of
+  them counts towards ``max_to_keep`` and a resumed run keeps as many checkpoints as an
+  uninterrupted one. Written directly (TF's writer for it is deprecated and warns)."""
+  folder = pathlib.Path(folder)
+  kept = sorted(numbers)
+  lines = [f'model_checkpoint_path: "ckpt-{latest}"']
+  lines += [f'all_model_checkpoint_paths: "ckpt-{m}"' for m in kept]
+  lines += [f"all_model_checkpoint_timestamps: {(folder / f'ckpt-{m}.index').stat().st_mtime!r}"
+            for m in kept]
+  lines.append("last_preserved_timestamp: 0.0")
+  records.write_text(folder / "checkpoint", "\n".join(lines) + "\n")
 
 
 def snapshot(*modules):

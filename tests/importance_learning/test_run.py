@@ -595,3 +595,35 @@ def test_a_resume_with_other_noise_is_refused_even_with_the_switch(tmp_path):
   _ok(_run(TINY, NO_EXTRAS, "--config.runner.max_steps_per_invocation=0",
            f"--workdir={tmp_path}"))
   assert json.loads((tmp_path / "results.json").read_text())["noise"] == 0.5
+
+
+@pytest.mark.slow
+def test_a_sliced_job_ends_as_one_uninterrupted_run(tmp_path):
+  # The README's advice for time-limited jobs: the same command with max_steps_per_invocation
+  # until it finishes. One slice is killed mid-write of metrics.jsonl (a partial last line).
+  ref, out = tmp_path / "ref", tmp_path / "sliced"
+  _ok(_run(TINY, NO_EXTRAS, f"--workdir={ref}"))
+  invocations = 0
+  while not (out / "results.json").exists():
+    invocations += 1
+    assert invocations < 12, "the sliced job does not finish"
+    proc = _ok(_run(TINY, NO_EXTRAS, "--config.runner.max_steps_per_invocation=7",
+                    f"--workdir={out}"))
+    if invocations == 2:
+      with (out / "metrics.jsonl").open("a") as fh:
+        fh.write('{"phase": "pretrain", "step": 3, "lo')
+    if invocations == 3:
+      assert "unreadable line(s) (line " in proc.stdout and "dropped" in proc.stdout
+  assert invocations >= 5           # 5-6 slices of at most 7 steps (the tiny run: 36-43 steps)
+  a = json.loads((ref / "results.json").read_text())
+  b = json.loads((out / "results.json").read_text())
+  for key in set(a) | set(b):
+    if key not in ("label_issues", "wall_seconds_this_invocation",
+                   "phase_seconds_this_invocation"):
+      assert a.get(key) == b.get(key), key
+  without_time = lambda d: [{k: v for k, v in json.loads(l).items() if k != "time"}
+                            for l in (d / "metrics.jsonl").open()]
+  assert without_time(ref) == without_time(out)
+  # The same checkpoints are kept (max_to_keep 2), whatever existed at each resume.
+  names = lambda d: sorted(p.name for p in (d / "checkpoints").iterdir())
+  assert names(ref) == names(out) and len(names(out)) == 5    # 2 x (index, data) + index
