@@ -13,11 +13,12 @@ import os
 import pathlib
 import subprocess
 import time
+import zipfile
 
 import numpy as np
 
 from common import lock
-from common.errors import ConfigMismatchError
+from common.errors import ConfigMismatchError, DataError
 
 
 @contextlib.contextmanager
@@ -205,10 +206,16 @@ class Sweep:
     path = pathlib.Path(self.path_of(key))
     if not path.exists():
       return None
-    if path.suffix == ".json":
-      return json.loads(path.read_text())
-    with np.load(path) as z:
-      return dict(z)
+    try:
+      if path.suffix == ".json":
+        return json.loads(path.read_text())
+      with np.load(path, allow_pickle=False) as z:
+        return dict(z)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+      # Written atomically, so only damage from outside (a copy cut short, a disk error).
+      reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+      raise DataError(f"{path} is damaged ({reason}): it holds a cached result of this run; "
+                      "delete it and re-run the same command to compute it again.") from None
 
   def store(self, key, result):
     path = pathlib.Path(self.path_of(key))

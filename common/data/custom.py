@@ -25,6 +25,7 @@ DataNotFoundError raised while loading, before a run writes anything.
 import csv
 import dataclasses
 import pathlib
+import zipfile
 
 import ml_collections
 import numpy as np
@@ -116,9 +117,22 @@ def _read_folder(root, image_size, channels):
                       f"({'/'.join(IMAGE_EXTENSIONS)}): put its images there or remove it.")
     paths += files
     labels += [name] * len(files)
+  for path in paths:
+    _check_name(path.relative_to(root), root)
   ids = np.asarray([p.relative_to(root).as_posix() for p in paths])
   x = _decode(paths, image_size, channels, root)
   return _Table(x, np.asarray(labels), ids, str(root))
+
+
+def _check_name(relative, root):
+  """A file or folder name that is not valid UTF-8 (Python keeps its bytes as surrogates)
+  cannot be an id, a label or a line of label_issues.csv: refused, naming it."""
+  try:
+    str(relative).encode("utf-8")
+  except UnicodeEncodeError:
+    shown = str(relative).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    raise DataError(f"{root}: the name {shown!r} is not valid UTF-8 (\ufffd marks the bytes "
+                    "that are not); rename it.") from None
 
 
 def _decode(paths, image_size, channels, root):
@@ -152,13 +166,25 @@ def _decode(paths, image_size, channels, root):
 
 
 def _read_npz(path):
-  with np.load(pathlib.Path(path).expanduser(), allow_pickle=False) as f:
-    keys = set(f.files)
-    if not {"x", "y"} <= keys:
-      raise DataError(f"{path} needs arrays 'x' and 'y'; it holds {sorted(keys)}.")
-    x, y = f["x"], f["y"]
-    ids = f["ids"].astype(str) if "ids" in keys else np.arange(len(x)).astype(str)
-    names = tuple(str(n) for n in f["class_names"]) if "class_names" in keys else ()
+  path = pathlib.Path(path).expanduser()
+  if not zipfile.is_zipfile(path):
+    raise DataError(f"{path} is not an .npz archive (a zip of .npy arrays, as numpy.savez "
+                    "writes); save your arrays with numpy.savez(path, x=..., y=...).")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      keys = set(f.files)
+      if not {"x", "y"} <= keys:
+        raise DataError(f"{path} needs arrays 'x' and 'y'; it holds {sorted(keys)}.")
+      x, y = f["x"], f["y"]
+      ids = f["ids"].astype(str) if "ids" in keys else np.arange(len(x)).astype(str)
+      names = tuple(str(n) for n in f["class_names"]) if "class_names" in keys else ()
+  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    if isinstance(e, DataError):
+      raise
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+    if "pickle" in reason:
+      reason = "an array holds Python objects; give numeric arrays (ids and names as strings)"
+    raise DataError(f"{path} cannot be read as an .npz of arrays: {reason}.") from None
   if y.ndim != 1 or len(y) != len(x) or len(ids) != len(x):
     raise DataError(f"{path}: x has {len(x)} rows but y has shape {y.shape}"
                     f"{f' and ids {len(ids)} rows' if len(ids) != len(x) else ''}; y must be "
@@ -177,8 +203,14 @@ def _read_npz(path):
 
 def _read_csv(path, label_column, id_column):
   path = pathlib.Path(path).expanduser()
-  with open(path, newline="") as fh:
-    rows = list(csv.reader(fh))
+  try:
+    with open(path, newline="", encoding="utf-8") as fh:
+      rows = list(csv.reader(fh))
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path} is not UTF-8 text (byte {e.start} is not): give a CSV saved as "
+                    "UTF-8.") from None
+  except csv.Error as e:
+    raise DataError(f"{path} is not a CSV file ({e}).") from None
   rows = [r for r in rows if r]
   if len(rows) < 2:
     raise DataError(f"{path} needs a header line and at least one row.")

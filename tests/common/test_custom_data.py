@@ -291,3 +291,33 @@ def test_npz_labels_out_of_range_are_refused(tmp_path):
   np.savez(tmp_path / "t.npz", x=x + np.arange(9)[:, None], y=y)
   with pytest.raises(DataError, match=r"classes 0..99, but 96 of them have no rows"):
     custom.load(_cfg(train=str(tmp_path / "t.npz")))
+
+
+def test_files_that_are_not_what_they_claim_are_named_with_the_cause(tmp_path):
+  (tmp_path / "random.npz").write_bytes(bytes(range(256)) * 8)
+  with pytest.raises(DataError, match=r"random.npz is not an .npz archive .*numpy.savez"):
+    custom.load(_cfg(train=str(tmp_path / "random.npz")))
+  np.savez(tmp_path / "objects.npz", x=np.array([[1.0], [2.0]]),
+           y=np.array([0, {"a": 1}], dtype=object))
+  with pytest.raises(DataError, match=r"objects.npz cannot be read .*holds Python objects"):
+    custom.load(_cfg(train=str(tmp_path / "objects.npz")))
+  (tmp_path / "latin1.csv").write_bytes("f,label\n1.0,caf\xe9\n2.0,b\n".encode("latin-1"))
+  with pytest.raises(DataError, match=r"latin1.csv is not UTF-8 text \(byte 15"):
+    custom.load(_cfg(train=str(tmp_path / "latin1.csv")))
+  (tmp_path / "random.csv").write_bytes(bytes(range(256)) * 8)
+  with pytest.raises(DataError, match=r"random.csv is not UTF-8 text"):
+    custom.load(_cfg(train=str(tmp_path / "random.csv")))
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_naming_it(tmp_path):
+  _folder(tmp_path / "imgs")
+  bad = (tmp_path / "imgs" / "cat").as_posix().encode() + b"/caf\xe9.png"
+  import os  # pylint: disable=import-outside-toplevel
+  try:
+    with open(bad, "wb") as fh:
+      fh.write((tmp_path / "imgs" / "cat" / "0.png").read_bytes())
+  except OSError:
+    pytest.skip("this file system refuses names that are not UTF-8")
+  assert os.path.exists(bad)
+  with pytest.raises(DataError, match=r"the name 'cat/caf\ufffd.png' is not valid UTF-8"):
+    custom.load(_cfg(train=str(tmp_path / "imgs")))

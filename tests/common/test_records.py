@@ -154,3 +154,17 @@ def test_a_sweep_follows_the_same_rule_and_honours_the_switch(tmp_path):
   other.compare.lr = 0.01
   with pytest.raises(errors.ConfigMismatchError, match=r"\['compare.lr'\] would change"):
     records.check_or_write_sweep_config(tmp_path, other, "compare", ("seeds",))
+
+
+@pytest.mark.parametrize("name,content", [
+    ("a.npz", b"PK\x03\x04 cut short"),            # a truncated zip
+    ("b.npz", bytes(range(256)) * 4),              # random bytes
+    ("c.json", b'{"accuracy": 0.9'),               # a partial JSON
+])
+def test_a_damaged_cache_file_is_named_with_the_fix(tmp_path, name, content):
+  from common import errors  # pylint: disable=import-outside-toplevel
+  (tmp_path / name).write_bytes(content)
+  sweep = records.Sweep(lambda key: tmp_path / key)
+  with pytest.raises(errors.DataError, match=rf"{name} is damaged .*delete it and re-run"):
+    sweep.run(name, lambda: {"v": np.zeros(2)})
+  assert (tmp_path / name).read_bytes() == content      # left for the user to look at
