@@ -15,10 +15,12 @@ the step at which it appeared; the checkpoint on disk stays the last good one.
 """
 
 import contextlib
+import errno
 import json
 import math
 import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -369,14 +371,14 @@ class Runner:
             else:
               self.log(line)
         if (step + 1) % self.config.checkpoint_every == 0 or step + 1 == num_steps:
-          self.manager.save(checkpoint_number=self._checkpoint_number())
+          self._save()
           last_saved = step + 1
         bar.update(1)
         self.steps_this_invocation += 1
         limit = self.config.max_steps_per_invocation
         if limit and self.steps_this_invocation >= limit and step + 1 < num_steps:
           if last_saved != step + 1:
-            self.manager.save(checkpoint_number=self._checkpoint_number())
+            self._save()
           raise Interrupted(
               f"[{name}] stopped after {limit} steps in this invocation (max_steps_per_invocation)"
               f" at step {step + 1} of {num_steps}; checkpoint saved in "
@@ -417,6 +419,29 @@ class Runner:
 
   def _checkpoint_number(self):
     return int(sum(int(v.numpy()) for v in self.progress.values()))
+
+  def _save(self):
+    """Save a checkpoint. A full disk (or any write error) is an OSError naming the workdir,
+    which the command line prints in one line; the previous checkpoints stay (the manager
+    deletes old ones only after a save succeeded), and TF's temporary files of the failed one
+    are removed."""
+    folder = self.workdir / "checkpoints"
+    try:
+      self.manager.save(checkpoint_number=self._checkpoint_number())
+    except (tf.errors.ResourceExhaustedError, tf.errors.UnknownError,
+            tf.errors.PermissionDeniedError, tf.errors.FailedPreconditionError) as e:
+      for temp in folder.glob("*_temp*"):
+        if temp.is_dir():
+          shutil.rmtree(temp, ignore_errors=True)
+        else:
+          temp.unlink(missing_ok=True)
+      latest = self.manager.latest_checkpoint
+      full = "space" in str(e.message).lower()
+      raise OSError(errno.ENOSPC if full else errno.EIO,
+                    f"{'No space left on device' if full else e.message.splitlines()[0]} while "
+                    f"writing a checkpoint of the run in {self.workdir} (the last intact one, "
+                    f"{pathlib.Path(latest).name if latest else 'none yet'}, is kept)",
+                    str(folder)) from None
 
   # -- the end -----------------------------------------------------------------------------
 

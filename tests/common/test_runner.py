@@ -206,3 +206,30 @@ def test_several_steps_per_call_give_the_same_run_records_and_nan_step(tmp_path)
   with pytest.raises(errors.ConfigError, match="steps_per_call must be >= 1"):
     runnerlib.Runner(tmp_path / "bad", _runner_config(steps_per_call=0), {"v": v}, ["train"])
   assert not (tmp_path / "bad").exists()      # refused before anything was written
+
+
+def test_a_full_disk_during_a_checkpoint_is_an_oserror_naming_the_workdir(tmp_path, monkeypatch):
+  import errno  # pylint: disable=import-outside-toplevel
+  v = tf.Variable(0.0)
+  run = runnerlib.Runner(tmp_path, _runner_config(checkpoint_every=5), {"v": v}, ["train"])
+  real_save = run.manager.save
+
+  def save(checkpoint_number):
+    if checkpoint_number >= 10:       # the second checkpoint finds the disk full
+      (tmp_path / "checkpoints" / "ckpt-10_temp").mkdir()
+      raise tf.errors.ResourceExhaustedError(
+          None, None, "/x/ckpt-10_temp/part-00000-of-00001.data-00000-of-00001.tempstate; No "
+          "space left on device [Op:SaveV2]")
+    return real_save(checkpoint_number=checkpoint_number)
+  monkeypatch.setattr(run.manager, "save", save)
+  with pytest.raises(OSError) as err:
+    run.run_phase("train", lambda b: {"loss": v.assign_add(1.0)}, lambda s: {}, 20)
+  e = err.value
+  assert e.errno == errno.ENOSPC and e.filename == str(tmp_path / "checkpoints")
+  assert e.strerror == (f"No space left on device while writing a checkpoint of the run in "
+                        f"{tmp_path} (the last intact one, ckpt-5, is kept)")
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+      "checkpoint", "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
+  v.assign(-1.0)
+  again = runnerlib.Runner(tmp_path, _runner_config(checkpoint_every=5), {"v": v}, ["train"])
+  assert again.steps_done("train") == 5 and v.numpy() == 5.0
