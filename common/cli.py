@@ -75,6 +75,15 @@ def run_experiment(argv, experiment, config, workdir, footer=None):
   except errors.Interrupted as stop:
     print(stop)
     return
+  except errors.Stopped as stop:
+    print(stop, flush=True)
+    sys.exit(stop.exit_code)
+  except KeyboardInterrupt:
+    if _debug():
+      raise
+    print("\nstopped (Ctrl-C) outside a training step: the last checkpoint is kept; re-run "
+          "the same command to continue.", file=sys.stderr, flush=True)
+    sys.exit(130)
   except errors.USER_ERRORS as e:
     if _debug():
       raise

@@ -40,6 +40,16 @@ class Interrupted(Exception):
   re-running the same command continues it."""
 
 
+class Stopped(Exception):
+  """Not a failure either: SIGTERM or Ctrl-C stopped the run at a step boundary, with its
+  checkpoint saved; re-running the same command continues it. ``exit_code``: 128 + the
+  signal's number, as a shell reports a process stopped by it."""
+
+  def __init__(self, message, exit_code):
+    super().__init__(message)
+    self.exit_code = exit_code
+
+
 # Printed as one line by the command line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ConfigError, DataNotFoundError, DataError, ConfigMismatchError, NonFiniteError,
                WorkdirBusyError, CheckpointError)

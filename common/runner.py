@@ -21,7 +21,9 @@ import math
 import os
 import pathlib
 import shutil
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -34,7 +36,8 @@ from common import evaluators as evaluatorslib
 from common import lock
 from common import precision
 from common import records
-from common.errors import CheckpointError, ConfigError, Interrupted, NonFiniteError
+from common.errors import (CheckpointError, ConfigError, Interrupted, NonFiniteError,
+                           Stopped)
 
 # The runner block of every family's config, and its smoke-run version (common/defaults.py).
 default_config = defaults.runner
@@ -326,7 +329,9 @@ class Runner:
     bar = tqdm.tqdm(total=num_steps, initial=done, desc=name, unit="step", dynamic_ncols=True,
                     disable=not self.config.progress_bar, file=sys.stderr, mininterval=1.0)
     pending = []     # (step, metrics) of the current call not yet gone through the loop below
+    stop = _StopRequests(self.log)
     try:
+      stop.install()
       for step in range(done, num_steps):
         if per_call == 1:
           metrics = compiled(batch_fn(step))
@@ -375,6 +380,14 @@ class Runner:
           last_saved = step + 1
         bar.update(1)
         self.steps_this_invocation += 1
+        if stop.signal is not None and not pending:     # a step (and call) boundary
+          if last_saved != step + 1:
+            self._save()
+            last_saved = step + 1
+          raise Stopped(
+              f"[{name}] stopped by {stop.signal.name} at step {step + 1} of {num_steps}; "
+              f"checkpoint saved in {self.workdir / 'checkpoints'}. Re-run the same command to "
+              "continue.", 128 + int(stop.signal))
         limit = self.config.max_steps_per_invocation
         if limit and self.steps_this_invocation >= limit and step + 1 < num_steps:
           if last_saved != step + 1:
@@ -384,6 +397,7 @@ class Runner:
               f" at step {step + 1} of {num_steps}; checkpoint saved in "
               f"{self.workdir / 'checkpoints'}. Re-run the same command to continue.")
     finally:
+      stop.uninstall()
       bar.close()
       self.writer.flush()
     self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.time() - started
@@ -487,6 +501,35 @@ class Runner:
     with self.writer.as_default():
       hp.hparams(flat, trial_id=self.workdir.name)
 
+
+
+class _StopRequests:
+  """SIGTERM and SIGINT (Ctrl-C) during a phase: the first is noted and acted on at the next
+  step boundary (a checkpoint, then ``Stopped``), never inside a step or a checkpoint write; a
+  second one stops at once (KeyboardInterrupt: the last checkpoint is kept). Only the main
+  thread can take signals; elsewhere nothing is installed."""
+
+  def __init__(self, log):
+    self.log = log
+    self.signal = None
+    self.previous = {}
+
+  def install(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self.previous[sig] = signal.signal(sig, self._handle)
+
+  def uninstall(self):
+    for sig, handler in self.previous.items():
+      signal.signal(sig, handler)
+    self.previous = {}
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    if self.signal is not None:
+      raise KeyboardInterrupt
+    self.signal = signal.Signals(signum)
+    self.log(f"\n{self.signal.name}: stopping after this step, with a checkpoint (send it again "
+             "to stop at once).")
 
 
 def _write_checkpoint_index(folder, latest, numbers):

@@ -627,3 +627,31 @@ def test_a_sliced_job_ends_as_one_uninterrupted_run(tmp_path):
   # The same checkpoints are kept (max_to_keep 2), whatever existed at each resume.
   names = lambda d: sorted(p.name for p in (d / "checkpoints").iterdir())
   assert names(ref) == names(out) and len(names(out)) == 5    # 2 x (index, data) + index
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_sigterm_and_ctrl_c_save_a_checkpoint_at_a_step_boundary(tmp_path, sig):
+  import signal  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  args = (TINY, NO_EXTRAS, "--config.epochs=300", "--config.runner.checkpoint_every=1000",
+          f"--workdir={tmp_path}")
+  proc = cli.start("importance_learning/run.py", *args)
+  metrics = tmp_path / "metrics.jsonl"
+  deadline = time.monotonic() + 240
+  while not (metrics.exists() and '"phase": "bilevel"' in metrics.read_text()):
+    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+    time.sleep(0.2)
+  proc.send_signal(getattr(signal, sig))
+  done = cli.communicate(proc, timeout=120)
+  assert done.returncode == 128 + getattr(signal, sig), done.stderr[-2000:]
+  assert "Traceback" not in done.stderr
+  stopped = re.search(rf"\[bilevel\] stopped by {sig} at step (\d+) of 1800; checkpoint saved "
+                      r"in .*Re-run the same command to continue\.", done.stdout)
+  assert stopped, done.stdout[-2000:]
+  step = int(stopped.group(1))
+  assert 0 < step < 1800 and not (tmp_path / "results.json").exists()
+  # The checkpoint holds exactly that step (no checkpoint was due: checkpoint_every 1000).
+  resumed = _ok(_run(*args[:-1], "--config.runner.max_steps_per_invocation=1",
+                     f"--workdir={tmp_path}"))
+  assert f"'bilevel': {step}" in resumed.stdout, resumed.stdout[-2000:]
