@@ -3,18 +3,22 @@
 import numpy as np
 import tensorflow as tf
 
+from common.errors import ConfigError
+
 
 class Batcher:
   """Batches as a pure function of the step number, so resumed runs see the same data."""
 
   def __init__(self, x, y, batch_size, seed, stream, augment=None, transform=None):
-    self.x = tf.constant(x)
-    self.y = tf.constant(np.asarray(y, np.int64))
     self.n = len(x)
     self.batch_size = batch_size
     self.steps_per_epoch = self.n // batch_size
     if self.steps_per_epoch < 1:
-      raise ValueError(f"{stream}: {self.n} examples are fewer than one batch of {batch_size}.")
+      # A user's setting (the config's batch size against the data): one line with the fix.
+      raise ConfigError(f"{stream}: {self.n} examples are fewer than one batch of {batch_size}; "
+                        "lower the config's batch size for it (e.g. --config.batch_size).")
+    self.x = tf.constant(x)
+    self.y = tf.constant(np.asarray(y, np.int64))
     self.seed, self.stream = seed, stream
     self.augment, self.transform = augment, transform
     self._perm_epoch, self._perm = None, None

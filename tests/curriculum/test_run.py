@@ -91,11 +91,14 @@ def test_tiny_run_end_to_end_and_resume(tmp_path):
       "--config.data_dir=/nonexistent"], "does not exist"),
     (["--config.dataset=cifar100"], "Unknown source 'embedded' for dataset 'cifar100'"),
     (["--config.report_epoch=50"], "report_epoch must lie in [0, epochs = 2] (0: none), got 50"),
+    (["--config.batch_size=100000"], "error (ConfigError): train: 2500 examples are fewer than "
+     "one batch of 100000; lower the config's batch size"),
 ])
 def test_bad_input_fails_fast(tmp_path, args, message):
   workdir = tmp_path / "w"
   proc = _run(TINY, f"--workdir={workdir}", *args, timeout=120)
   assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
   assert not workdir.exists()
 
 
