@@ -230,6 +230,9 @@ class _Data:
               "metrics")
     log(f"{config.dataset} ({ds.info['source']}): train {self.n_train} ({labels}), "
         f"val {len(ds.x_val)}, test {len(ds.x_test)}.")
+    if not len(ds.x_test):
+      log(f"NOTE: no test set{NO_TEST_HINT.get(config.dataset, '')}: no test accuracy is "
+          "measured (results.json holds null).")
     self.augment = augmentlib.AUGMENTATIONS[config.augmentation]
     self.transform = augmentlib.EVAL_TRANSFORMS[config.augmentation]
     self.shape = augmentlib.output_shape(config.augmentation, ds.x_train.shape[1:])
@@ -783,6 +786,11 @@ BASELINE_LABELS = {
 }
 
 
+# Where a run without a test set gets one.
+NO_TEST_HINT = {"custom": " (give custom.test, or custom.test_fraction > 0 to hold out part of "
+                          "custom.train)"}
+
+
 def summary(results):
   """The tables printed at the end of a run: test accuracy of the method and of every
   baseline, then how well each corruption score finds the corrupted labels."""
@@ -799,7 +807,11 @@ def summary(results):
   if "retrained_test_accuracy" in results:
     rows.append({"what": f"{method} (retrained on a > threshold)",
                  "acc": results["retrained_test_accuracy"]})
-  table = records.summary_table(rows, [("what", "model"), ("acc", "test accuracy")])
+  if not results["data"].get("actual", {}).get("test", 1):
+    table = (f"no test set{NO_TEST_HINT.get(results.get('dataset'), '')}: no test accuracy "
+             f"for the {len(rows)} models.")
+  else:
+    table = records.summary_table(rows, [("what", "model"), ("acc", "test accuracy")])
   for line in results.get("warnings", ()):
     table += f"\nWARNING: {line}"
   issues = results.get("label_issues")

@@ -126,3 +126,22 @@ def test_small_own_data_runs_l2rw_with_the_defaults(tmp_path):
   assert res["detection"]["roc_auc"] > 0.6      # measured 0.688: better than chance
   assert isinstance(res["warnings"], list)
   assert ("WARNING" in proc.stdout) == bool(res["warnings"])
+
+
+@pytest.mark.slow
+def test_without_a_test_set_the_run_says_so_and_records_null(tmp_path):
+  from importance_learning import ranking_study  # pylint: disable=import-outside-toplevel
+  paths = ranking_study.write_dataset("cancer_csv", tmp_path / "data")
+  work = tmp_path / "run"
+  proc = cli.ok(cli.run("importance_learning/run.py", f"{CUSTOM}:0.3,tiny",
+                        f"--config.custom.train={paths['train']}",
+                        f"--config.custom.trusted_ids={paths['trusted_ids']}",
+                        "--config.custom.id_column=id", "--config.custom.test_fraction=0",
+                        "--config.baselines.run=()", f"--workdir={work}"))
+  hint = "(give custom.test, or custom.test_fraction > 0 to hold out part of custom.train)"
+  assert f"NOTE: no test set {hint}: no test accuracy is measured" in proc.stdout
+  assert f"no test set {hint}: no test accuracy for the " in proc.stdout
+  assert "nan" not in proc.stdout.split("Results written to")[-1]
+  res = json.loads((work / "results.json").read_text())
+  assert res["bilevel_model_test_accuracy"] is None and res["data"]["actual"]["test"] == 0
+  assert res["detection"]["roc_auc"] > 0.5      # the ranking is still the output
