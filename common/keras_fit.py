@@ -17,14 +17,22 @@ batches) with the model alone: ``val_loss`` and ``val_accuracy``. The method, no
 optimiser, updates the weights; the trainer's ``optimizer`` is a view of the method's learning
 rate, so ``ReduceLROnPlateau`` and ``LearningRateScheduler`` change the rate the method steps
 with. Logs are epoch means of the method's metrics, with ``loss`` its training objective.
+
+Every training batch is checked inside the compiled step (labels in the model's classes,
+``index`` within the problem's training set, the problem's batch size, finite inputs), and a
+non-finite loss stops ``fit``: each is one ConfigError / NonFiniteError line that says what the
+trainer expects, not an error from inside TensorFlow's graph.
 """
+
+import math
+import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from common import bilevel
-from common.errors import ConfigError
+from common.errors import ConfigError, NonFiniteError
 from common.problems import cross_entropy
 
 
@@ -105,7 +113,49 @@ class MethodTrainer(keras.Model):
   def call(self, x, training=False):
     return self.inner(x, training=training)
 
+  def _check_batch(self, data):
+    """Assertions on a training batch, compiled into the step; their messages start with
+    ``fit:`` and ``fit`` turns a failed one into a ConfigError."""
+    x, y, index = data["x"], data["y"], data["index"]
+    checks = []
+    size = getattr(self.problem, "batch_size", None)
+    if size is not None:
+      checks.append(tf.debugging.assert_equal(
+          tf.shape(y)[0], int(size), message=f"fit: every batch must hold {int(size)} rows, the "
+          "batch size the problem was built for (batch with drop_remainder=True)"))
+    outputs = self.inner.outputs[0].shape[-1] if getattr(self.inner, "outputs", None) else None
+    if outputs and outputs > 1:
+      checks.append(tf.debugging.assert_less(
+          tf.cast(tf.reduce_max(y), tf.int64), tf.constant(outputs, tf.int64),
+          message=f"fit: labels 'y' must be class ids 0..{outputs - 1} for the model's "
+          f"{outputs} outputs"))
+    checks.append(tf.debugging.assert_non_negative(
+        tf.cast(y, tf.int64), message="fit: labels 'y' must be class ids >= 0"))
+    limit = self._index_limit()
+    if limit is not None:
+      checks.append(tf.debugging.assert_less(
+          tf.cast(tf.reduce_max(index), tf.int64), tf.constant(limit, tf.int64),
+          message=f"fit: 'index' must be 0..{limit - 1}, each row's position in the {limit} "
+          "training points the problem was built for"))
+      checks.append(tf.debugging.assert_non_negative(
+          tf.cast(index, tf.int64), message="fit: 'index' must be >= 0"))
+    if x.dtype.is_floating:
+      checks.append(tf.debugging.assert_all_finite(
+          x, message="fit: a batch holds NaN or infinite inputs; impute or drop those rows"))
+    return checks
+
+  def _index_limit(self):
+    stored = getattr(self.problem, "weights_all", None)
+    if stored is not None:
+      return int(stored.shape[0])
+    params = getattr(self.problem, "data_params", None)
+    if params is not None:
+      return int(params.inst_parameters.shape[0])
+    return None
+
   def train_step(self, data):
+    with tf.control_dependencies(self._check_batch(data)):
+      data = tf.nest.map_structure(tf.identity, data)
     batch = {"train": data}
     if self._clean is not None:
       batch["val"] = next(self._clean)
@@ -198,4 +248,26 @@ class MethodTrainer(keras.Model):
     schedule = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: self.method.end_epoch(epoch + 1))
     kwargs.setdefault("shuffle", False)   # a tf.data pipeline shuffles itself
-    return super().fit(x, callbacks=[schedule, *(callbacks or [])], **kwargs)
+    try:
+      return super().fit(x, callbacks=[schedule, _NonFiniteGuard(), *(callbacks or [])],
+                         **kwargs)
+    except tf.errors.InvalidArgumentError as e:
+      # The assertion's message, as TF quotes it: "[fit: ...]" or "fit: ... : Tensor had NaN".
+      found = re.search(r"(fit: .*?)(?:\]| : Tensor |\n|$)", e.message)
+      if not found:
+        raise
+      raise ConfigError(found.group(1).replace("\\'", "'").rstrip(" .") + ".") from None
+
+
+class _NonFiniteGuard(keras.callbacks.Callback):
+  """Stops ``fit`` at the first step whose loss is NaN or infinite (the runner's guard)."""
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = float((logs or {}).get("loss", 0.0))
+    if not math.isfinite(loss):
+      raise NonFiniteError(
+          f"fit: the loss became {loss} at step {batch + 1} of epoch {self.epoch + 1}: the "
+          "method diverged (lower its learning rate); the model's weights are not finite.")

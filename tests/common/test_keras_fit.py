@@ -180,3 +180,39 @@ def test_softmax_and_unbuilt_models_are_refused_with_what_to_do():
   rw = problems.ExampleReweighting(net, BATCH, num_train=N)
   with pytest.raises(ConfigError, match=r"call it on a batch \(model\(x\[:1\]\)\)"):
     bilevel.build_method("uniform", rw, bilevel.UniformWeights.default_config())
+
+
+def test_bad_batches_of_a_dataset_are_one_line_errors_at_the_step():
+  from common.errors import ConfigError, NonFiniteError  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(N, 3)).astype(np.float32)
+  y = (x[:, 0] > 0).astype(np.int64)
+
+  def ds(x=x, y=y, index=np.arange(N), batch=BATCH):
+    return tf.data.Dataset.from_tensor_slices({"x": x, "y": y, "index": index}).batch(batch)
+  model, problem, method = _build("uniform")
+  trainer = MethodTrainer(model, problem, method)
+  trainer.fit(ds(), epochs=1, verbose=0)          # the checks pass on good batches
+  late = y.copy()
+  late[-1] = 2                                    # in the last batch only
+  cases = [
+      (ds(y=late), r"^fit: labels 'y' must be class ids 0..1 for the model's 2 outputs\.$"),
+      (ds(y=np.where(y == 1, 1, -1)), r"^fit: labels 'y' must be class ids >= 0\.$"),
+      (ds(index=np.arange(N) + 1), r"^fit: 'index' must be 0..239, each row's position in the "
+                                   r"240 training points the problem was built for\.$"),
+      (ds(batch=30), r"^fit: every batch must hold 40 rows, the batch size the problem was "
+                     r"built for \(batch with drop_remainder=True\)\.$"),
+      (ds(batch=50), r"^fit: every batch must hold 40 rows"),   # the last, partial batch too
+  ]
+  nan = x.copy()
+  nan[200, 1] = np.nan
+  cases.append((ds(x=nan), r"^fit: a batch holds NaN or infinite inputs; impute or drop those "
+                           r"rows\.$"))
+  for data, message in cases:
+    with pytest.raises(ConfigError, match=message):
+      trainer.fit(data, epochs=1, verbose=0)
+  model2, problem2, method2 = _build("uniform")
+  method2.opt.learning_rate.assign(1e30)          # a diverging step: the loss turns NaN
+  with pytest.raises(NonFiniteError, match=r"^fit: the loss became (nan|inf) at step \d+ of "
+                                           r"epoch 1: the method diverged"):
+    MethodTrainer(model2, problem2, method2).fit(ds(x=x * 1e3), epochs=3, verbose=0)
