@@ -40,6 +40,7 @@ def base():
   c.approxgrad = defaults.approxgrad()
   c.approxgrad.lr_decay_every_epochs = 0    # the multi-group original never decays
   c.seed = 0
+  c.deterministic = True          # tf op determinism: same seed, same metrics.jsonl (CPU)
   # True (the original's protocol): every evaluation draws new test tasks, keyed on
   # (eval_seed, the meta-iteration it happens at), so a resumed run sees the same ones; the
   # final evaluation at meta_iterations too. False: one fixed set of eval_tasks tasks at every
