@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from common import config_checks
 from common import errors
+from common import records
 
 DEBUG_ENV = "BILEVEL_DEBUG"
 
@@ -159,15 +160,6 @@ def _config_path_arg(argv, root, configs):
   return out
 
 
-def _flat(config, prefix=""):
-  """(dotted key, value) of every field of ``config``, blocks flattened."""
-  for key, value in config.items():
-    if hasattr(value, "items"):
-      yield from _flat(value, f"{prefix}{key}.")
-    else:
-      yield f"{prefix}{key}", value
-
-
 def help_text(doc, config_path, config_arg=""):
   """--help: the family's usage, its two flags and every field of the config (the one given
   with --config, else the default) with its value."""
@@ -185,7 +177,7 @@ def help_text(doc, config_path, config_arg=""):
     return "\n".join(lines + [f"(the config {config_path} could not be read: {e})"])
   name = pathlib.Path(config_path).name + (f":{config_arg}" if config_arg else "")
   lines.append(f"Fields of {name} (current values):")
-  for key, value in _flat(config):
+  for key, value in records.flat_fields(config).items():
     text = repr(value)
     lines.append(f"  --config.{key}={text if len(text) <= 70 else text[:67] + '...'}")
   return "\n".join(lines)
@@ -243,9 +235,8 @@ def main(family, default_config, experiments, footer=None, precheck=None):
       sys.exit(f"error (ConfigError): unknown experiment {name!r}; choose one of "
                f"{sorted(experiments)}.")
     try:
-      config_checks.validated(config_checks.precheck, config)
-      if precheck:
-        config_checks.validated(precheck, config)
+      config_checks.validated(
+          lambda c: (config_checks.precheck(c), precheck and precheck(c)), config)
     except errors.USER_ERRORS as e:
       if _debug():
         raise

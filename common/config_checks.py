@@ -35,12 +35,10 @@ def check_runner(runner):
 
 
 def precheck(config):
-  """The checks that need no TensorFlow, which the command line runs before importing it (a
-  mistake costs about a second, not the import): the runner block, ``noise``, ``noise_type``
-  and an own-data block (paths, formats, numbers). The family's own validation, after the
-  import, repeats them with the rest."""
-  if "runner" in config:
-    check_runner(config.runner)
+  """The checks that need no TensorFlow, which the command line runs (through ``validated``,
+  which adds the runner block) before importing it, so a mistake costs about a second, not
+  the import: ``noise``, ``noise_type`` and an own-data block (paths, formats, numbers). The
+  family's own validation, after the import, repeats them with the rest."""
   _check_noise(config)
   if config.get("dataset") == "custom" and "custom" in config:
     customlib.check(config.custom)

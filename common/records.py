@@ -110,12 +110,14 @@ FREE_FIELDS = ("runner.progress_bar", "runner.log_every", "runner.checkpoint_eve
 EXECUTION_FIELDS = ("runner.jit_compile", "runner.eager", "runner.steps_per_call")
 
 
-def _flat(tree, prefix=""):
+def flat_fields(tree, prefix=""):
+  """{dotted key: value} of every field of a (nested) dict or ConfigDict; an empty block is a
+  field of its own."""
   out = {}
   for key, value in tree.items():
     name = f"{prefix}{key}"
-    if isinstance(value, dict) and value:
-      out.update(_flat(value, name + "."))
+    if hasattr(value, "items") and len(value):
+      out.update(flat_fields(value, name + "."))
     else:
       out[name] = value
   return out
@@ -146,7 +148,7 @@ def check_or_write_config(workdir, run_config, ignore=(), allow_change=False):
         "with, so the run cannot be checked; use another --workdir, or delete this one to start "
         "over.") from None
   free = lambda k: k in FREE_FIELDS or k.split(".")[0] in ignore
-  old, new = _flat(saved), _flat(current)
+  old, new = flat_fields(saved), flat_fields(current)
   diff = sorted(k for k in set(old) | set(new) if not free(k) and old.get(k) != new.get(k))
   if not diff:
     return []

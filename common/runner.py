@@ -44,7 +44,6 @@ default_config = defaults.runner
 shrink_for_tiny = defaults.shrink_runner_for_tiny
 
 
-
 class Setup:
   """The strategy and precision a run's ``runner`` config asks for.
 
