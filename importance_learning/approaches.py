@@ -280,9 +280,12 @@ def train_confident_learning(cell):
   model = cell.model()
   problem = problemlib.ExampleReweighting(model, int(deep.batch_size), float(deep.weight_decay))
   method = bilevel.UniformWeights(problem, cell.sgd())
+  # Every fold and the retraining start from this initial state. It is taken before the
+  # runner restores a checkpoint: taken after, a cell resumed inside a fold would start the
+  # later folds and the retraining from that fold's half-trained weights.
+  initial = runnerlib.snapshot(model, method)
   run_ = runnerlib.Runner(cell.folder, cell.config.runner, dict(model=model, method=method),
                           phases, log=cell.log)
-  initial = runnerlib.snapshot(model, method)
   reset = lambda: runnerlib.restore(initial)  # noqa: E731
 
   def fit(phase, x, y, epochs, per_epoch, evaluate):

@@ -2,6 +2,7 @@
 ``compare_deep_mnist.py:tiny`` through the real command line."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -189,3 +190,31 @@ def test_tiny_cifar10_comparison_through_the_command_line(tmp_path, cifar_subset
       assert all(abs(v * 500 - round(v * 500)) < 1e-6 for v in r["test_accuracy"]["values"])
   assert "compact_cnn" in (work / "comparison.md").read_text()
   assert (work / "curves_background0.4_clean10.png").stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_a_confident_learning_cell_resumed_inside_a_fold_equals_an_uninterrupted_one(tmp_path):
+  # Tiny cell: 3 folds of 2 steps each, then 8 retraining steps. A first invocation limited to
+  # 3 steps stops inside fold 1; the second must start fold 2 and the retraining from the
+  # cell's initial weights, as the uninterrupted run does, not from the restored fold-1 state.
+  data_dir = tmp_path / "mnist"
+  data_dir.mkdir()
+  _write_t10k(data_dir)
+  args = ("--config=importance_learning/configs/compare_deep_mnist.py:tiny",
+          f"--config.data_dir={data_dir}", "--config.compare.approaches=('confident_learning',)",
+          "--config.compare.clean_per_class=(10,)", "--config.compare.headline_seeds=1")
+  whole, sliced = tmp_path / "whole", tmp_path / "sliced"
+  cli.ok(cli.run("importance_learning/run.py", *args, f"--workdir={whole}", timeout=900))
+  first = cli.ok(cli.run("importance_learning/run.py", *args, f"--workdir={sliced}",
+                         "--config.runner.max_steps_per_invocation=3", timeout=900))
+  assert "[fold1] stopped after 3 steps" in first.stdout
+  second = cli.ok(cli.run("importance_learning/run.py", *args, f"--workdir={sliced}",
+                          timeout=900))
+  assert "'fold0': 2, 'fold1': 1, 'fold2': 0" in second.stdout
+  cell = pathlib.Path("cells") / "uniform0.7_clean10" / "confident_learning" / "seed0"
+  a, b = (json.loads((w / cell / "record.json").read_text()) for w in (whole, sliced))
+  a.pop("seconds"), b.pop("seconds")
+  assert a == b
+  for k in range(3):
+    with np.load(whole / cell / f"fold{k}.npz") as x, np.load(sliced / cell / f"fold{k}.npz") as y:
+      np.testing.assert_array_equal(x["probs"], y["probs"])
