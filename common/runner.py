@@ -189,6 +189,11 @@ class Runner:
     if run_config is not None and not self.resumed:
       self._write_hparams(run_config)
     self.phase_seconds = {}
+    # Seconds per phase of the earlier invocations, up to the restored checkpoint (the work
+    # after it is redone, and counted again, in this one).
+    self._seconds_path = self.workdir / "phase_seconds.json"
+    self.seconds_before = self._read_seconds() if self.resumed else {}
+    self._clock = None          # (phase, start time) while a phase runs
     self.steps_this_invocation = 0
     self._call_lengths = set()
 
@@ -325,6 +330,7 @@ class Runner:
     compiled = self.compile(step_fn if per_call == 1 else _several_steps(step_fn))
     last_saved = done
     started = time.time()
+    self._clock = (name, started)
     bar = tqdm.tqdm(total=num_steps, initial=done, desc=name, unit="step", dynamic_ncols=True,
                     disable=not self.config.progress_bar, file=sys.stderr, mininterval=1.0)
     pending = []     # (step, metrics) of the current call not yet gone through the loop below
@@ -396,6 +402,7 @@ class Runner:
               f" at step {step + 1} of {num_steps}; checkpoint saved in "
               f"{self.workdir / 'checkpoints'}. Re-run the same command to continue.")
     finally:
+      self._clock = None
       stop.uninstall()
       bar.close()
       self.writer.flush()
@@ -455,6 +462,29 @@ class Runner:
                     f"writing a checkpoint of the run in {self.workdir} (the last intact one, "
                     f"{pathlib.Path(latest).name if latest else 'none yet'}, is kept)",
                     str(folder)) from None
+    records.write_json(self._seconds_path, self.seconds_total())
+
+  def seconds_total(self):
+    """Seconds per phase over every invocation of this run: the earlier ones up to the
+    checkpoint this one resumed from, and this one's, the running phase's so far included."""
+    total = dict(self.seconds_before)
+    for name, seconds in self.phase_seconds.items():
+      total[name] = total.get(name, 0.0) + seconds
+    if self._clock is not None:
+      name, started = self._clock
+      total[name] = total.get(name, 0.0) + time.time() - started
+    return total
+
+  def _read_seconds(self):
+    if not self._seconds_path.exists():
+      return {}
+    try:
+      seconds = json.loads(self._seconds_path.read_text())
+      return {str(k): float(v) for k, v in seconds.items()}
+    except (ValueError, AttributeError, TypeError):
+      self.log(f"[runner] {self._seconds_path} is damaged: the run's seconds count this "
+               "invocation and later ones only.")
+      return {}
 
   # -- the end -----------------------------------------------------------------------------
 
@@ -463,6 +493,7 @@ class Runner:
     results = dict(results)
     results.setdefault("git_commit", records.git_commit())
     results.setdefault("phase_seconds_this_invocation", self.phase_seconds)
+    results.setdefault("phase_seconds", self.seconds_total())
     return results
 
   def write_results(self, results, summary=None):

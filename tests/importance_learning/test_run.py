@@ -619,8 +619,15 @@ def test_a_sliced_job_ends_as_one_uninterrupted_run(tmp_path):
   b = json.loads((out / "results.json").read_text())
   for key in set(a) | set(b):
     if key not in ("label_issues", "wall_seconds_this_invocation",
-                   "phase_seconds_this_invocation"):
+                   "phase_seconds_this_invocation", "phase_seconds"):
       assert a.get(key) == b.get(key), key
+  # The seconds of every phase count every slice: the phases that ran only in earlier slices
+  # are there, with their time.
+  assert set(b["phase_seconds"]) == set(a["phase_seconds"])
+  earlier = set(b["phase_seconds"]) - set(b["phase_seconds_this_invocation"])
+  assert earlier and all(b["phase_seconds"][k] > 0 for k in earlier)
+  for k, v in b["phase_seconds_this_invocation"].items():
+    assert b["phase_seconds"][k] >= v
   without_time = lambda d: [{k: v for k, v in json.loads(l).items() if k != "time"}
                             for l in (d / "metrics.jsonl").open()]
   assert without_time(ref) == without_time(out)
