@@ -146,6 +146,30 @@ def test_no_intact_checkpoint_is_one_clear_error(tmp_path):
   lock.release()
 
 
+@pytest.mark.parametrize("damage", ["garbage {{{", "[1, 2]", '{"p": "many"}'])
+def test_damaged_phase_seconds_cost_a_notice_not_the_run(tmp_path, damage):
+  _run(tmp_path, 10, fail_at=9)            # checkpoint at 8, its seconds beside it
+  seconds = tmp_path / "phase_seconds.json"
+  assert set(json.loads(seconds.read_text())) == {"p"}
+  seconds.write_text(damage)
+  logs = []
+  v, r = _run(tmp_path, 12, logs)
+  assert [m for m in logs if "phase_seconds.json" in m and "damaged" in m]
+  assert float(v.numpy()) == 78.0 and _records(tmp_path) == _expected(12)
+  assert r.seconds_before == {} and r.seconds_total().keys() == {"p"}
+
+
+def test_intact_phase_seconds_are_carried_into_the_resumed_run(tmp_path):
+  _run(tmp_path, 10, fail_at=9)
+  (tmp_path / "phase_seconds.json").write_text('{"p": 1000.0, "q": 5.0}')
+  logs = []
+  _, r = _run(tmp_path, 12, logs)
+  assert r.seconds_before == {"p": 1000.0, "q": 5.0}
+  total = r.seconds_total()
+  assert total["q"] == 5.0 and 1000.0 < total["p"] < 1000.0 + 60.0
+  assert not [m for m in logs if "damaged" in m]
+
+
 def test_a_kill_before_the_first_checkpoint_leaves_no_stale_records(tmp_path):
   _run(tmp_path, 10, fail_at=2)            # records of steps 1-2, no checkpoint yet
   assert _records(tmp_path) == _expected(2)

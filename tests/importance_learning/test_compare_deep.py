@@ -25,6 +25,14 @@ def _pool(per_class=40, k=10, seed=0):
   return x[:-50], y[:-50], x[-50:], y[-50:], names, "synthetic"
 
 
+def _t10k_dir(tmp_path):
+  """A folder holding a small t10k IDX pair (the MNIST source of the tiny configs)."""
+  data_dir = tmp_path / "mnist"
+  data_dir.mkdir()
+  _write_t10k(data_dir)
+  return data_dir
+
+
 def _config(**deep):
   c = compare_deep_mnist.get_config()
   c.deep.update(dict(clean_max_per_class=10, **deep))
@@ -111,9 +119,7 @@ def test_bad_comparisons_are_one_line_config_errors():
 
 @pytest.mark.slow
 def test_tiny_deep_comparison_through_the_command_line(tmp_path):
-  data_dir = tmp_path / "mnist"
-  data_dir.mkdir()
-  _write_t10k(data_dir)
+  data_dir = _t10k_dir(tmp_path)
   work = tmp_path / "work"
   args = ("--config=importance_learning/configs/compare_deep_mnist.py:tiny",
           f"--config.data_dir={data_dir}", f"--workdir={work}",
@@ -199,9 +205,7 @@ def test_a_confident_learning_cell_resumed_inside_a_fold_equals_an_uninterrupted
   # Tiny cell: 3 folds of 2 steps each, then 8 retraining steps. A first invocation limited to
   # 3 steps stops inside fold 1; the second must start fold 2 and the retraining from the
   # cell's initial weights, as the uninterrupted run does, not from the restored fold-1 state.
-  data_dir = tmp_path / "mnist"
-  data_dir.mkdir()
-  _write_t10k(data_dir)
+  data_dir = _t10k_dir(tmp_path)
   args = ("--config=importance_learning/configs/compare_deep_mnist.py:tiny",
           f"--config.data_dir={data_dir}", "--config.compare.approaches=('confident_learning',)",
           "--config.compare.clean_per_class=(10,)", "--config.compare.headline_seeds=1")
@@ -227,9 +231,7 @@ def test_the_comparison_turns_on_op_determinism_before_its_first_cell(tmp_path):
   # A penalty cell turns op determinism on for the rest of its process; the cells before it
   # must not run without it (measured: data parameters, class level, MNIST 40% noise, seed 0:
   # 0.631 without, 0.648 with). Here no penalty cell runs, in a fresh interpreter.
-  data_dir = tmp_path / "mnist"
-  data_dir.mkdir()
-  _write_t10k(data_dir)
+  data_dir = _t10k_dir(tmp_path)
   code = "\n".join([
       "from tensorflow.python.framework import config as tf_config",  # is_op_determinism_enabled
       "from importance_learning import approaches",
